@@ -1,0 +1,123 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+)
+
+// Options configure the pod network; cmd/berthd fills them from berth.toml.
+type Options struct {
+	ConfDir        string
+	BinDirs        []string
+	DefaultNetwork bool
+	DefaultBridge  string
+	DefaultSubnet  string
+}
+
+const loopbackPlugin = "loopback"
+
+// Manager finds the pod network and tells whether it is usable.
+type Manager struct {
+	opts Options
+}
+
+// New returns a Manager; it touches nothing until it is asked.
+func New(opts Options) *Manager {
+	return &Manager{opts: opts}
+}
+
+// ErrNotReady is wrapped by every Status error: no usable pod network.
+var ErrNotReady = errors.New("network plugin not ready")
+
+// Status returns nil when the pod network is usable, or an error wrapping
+// ErrNotReady that says what is missing.
+func (m *Manager) Status(ctx context.Context) error {
+	list, err := m.load()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	// Every pod's loopback is set up by the loopback plugin, whatever the
+	// pod network is.
+	plugins := []string{loopbackPlugin}
+	for _, p := range list.Plugins {
+		plugins = append(plugins, p.Network.Type)
+		if p.Network.IPAM.Type != "" {
+			plugins = append(plugins, p.Network.IPAM.Type)
+		}
+	}
+	for _, p := range plugins {
+		if _, err := invoke.FindInPath(p, m.opts.BinDirs); err != nil {
+			return fmt.Errorf("%w: network %q: plugin %q not found in %v", ErrNotReady, list.Name, p, m.opts.BinDirs)
+		}
+	}
+	return nil
+}
+
+// load returns the pod network: the first config in the conf dir, else the
+// embedded default network when enabled.
+func (m *Manager) load() (*libcni.NetworkConfigList, error) {
+	files, err := libcni.ConfFiles(m.opts.ConfDir, []string{".conflist", ".conf", ".json"})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read CNI config dir %s: %w", m.opts.ConfDir, err)
+	}
+	if len(files) > 0 {
+		return loadFile(files[0])
+	}
+	if !m.opts.DefaultNetwork {
+		return nil, fmt.Errorf("no CNI network config in %s and the default network is disabled", m.opts.ConfDir)
+	}
+	conf, err := defaultNetworkConfig(m.opts.DefaultBridge, m.opts.DefaultSubnet)
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(conf)
+}
+
+// loadFile reads a .conflist, or a single-plugin .conf/.json wrapped as a list.
+func loadFile(path string) (*libcni.NetworkConfigList, error) {
+	list, listErr := libcni.NetworkConfFromFile(path)
+	if listErr == nil && len(list.Plugins) > 0 {
+		return list, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read CNI config %s: %w", path, err)
+	}
+	single, err := libcni.NetworkPluginConfFromBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("CNI config %s: %w", path, errors.Join(listErr, err))
+	}
+	return libcni.ConfListFromConf(single)
+}
+
+// defaultNetworkConfig renders the embedded bridge network: host-local IPAM on
+// the subnet, masquerade for egress, portmap for hostPort. Loopback is not part
+// of it: the runtime sets up lo in every pod separately.
+func defaultNetworkConfig(bridge, subnet string) ([]byte, error) {
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       "berth-default",
+		"plugins": []any{
+			map[string]any{
+				"type":        "bridge",
+				"bridge":      bridge,
+				"isGateway":   true,
+				"ipMasq":      true,
+				"hairpinMode": true,
+				"ipam": map[string]any{
+					"type":   "host-local",
+					"ranges": [][]map[string]string{{{"subnet": subnet}}},
+					"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		},
+	}
+	return json.Marshal(conf)
+}

@@ -1,0 +1,89 @@
+package config
+
+import (
+	"bytes"
+	"text/template"
+)
+
+// defaultTemplate is the commented default berth.toml that `berthd config
+// default` prints. A test checks that it decodes to exactly Default() and that
+// it names every key, so the two cannot drift apart.
+var defaultTemplate = template.Must(template.New("berth.toml").Funcs(template.FuncMap{"q": quote, "qs": quoteList}).Parse(`# berth.toml: configuration of berthd, the Berth CRI runtime.
+# Files in berth.d/*.toml next to this file are read after it, in name order;
+# each overrides only the keys it sets. Command-line flags override both.
+
+# Persistent state: images, pod and container records. Flag: --root.
+root = {{q .Root}}
+
+# Volatile state: sockets, pinned namespaces, per-pod files. Flag: --state.
+state = {{q .State}}
+
+# Path of the CRI gRPC unix socket (mode 0660). Flag: --listen.
+listen = {{q .Listen}}
+
+# Log level: trace, debug, info, warn, error, fatal or panic. Flag: --log-level.
+log_level = {{q .LogLevel}}
+
+# Log format: "text" or "json". Flag: --log-format.
+log_format = {{q .LogFormat}}
+
+# Cgroup driver, "cgroupfs" or "systemd" (needs systemd as init). The kubelet's
+# cgroupDriver must match; Berth reports it through the RuntimeConfig RPC.
+cgroup_driver = {{q .CgroupDriver}}
+
+# Pod networking through CNI.
+[cni]
+# Directory of CNI network configs; the first .conflist/.conf/.json by name is
+# the pod network.
+conf_dir = {{q .CNI.ConfDir}}
+
+# Directories searched for CNI plugin binaries, in order.
+bin_dirs = {{qs .CNI.BinDirs}}
+
+# When conf_dir holds no config, use Berth's embedded bridge network
+# (bridge + host-local IPAM + portmap + loopback, masquerading egress).
+default_network = {{.CNI.DefaultNetwork}}
+
+# Bridge device of the embedded default network.
+default_bridge = {{q .CNI.DefaultBridge}}
+
+# Pod subnet of the embedded default network.
+default_subnet = {{q .CNI.DefaultSubnet}}
+`))
+
+// DefaultTOML returns the complete default configuration as TOML, every key
+// with a comment.
+func DefaultTOML() string {
+	var b bytes.Buffer
+	if err := defaultTemplate.Execute(&b, Default()); err != nil {
+		panic(err) // the template and Default() are both fixed at build time
+	}
+	return b.String()
+}
+
+func quote(s string) string {
+	var b bytes.Buffer
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func quoteList(l []string) string {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, s := range l {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quote(s))
+	}
+	b.WriteByte(']')
+	return b.String()
+}

@@ -1,0 +1,15 @@
+// Package cri is Berth's hub: it serves the CRI RuntimeService and ImageService,
+// translates CRI messages to calls on the domain packages (images, sandbox, cni,
+// volumes), owns the order of steps of every RPC and the rollback when one fails.
+//
+// One RPC per file, named <noun>_<verb>.go. Handlers return errors wrapping the
+// sentinels of github.com/containerd/errdefs; the unary and stream interceptors
+// (interceptor.go) give every call a request id and a context logger, log it
+// with its duration, and map those errors to gRPC codes once (errors.go).
+//
+// RPCs that are not built yet fall through to the generated Unimplemented
+// servers, which answer codes.Unimplemented naming the method.
+//
+// The package does no syscalls and no file I/O of its own; it holds no lock
+// today (Version, Status and RuntimeConfig read immutable state).
+package cri

@@ -1,0 +1,20 @@
+package cri
+
+import (
+	"context"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/cri/config"
+)
+
+// RuntimeConfig tells the kubelet which cgroup driver Berth uses. The driver is
+// always set explicitly: the enum's zero value is SYSTEMD, so an empty answer
+// would send a cgroupfs kubelet to systemd.
+func (s *Server) RuntimeConfig(ctx context.Context, _ *runtime.RuntimeConfigRequest) (*runtime.RuntimeConfigResponse, error) {
+	driver := runtime.CgroupDriver_CGROUPFS
+	if s.config.CgroupDriver == config.SystemdDriver {
+		driver = runtime.CgroupDriver_SYSTEMD
+	}
+	return &runtime.RuntimeConfigResponse{Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
+}

@@ -1,0 +1,33 @@
+package cri
+
+import (
+	"context"
+
+	"github.com/containerd/log"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Reasons of not-ready conditions, as the kubelet and crictl show them.
+const networkNotReadyReason = "NetworkPluginNotReady"
+
+// Status reports the RuntimeReady and NetworkReady conditions. The runtime is
+// ready once berthd serves (it serves only after recovery); the network is ready
+// when a usable CNI network and its plugins exist. With verbose, info["config"]
+// holds the effective configuration as JSON.
+func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runtime.StatusResponse, error) {
+	networkReady := &runtime.RuntimeCondition{Type: runtime.NetworkReady, Status: true}
+	if err := s.network.Status(ctx); err != nil {
+		log.G(ctx).WithError(err).Debug("network not ready")
+		networkReady.Status = false
+		networkReady.Reason = networkNotReadyReason
+		networkReady.Message = err.Error()
+	}
+	resp := &runtime.StatusResponse{Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{
+		{Type: runtime.RuntimeReady, Status: true},
+		networkReady,
+	}}}
+	if req.GetVerbose() {
+		resp.Info = map[string]string{"config": s.config.JSON()}
+	}
+	return resp, nil
+}

@@ -1,0 +1,45 @@
+package cri
+
+import (
+	"context"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/cri/config"
+)
+
+// NetworkStatus tells whether the pod network is usable (implemented by cni.Manager).
+type NetworkStatus interface {
+	// Status returns nil when pods can be networked, else what is missing.
+	Status(ctx context.Context) error
+}
+
+// Options are what the server is built from; cmd/berthd fills them.
+type Options struct {
+	// Version is Berth's semver version, from the build.
+	Version string
+	// Config is the effective configuration, reported by Status(verbose).
+	Config *config.Config
+	// Network reports pod network readiness.
+	Network NetworkStatus
+}
+
+// Server implements runtime.v1 RuntimeService and ImageService.
+type Server struct {
+	runtime.UnimplementedRuntimeServiceServer
+	runtime.UnimplementedImageServiceServer
+
+	version string
+	config  *config.Config
+	network NetworkStatus
+}
+
+// New returns a Server. It starts nothing.
+func New(opts Options) *Server {
+	return &Server{version: opts.Version, config: opts.Config, network: opts.Network}
+}
+
+var (
+	_ runtime.RuntimeServiceServer = (*Server)(nil)
+	_ runtime.ImageServiceServer   = (*Server)(nil)
+)

@@ -1,0 +1,113 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/cri/config"
+)
+
+type fakeNetwork struct{ err error }
+
+func (f fakeNetwork) Status(context.Context) error { return f.err }
+
+func newTestServer(netErr error) *Server {
+	return New(Options{Version: "1.2.3", Config: config.Default(), Network: fakeNetwork{netErr}})
+}
+
+func TestVersion(t *testing.T) {
+	resp, err := newTestServer(nil).Version(context.Background(), &runtime.VersionRequest{Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &runtime.VersionResponse{Version: "0.1.0", RuntimeName: "berth", RuntimeVersion: "1.2.3", RuntimeApiVersion: "v1"}
+	if resp.String() != want.String() {
+		t.Fatalf("Version = %v, want %v", resp, want)
+	}
+}
+
+func conditions(resp *runtime.StatusResponse) map[string]*runtime.RuntimeCondition {
+	m := map[string]*runtime.RuntimeCondition{}
+	for _, c := range resp.GetStatus().GetConditions() {
+		m[c.Type] = c
+	}
+	return m
+}
+
+func TestStatus(t *testing.T) {
+	resp, err := newTestServer(nil).Status(context.Background(), &runtime.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := conditions(resp)
+	if !c[runtime.RuntimeReady].GetStatus() || !c[runtime.NetworkReady].GetStatus() {
+		t.Fatalf("conditions = %v, want both ready", resp.Status.Conditions)
+	}
+	if resp.Info != nil {
+		t.Fatalf("non-verbose Status has info %v", resp.Info)
+	}
+}
+
+func TestStatusNetworkNotReady(t *testing.T) {
+	resp, err := newTestServer(errors.New("plugin \"bridge\" not found")).Status(context.Background(), &runtime.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := conditions(resp)[runtime.NetworkReady]
+	if n.GetStatus() || n.Reason != "NetworkPluginNotReady" || n.Message != `plugin "bridge" not found` {
+		t.Fatalf("NetworkReady = %v", n)
+	}
+	if !conditions(resp)[runtime.RuntimeReady].GetStatus() {
+		t.Fatal("RuntimeReady false")
+	}
+}
+
+func TestStatusVerboseHasConfig(t *testing.T) {
+	resp, err := newTestServer(nil).Status(context.Background(), &runtime.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got config.Config
+	if err := json.Unmarshal([]byte(resp.Info["config"]), &got); err != nil {
+		t.Fatalf("info[config] = %q: %v", resp.Info["config"], err)
+	}
+	if got.Root != "/var/lib/berth" || got.CNI.DefaultBridge != "berth0" {
+		t.Fatalf("info[config] = %+v", got)
+	}
+}
+
+func TestRuntimeConfig(t *testing.T) {
+	for driver, want := range map[string]runtime.CgroupDriver{
+		config.CgroupfsDriver: runtime.CgroupDriver_CGROUPFS,
+		config.SystemdDriver:  runtime.CgroupDriver_SYSTEMD,
+	} {
+		s := newTestServer(nil)
+		s.config.CgroupDriver = driver
+		resp, err := s.RuntimeConfig(context.Background(), &runtime.RuntimeConfigRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.GetLinux().GetCgroupDriver(); got != want {
+			t.Errorf("driver %s: RuntimeConfig = %v, want %v", driver, got, want)
+		}
+	}
+}
+
+func TestNotBuiltRPCsAreUnimplemented(t *testing.T) {
+	s := newTestServer(nil)
+	_, err := s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "RunPodSandbox") {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	_, err = s.PullImage(context.Background(), &runtime.PullImageRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "PullImage") {
+		t.Fatalf("PullImage: %v", err)
+	}
+}
