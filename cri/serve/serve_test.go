@@ -143,3 +143,57 @@ func TestServeAnswersAndStopsCleanly(t *testing.T) {
 		t.Fatalf("socket still there after stop: %v", err)
 	}
 }
+
+// slowServer answers Version only after release is closed.
+type slowServer struct {
+	*cri.Server
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowServer) Version(ctx context.Context, req *runtime.VersionRequest) (*runtime.VersionResponse, error) {
+	close(s.entered)
+	<-s.release
+	return s.Server.Version(ctx, req)
+}
+
+func TestStopLetsInFlightRPCFinish(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.sock")
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &slowServer{
+		Server:  cri.New(cri.Options{Version: "0.0.1", Config: config.Default(), Network: okNetwork{}}),
+		entered: make(chan struct{}),
+		release: make(chan struct{}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, l, srv) }()
+
+	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	answered := make(chan error, 1)
+	go func() {
+		_, err := runtime.NewRuntimeServiceClient(conn).Version(context.Background(), &runtime.VersionRequest{})
+		answered <- err
+	}()
+	<-srv.entered
+	cancel() // stop while Version is in flight
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) before the in-flight RPC finished", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(srv.release)
+	if err := <-answered; err != nil {
+		t.Fatalf("in-flight Version failed during stop: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}

@@ -1,0 +1,236 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/test/util"
+)
+
+// cniConfig points berthd's CNI at dirs of the test's own, with the default
+// network on a bridge name no one else uses.
+func cniConfig(confDir string, binDirs ...string) string {
+	q := make([]string, len(binDirs))
+	for i, d := range binDirs {
+		q[i] = `"` + d + `"`
+	}
+	return "[cni]\nconf_dir = \"" + confDir + "\"\nbin_dirs = [" + strings.Join(q, ", ") + "]\n" +
+		"default_bridge = \"berthit0\"\ndefault_subnet = \"10.201.0.0/24\"\n"
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func conditionsOf(t *testing.T, rc runtime.RuntimeServiceClient, verbose bool) (map[string]*runtime.RuntimeCondition, map[string]string) {
+	t.Helper()
+	resp, err := rc.Status(ctxT(t), &runtime.StatusRequest{Verbose: verbose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]*runtime.RuntimeCondition{}
+	for _, c := range resp.Status.Conditions {
+		m[c.Type] = c
+	}
+	return m, resp.Info
+}
+
+func TestVersionStatusRuntimeConfig(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	os.WriteFile(b.Config, []byte(cniConfig(filepath.Join(b.Dir, "net.d"), "/opt/cni/bin")), 0o644)
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+
+	v, err := rc.Version(ctxT(t), &runtime.VersionRequest{Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Version != "0.1.0" || v.RuntimeName != "berth" || v.RuntimeApiVersion != "v1" || v.RuntimeVersion == "" {
+		t.Fatalf("Version = %v", v)
+	}
+
+	conds, info := conditionsOf(t, rc, true)
+	if !conds[runtime.RuntimeReady].GetStatus() {
+		t.Fatalf("RuntimeReady = %v", conds[runtime.RuntimeReady])
+	}
+	if !conds[runtime.NetworkReady].GetStatus() {
+		t.Fatalf("NetworkReady = %v (are the CNI plugins in /opt/cni/bin? run hack/install-deps.sh)", conds[runtime.NetworkReady])
+	}
+	if !strings.Contains(info["config"], `"root":"`+b.Root+`"`) || !strings.Contains(info["config"], `"default_bridge":"berthit0"`) {
+		t.Fatalf("Status(verbose) info[config] = %s", info["config"])
+	}
+
+	rcfg, err := rc.RuntimeConfig(ctxT(t), &runtime.RuntimeConfigRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rcfg.GetLinux().GetCgroupDriver() != runtime.CgroupDriver_CGROUPFS {
+		t.Fatalf("RuntimeConfig = %v, want CGROUPFS", rcfg)
+	}
+}
+
+func TestNetworkNotReadyWithoutPlugins(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	emptyBin := filepath.Join(b.Dir, "cni-bin")
+	os.MkdirAll(emptyBin, 0o755)
+	os.WriteFile(b.Config, []byte(cniConfig(filepath.Join(b.Dir, "net.d"), emptyBin)), 0o644)
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	conds, _ := conditionsOf(t, rc, false)
+	n := conds[runtime.NetworkReady]
+	if n.GetStatus() || n.Reason != "NetworkPluginNotReady" || !strings.Contains(n.Message, emptyBin) {
+		t.Fatalf("NetworkReady = %v, want false, NetworkPluginNotReady, naming %s", n, emptyBin)
+	}
+	if !conds[runtime.RuntimeReady].GetStatus() {
+		t.Fatal("RuntimeReady false")
+	}
+}
+
+func TestUnimplementedRPCsSaySo(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	rc, ic := b.Clients(t)
+	ctx := ctxT(t)
+	calls := map[string]error{}
+	_, calls["RunPodSandbox"] = rc.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{})
+	_, calls["CreateContainer"] = rc.CreateContainer(ctx, &runtime.CreateContainerRequest{})
+	_, calls["ExecSync"] = rc.ExecSync(ctx, &runtime.ExecSyncRequest{})
+	_, calls["PullImage"] = ic.PullImage(ctx, &runtime.PullImageRequest{})
+	_, calls["ImageFsInfo"] = ic.ImageFsInfo(ctx, &runtime.ImageFsInfoRequest{})
+	for rpc, err := range calls {
+		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), rpc) {
+			t.Errorf("%s: %v, want Unimplemented naming the RPC", rpc, err)
+		}
+	}
+}
+
+func TestSecondInstanceRefuses(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	// Same root, another socket: the root lock must refuse it.
+	args := b.Args()
+	args[len(args)-3] = filepath.Join(b.Dir, "other.sock")
+	code, out := util.Run(t, bin, args...)
+	if code == 0 || !strings.Contains(out, "already running") || !strings.Contains(out, b.Root) {
+		t.Fatalf("second berthd: exit %d, output %q; want a refusal naming the root", code, out)
+	}
+	// The first one still serves.
+	rc, _ := b.Clients(t)
+	if _, err := rc.Version(ctxT(t), &runtime.VersionRequest{}); err != nil {
+		t.Fatalf("first berthd stopped answering: %v", err)
+	}
+}
+
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			b := util.NewBerthd(t, "")
+			b.Start(t, bin)
+			if code := b.Signal(t, sig, 20*time.Second); code != 0 {
+				t.Fatalf("exit code %d after %v, want 0\n%s", code, sig, b.Log())
+			}
+			if _, err := os.Lstat(b.Socket); !os.IsNotExist(err) {
+				t.Fatalf("socket left behind after %v: %v", sig, err)
+			}
+		})
+	}
+}
+
+func TestRestartAfterCrashReplacesStaleSocket(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	b.Kill(t)
+	if _, err := os.Lstat(b.Socket); err != nil {
+		t.Fatalf("a SIGKILLed berthd should leave its socket file: %v", err)
+	}
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	if _, err := rc.Version(ctxT(t), &runtime.VersionRequest{}); err != nil {
+		t.Fatalf("restarted berthd does not answer: %v", err)
+	}
+}
+
+func TestBadConfigExitsNaming(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	tests := []struct {
+		name, toml string
+		want       []string
+	}{
+		{"unknown key", "root_dir = \"/x\"\n", []string{"unknown key", "root_dir"}},
+		{"wrong type", "[cni]\ndefault_network = \"yes\"\n", []string{"cni.default_network"}},
+		{"bad path", "[cni]\nconf_dir = \"etc/cni\"\n", []string{"cni.conf_dir", "etc/cni", "absolute"}},
+		{"bad value", "log_format = \"xml\"\n", []string{"log_format", "xml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := util.NewBerthd(t, tt.toml)
+			code, out := util.Run(t, bin, b.Args()...)
+			if code == 0 {
+				t.Fatalf("berthd accepted a bad config: %s", out)
+			}
+			for _, w := range append(tt.want, b.Config) {
+				if !strings.Contains(out, w) {
+					t.Errorf("output %q does not name %q", out, w)
+				}
+			}
+			if _, err := os.Lstat(b.Socket); !os.IsNotExist(err) {
+				t.Errorf("berthd created its socket despite a bad config")
+			}
+		})
+	}
+}
+
+func TestDropInOverrides(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "log_format = \"text\"\n")
+	dropIns := filepath.Join(b.Dir, "berth.d")
+	os.MkdirAll(dropIns, 0o755)
+	os.WriteFile(filepath.Join(dropIns, "10-json.toml"), []byte("log_format = \"json\"\n"), 0o644)
+	b.Start(t, bin)
+	b.Signal(t, syscall.SIGTERM, 20*time.Second)
+	if !strings.Contains(b.Log(), `"msg":"berthd starting"`) {
+		t.Fatalf("drop-in log_format=json not applied; log:\n%s", b.Log())
+	}
+}
+
+func TestCrictl(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	crictl := os.Getenv("CRICTL")
+	if crictl == "" {
+		t.Skip("set CRICTL to a crictl binary (make test does)")
+	}
+	b := util.NewBerthd(t, cniConfig(filepath.Join(os.TempDir(), "berth-it-none"), "/opt/cni/bin"))
+	b.Start(t, bin)
+	run := func(args ...string) string {
+		out, err := exec.Command(crictl, append([]string{"--runtime-endpoint", "unix://" + b.Socket, "--timeout", "10s"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("crictl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := run("version"); !strings.Contains(out, "RuntimeName:  berth") || !strings.Contains(out, "Version:  0.1.0") {
+		t.Fatalf("crictl version:\n%s", out)
+	}
+	out := run("info")
+	if !strings.Contains(out, `"type": "RuntimeReady"`) || !strings.Contains(out, `"status": true`) {
+		t.Fatalf("crictl info:\n%s", out)
+	}
+}
