@@ -93,7 +93,16 @@ func loadFile(path string) (*libcni.NetworkConfigList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CNI config %s: %w", path, errors.Join(listErr, err))
 	}
-	return libcni.ConfListFromConf(single)
+	// Wrap the single plugin as a one-plugin list, as libcni used to.
+	wrapped, err := json.Marshal(map[string]any{
+		"cniVersion": single.Network.CNIVersion,
+		"name":       single.Network.Name,
+		"plugins":    []json.RawMessage{single.Bytes},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(wrapped)
 }
 
 // defaultNetworkConfig renders the embedded bridge network: host-local IPAM on

@@ -22,6 +22,8 @@ type Options struct {
 	Config *config.Config
 	// Network reports pod network readiness.
 	Network NetworkStatus
+	// Images is the image store.
+	Images ImageStore
 }
 
 // Server implements runtime.v1 RuntimeService and ImageService.
@@ -32,11 +34,12 @@ type Server struct {
 	version string
 	config  *config.Config
 	network NetworkStatus
+	images  ImageStore
 }
 
 // New returns a Server. It starts nothing.
 func New(opts Options) *Server {
-	return &Server{version: opts.Version, config: opts.Config, network: opts.Network}
+	return &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images}
 }
 
 var (

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/containerd/log"
@@ -17,6 +18,7 @@ import (
 	"github.com/berth-cri/berth/cri"
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/cri/serve"
+	"github.com/berth-cri/berth/images"
 	"github.com/berth-cri/berth/sandbox/cgroups"
 )
 
@@ -93,7 +95,12 @@ func daemon(f *flags) error {
 		DefaultBridge:  cfg.CNI.DefaultBridge,
 		DefaultSubnet:  cfg.CNI.DefaultSubnet,
 	})
-	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network})
+	imageStore, err := images.New(ctx, images.Options{Root: filepath.Join(cfg.Root, "images")})
+	if err != nil {
+		return err
+	}
+	defer imageStore.Close()
+	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network, Images: imageStore})
 
 	l, err := serve.Listen(cfg.Listen)
 	if err != nil {

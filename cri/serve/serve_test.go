@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-cri/berth/cri"
 	"github.com/berth-cri/berth/cri/config"
+	"github.com/berth-cri/berth/images"
 )
 
 func TestLockRootRefusesSecondHolder(t *testing.T) {
@@ -106,7 +107,12 @@ func TestServeAnswersAndStopsCleanly(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	srv := cri.New(cri.Options{Version: "0.0.1", Config: config.Default(), Network: okNetwork{}})
+	store, err := images.New(context.Background(), images.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	srv := cri.New(cri.Options{Version: "0.0.1", Config: config.Default(), Network: okNetwork{}, Images: store})
 	go func() { done <- Serve(ctx, l, srv) }()
 
 	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -125,9 +131,9 @@ func TestServeAnswersAndStopsCleanly(t *testing.T) {
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "ListContainers") {
 		t.Fatalf("ListContainers: %v, want Unimplemented naming it", err)
 	}
-	_, err = runtime.NewImageServiceClient(conn).ListImages(rctx, &runtime.ListImagesRequest{})
-	if status.Code(err) != codes.Unimplemented {
-		t.Fatalf("ListImages: %v, want Unimplemented", err)
+	imgs, err := runtime.NewImageServiceClient(conn).ListImages(rctx, &runtime.ListImagesRequest{})
+	if err != nil || len(imgs.Images) != 0 {
+		t.Fatalf("ListImages on an empty store = %v, %v", imgs, err)
 	}
 
 	cancel()

@@ -111,7 +111,7 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	_, calls["CreateContainer"] = rc.CreateContainer(ctx, &runtime.CreateContainerRequest{})
 	_, calls["ExecSync"] = rc.ExecSync(ctx, &runtime.ExecSyncRequest{})
 	_, calls["PullImage"] = ic.PullImage(ctx, &runtime.PullImageRequest{})
-	_, calls["ImageFsInfo"] = ic.ImageFsInfo(ctx, &runtime.ImageFsInfoRequest{})
+	_, calls["ListContainers"] = rc.ListContainers(ctx, &runtime.ListContainersRequest{})
 	for rpc, err := range calls {
 		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), rpc) {
 			t.Errorf("%s: %v, want Unimplemented naming the RPC", rpc, err)

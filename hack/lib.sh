@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Shared settings and helpers for hack/ scripts. Source it; it sets nothing else.
+
+BERTH_CACHE="${BERTH_CACHE:-/var/cache/berth-dev}"   # survives fresh clones (CI clones anew each run)
+BERTH_BIN="$BERTH_CACHE/bin"
+BERTH_REGISTRY="${BERTH_REGISTRY:-127.0.0.1:5000}"
+BERTH_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+CRI_TOOLS_VERSION=v1.34.0
+CNI_PLUGINS_VERSION=v1.9.1
+CNI_BIN_DIR="${CNI_BIN_DIR:-/opt/cni/bin}"
+STATICCHECK_VERSION=v0.8.2
+DISTRIBUTION_VERSION=v3.1.2
+
+export PATH="/usr/local/go/bin:$PATH"
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+export GONOSUMDB="k8s.io,sigs.k8s.io"
+
+log() { printf '%s %s\n' "[$(basename "$0")]" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# stamp_ok NAME VERSION: true when NAME was last built at VERSION.
+stamp_ok() { [[ -f "$BERTH_CACHE/stamps/$1" && "$(cat "$BERTH_CACHE/stamps/$1")" == "$2" ]]; }
+stamp_set() { mkdir -p "$BERTH_CACHE/stamps"; printf '%s\n' "$2" >"$BERTH_CACHE/stamps/$1"; }
+
+# go_build_tool NAME MODULE VERSION OUTDIR PACKAGE... : build packages of a Go
+# module at VERSION in a scratch module under the cache (the proxy serves the
+# module; replace directives of its own go.mod do not apply).
+go_build_tool() {
+	local name=$1 module=$2 version=$3 out=$4
+	shift 4
+	local dir="$BERTH_CACHE/src/$name"
+	mkdir -p "$dir" "$out"
+	if [[ ! -f "$dir/go.mod" ]] || ! grep -q "$module $version" "$dir/go.mod"; then
+		rm -f "$dir/go.mod" "$dir/go.sum"
+		(cd "$dir" && go mod init "berth-tools/$name" >/dev/null 2>&1 && go get "$module@$version" >/dev/null)
+	fi
+	(cd "$dir" && go build -trimpath -o "$out/" "$@")
+}

@@ -1,0 +1,269 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Store is a content-addressed blob store.
+type Store struct {
+	root   string
+	bytes  atomic.Int64
+	inodes atomic.Int64
+}
+
+// New opens the store at root, creating its dirs, and counts what it holds.
+func New(root string) (*Store, error) {
+	s := &Store{root: root}
+	for _, d := range []string{s.blobDir(digest.SHA256), s.ingestDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create content dir %s: %w", d, err)
+		}
+	}
+	if err := s.Walk(func(d digest.Digest) error {
+		fi, err := os.Stat(s.path(d))
+		if err != nil {
+			return err
+		}
+		s.bytes.Add(fi.Size())
+		s.inodes.Add(1)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) blobDir(alg digest.Algorithm) string { return filepath.Join(s.root, "blobs", string(alg)) }
+func (s *Store) ingestDir() string                    { return filepath.Join(s.root, "ingest") }
+
+// path is only called with validated digests.
+func (s *Store) path(d digest.Digest) string {
+	return filepath.Join(s.blobDir(d.Algorithm()), d.Encoded())
+}
+
+// validate rejects digests that are malformed or use an unavailable algorithm,
+// before they come near a path.
+func validate(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("digest %q: %v: %w", d, err, errdefs.ErrInvalidArgument)
+	}
+	if d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("digest %q: only sha256 is supported: %w", d, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Has reports whether a verified blob is stored.
+func (s *Store) Has(d digest.Digest) bool {
+	if validate(d) != nil {
+		return false
+	}
+	_, err := os.Stat(s.path(d))
+	return err == nil
+}
+
+// Size returns a stored blob's size, or ErrNotFound.
+func (s *Store) Size(d digest.Digest) (int64, error) {
+	if err := validate(d); err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(s.path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("blob %s: %w", d, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// Open opens a stored blob for reading, or returns ErrNotFound.
+func (s *Store) Open(d digest.Digest) (*os.File, error) {
+	if err := validate(d); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d, errdefs.ErrNotFound)
+	}
+	return f, err
+}
+
+// ReadAll returns a stored blob's bytes (for manifests and configs).
+func (s *Store) ReadAll(d digest.Digest) ([]byte, error) {
+	if err := validate(d); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(s.path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d, errdefs.ErrNotFound)
+	}
+	return data, err
+}
+
+// Delete removes a blob; a missing blob is ErrNotFound.
+func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
+	if err := validate(d); err != nil {
+		return err
+	}
+	p := s.path(d)
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob %s: %w", d, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("delete blob %s: %w", d, err)
+	}
+	s.bytes.Add(-fi.Size())
+	s.inodes.Add(-1)
+	log.G(ctx).WithField("blob", d).Debug("deleted blob")
+	return nil
+}
+
+// Walk calls fn for every committed blob.
+func (s *Store) Walk(fn func(digest.Digest) error) error {
+	entries, err := os.ReadDir(s.blobDir(digest.SHA256))
+	if err != nil {
+		return fmt.Errorf("read blobs: %w", err)
+	}
+	for _, e := range entries {
+		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+		if d.Validate() != nil {
+			continue // not ours; leave it
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Usage returns the bytes and inodes the committed blobs take, kept up to date
+// on commit and delete (no walk).
+func (s *Store) Usage() (bytes, inodes int64) {
+	return s.bytes.Load(), s.inodes.Load()
+}
+
+// CleanIngest removes every unfinished write; call it at start-up, before any
+// writer exists.
+func (s *Store) CleanIngest(ctx context.Context) error {
+	entries, err := os.ReadDir(s.ingestDir())
+	if err != nil {
+		return fmt.Errorf("read ingest dir: %w", err)
+	}
+	for _, e := range entries {
+		log.G(ctx).WithField("ingest", e.Name()).Info("removing unfinished download")
+		if err := os.RemoveAll(filepath.Join(s.ingestDir(), e.Name())); err != nil {
+			return fmt.Errorf("clean ingest: %w", err)
+		}
+	}
+	return nil
+}
+
+// Writer starts writing a blob expected to have digest d and size (-1 when
+// unknown).
+func (s *Store) Writer(ctx context.Context, d digest.Digest, size int64) (*Writer, error) {
+	if err := validate(d); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(s.ingestDir(), d.Encoded()[:12]+"-*")
+	if err != nil {
+		return nil, fmt.Errorf("start blob %s: %w", d, err)
+	}
+	return &Writer{store: s, f: f, expected: d, size: size, hash: d.Algorithm().Hash()}, nil
+}
+
+// Writer writes one blob through the ingest dir.
+type Writer struct {
+	store     *Store
+	f         *os.File
+	expected  digest.Digest
+	size      int64
+	hash      hash.Hash
+	written   int64
+	committed bool
+	closed    bool
+}
+
+// Write hashes p and appends it to the ingest file. Writing past the expected
+// size fails at once.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.size >= 0 && w.written+int64(len(p)) > w.size {
+		return 0, fmt.Errorf("blob %s: more than the expected %d bytes: %w", w.expected, w.size, errdefs.ErrFailedPrecondition)
+	}
+	n, err := w.f.Write(p)
+	w.hash.Write(p[:n])
+	w.written += int64(n)
+	return n, err
+}
+
+// Commit verifies size and digest and makes the blob visible. If the blob is
+// already stored, the ingest is dropped and Commit succeeds.
+func (w *Writer) Commit(ctx context.Context) error {
+	if w.closed {
+		return fmt.Errorf("blob %s: writer closed: %w", w.expected, errdefs.ErrFailedPrecondition)
+	}
+	defer w.Close()
+	if w.size >= 0 && w.written != w.size {
+		return fmt.Errorf("blob %s: got %d bytes, want %d: %w", w.expected, w.written, w.size, errdefs.ErrFailedPrecondition)
+	}
+	if got := digest.NewDigest(w.expected.Algorithm(), w.hash); got != w.expected {
+		return fmt.Errorf("blob %s: content has digest %s: %w", w.expected, got, errdefs.ErrFailedPrecondition)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("sync blob %s: %w", w.expected, err)
+	}
+	if err := os.Chmod(w.f.Name(), 0o444); err != nil {
+		return err
+	}
+	// link, unlike rename, fails when another writer committed the same
+	// blob first, so the usage is counted once; Close removes the ingest name.
+	target := w.store.path(w.expected)
+	if err := os.Link(w.f.Name(), target); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return fmt.Errorf("commit blob %s: %w", w.expected, err)
+	}
+	w.committed = true
+	w.store.bytes.Add(w.written)
+	w.store.inodes.Add(1)
+	return syncDir(filepath.Dir(target))
+}
+
+// Close removes the ingest file; an uncommitted blob is thereby aborted. It is
+// safe to call twice.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.f.Close()
+	if rmErr := os.Remove(w.f.Name()); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+		err = errors.Join(err, rmErr)
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,185 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-cri/berth/images/content"
+)
+
+// Options configure the image service; cmd/berthd fills them from berth.toml.
+type Options struct {
+	// Root is the images root (e.g. /var/lib/berth/images).
+	Root string
+	// MaxConcurrentDownloads bounds the layers one pull fetches at once.
+	MaxConcurrentDownloads int
+	// ProgressTimeout cancels a pull whose bytes stall that long; 0 disables.
+	ProgressTimeout time.Duration
+	// Pinned are image names (any form) that RemoveImage refuses to remove.
+	Pinned []string
+	// Platform is the platform picked from multi-platform indexes.
+	Platform ocispec.Platform
+}
+
+// Service is the image service.
+type Service struct {
+	opts         Options
+	meta         *meta
+	content      *content.Store
+	layersDir    string
+	snapshotsDir string
+	pinned       []string // normalised names
+
+	gcLock    sync.RWMutex
+	snapUsage usageCache
+}
+
+// New opens (or creates) the image store at opts.Root and cleans up what an
+// interrupted run left behind (see recover.go).
+func New(ctx context.Context, opts Options) (*Service, error) {
+	s := &Service{
+		opts:         opts,
+		layersDir:    filepath.Join(opts.Root, "layers"),
+		snapshotsDir: filepath.Join(opts.Root, "snapshots"),
+	}
+	for _, d := range []string{opts.Root, s.layersDir, s.snapshotsDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	for _, p := range opts.Pinned {
+		name, err := NormalizeName(p)
+		if err != nil {
+			return nil, fmt.Errorf("pinned image: %w", err)
+		}
+		s.pinned = append(s.pinned, name)
+	}
+	var err error
+	if s.content, err = content.New(opts.Root); err != nil {
+		return nil, err
+	}
+	if s.meta, err = openMeta(filepath.Join(opts.Root, "meta.db")); err != nil {
+		return nil, err
+	}
+	if err := s.recover(ctx); err != nil {
+		s.meta.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the index.
+func (s *Service) Close() error { return s.meta.close() }
+
+// Get finds an image by any reference form: ID, unambiguous short ID, tag or
+// digest, familiar or normalised. A missing image is ErrNotFound.
+func (s *Service) Get(ctx context.Context, ref string) (*Image, error) {
+	l, err := parseLookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.meta.find(l)
+}
+
+// List returns every image, sorted by ID.
+func (s *Service) List(ctx context.Context) ([]*Image, error) {
+	imgs, err := s.meta.list()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(imgs, func(a, b *Image) int { return strings.Compare(a.ID, b.ID) })
+	return imgs, nil
+}
+
+// Pinned reports whether an image is pinned by the configuration.
+func (s *Service) Pinned(img *Image) bool {
+	for _, n := range s.pinned {
+		if slices.Contains(img.RepoTags, n) || slices.Contains(img.RepoDigests, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// Remove deletes an image with all its tags and digests, then frees the layers
+// and blobs nothing else uses. A missing image is not an error; a pinned image
+// is FailedPrecondition. Layers under a container snapshot stay until it goes.
+func (s *Service) Remove(ctx context.Context, ref string) error {
+	s.gcLock.Lock()
+	defer s.gcLock.Unlock()
+	img, err := s.Get(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if s.Pinned(img) {
+		return fmt.Errorf("image %s is pinned by the configuration: %w", img.ID, errdefs.ErrFailedPrecondition)
+	}
+	if err := s.meta.deleteImage(img.ID); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	log.G(ctx).WithField("image", img.ID).Info("removed image")
+	return s.collect(ctx)
+}
+
+// collect removes layers and blobs that no record uses. The caller holds gcLock.
+func (s *Service) collect(ctx context.Context) error {
+	unused, err := s.meta.dropUnusedLayers()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range unused {
+		if err := removeLayerDir(s.layerDir(l.ChainID)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, s.collectBlobs(ctx))
+	return errors.Join(errs...)
+}
+
+// Usage is the disk use of the image store: blobs plus unpacked layers, from
+// recorded sizes (no tree walk).
+func (s *Service) Usage() (bytes, inodes int64, err error) {
+	bytes, inodes = s.content.Usage()
+	layers, err := s.meta.layers()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range layers {
+		bytes += l.Size
+		inodes += l.Inodes
+	}
+	return bytes, inodes, nil
+}
+
+// Root is the images root, the mount point ImageFsInfo reports.
+func (s *Service) Root() string { return s.opts.Root }
+
+// SnapshotsDir holds the containers' writable layers.
+func (s *Service) SnapshotsDir() string { return s.snapshotsDir }
+
+// Inspect returns the stored manifest and config of an image, for verbose status.
+func (s *Service) Inspect(img *Image) (manifest, config []byte, err error) {
+	if manifest, err = s.content.ReadAll(img.Manifest); err != nil {
+		return nil, nil, err
+	}
+	if config, err = s.content.ReadAll(digest.Digest(img.ID)); err != nil {
+		return nil, nil, err
+	}
+	return manifest, config, nil
+}

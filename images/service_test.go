@@ -1,0 +1,182 @@
+package images
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
+)
+
+func newService(t *testing.T, root string, pinned ...string) *Service {
+	t.Helper()
+	s, err := New(context.Background(), Options{Root: root, Pinned: pinned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// addImage stores blobs, layer dirs and records as a finished pull would.
+func addImage(t *testing.T, s *Service, id string, names []string, layerNames ...string) *Image {
+	t.Helper()
+	ctx := context.Background()
+	layers := chain(layerNames...)
+	for _, l := range layers {
+		dir := s.layerDir(l.ChainID)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "file-"+l.DiffID.Encoded()[:8]), []byte("x"), 0o644)
+	}
+	blob := func(data string) digest.Digest {
+		d := digest.FromString(data)
+		w, err := s.content.Writer(ctx, d, int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		w.Write([]byte(data))
+		if err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	img := imageOf(id, layers)
+	img.ID = blob(`{"config":"` + id + `"}`).String()
+	img.Manifest = blob(`{"manifest":"` + id + `"}`)
+	img.Size = 10 * int64(len(layers))
+	if _, err := s.meta.commitImage(img, layers, names); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestServiceGetListRemove(t *testing.T) {
+	s := newService(t, t.TempDir())
+	ctx := context.Background()
+	a := addImage(t, s, "a", []string{"docker.io/library/a:1"}, "base", "top-a")
+	b := addImage(t, s, "b", []string{"docker.io/library/b:1"}, "base", "top-b")
+
+	for _, ref := range []string{"a:1", "docker.io/library/a:1", a.ID, a.ID[7:], a.ID[7:20]} {
+		got, err := s.Get(ctx, ref)
+		if err != nil || got.ID != a.ID {
+			t.Fatalf("Get(%q) = %v, %v", ref, got, err)
+		}
+	}
+	list, _ := s.List(ctx)
+	if len(list) != 2 {
+		t.Fatalf("List = %d images", len(list))
+	}
+	bytesBefore, _, _ := s.Usage()
+
+	if err := s.Remove(ctx, "a:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "a:1"); err != nil {
+		t.Fatalf("removing a missing image: %v", err)
+	}
+	if _, err := os.Stat(s.layerDir(dg("chain:base"))); err != nil {
+		t.Fatal("shared base layer removed")
+	}
+	if _, err := os.Stat(s.layerDir(chain("base", "top-a")[1].ChainID)); !os.IsNotExist(err) {
+		t.Fatalf("top-a layer dir kept: %v", err)
+	}
+	if s.content.Has(a.Manifest) || s.content.Has(digest.Digest(a.ID)) {
+		t.Fatal("blobs of the removed image kept")
+	}
+	if !s.content.Has(b.Manifest) {
+		t.Fatal("blobs of the other image removed")
+	}
+	if bytesAfter, _, _ := s.Usage(); bytesAfter >= bytesBefore {
+		t.Fatalf("Usage %d → %d, want less after Remove", bytesBefore, bytesAfter)
+	}
+}
+
+func TestPinnedImageIsNotRemoved(t *testing.T) {
+	s := newService(t, t.TempDir(), "registry.k8s.io/pause:3.10")
+	img := addImage(t, s, "p", []string{"registry.k8s.io/pause:3.10"}, "p")
+	if !s.Pinned(img) {
+		t.Fatal("not pinned")
+	}
+	if err := s.Remove(context.Background(), img.ID); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("Remove pinned = %v", err)
+	}
+}
+
+func TestSnapshotsPinLayers(t *testing.T) {
+	s := newService(t, t.TempDir())
+	ctx := context.Background()
+	img := addImage(t, s, "a", []string{"docker.io/library/a:1"}, "l1", "l2")
+	rootfs, err := s.PrepareSnapshot(ctx, "ctr1", "a:1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rootfs.Lower) != 2 || rootfs.Lower[0] != s.layerDir(img.Layers[1]) || rootfs.Upper == "" {
+		t.Fatalf("rootfs = %+v", rootfs)
+	}
+	if _, err := s.PrepareSnapshot(ctx, "ctr1", "a:1", false); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("second prepare = %v", err)
+	}
+	if _, err := s.PrepareSnapshot(ctx, "../x", "a:1", false); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("bad key = %v", err)
+	}
+	if err := s.Remove(ctx, "a:1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range img.Layers {
+		if _, err := os.Stat(s.layerDir(l)); err != nil {
+			t.Fatalf("layer under a snapshot removed with its image: %v", err)
+		}
+	}
+	if err := s.RemoveSnapshot(ctx, "ctr1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range img.Layers {
+		if _, err := os.Stat(s.layerDir(l)); !os.IsNotExist(err) {
+			t.Fatalf("layer kept after its last user went: %v", err)
+		}
+	}
+	if err := s.RemoveSnapshot(ctx, "ctr1"); err != nil {
+		t.Fatalf("removing a missing snapshot: %v", err)
+	}
+}
+
+func TestRecoverCleansLeftovers(t *testing.T) {
+	root := t.TempDir()
+	s := newService(t, root)
+	kept := addImage(t, s, "kept", []string{"docker.io/library/kept:1"}, "k")
+	broken := addImage(t, s, "broken", []string{"docker.io/library/broken:1"}, "b")
+	s.Close()
+
+	// What a crash leaves: an unfinished unpack, a layer dir without record,
+	// an unfinished download, a lost layer dir, a snapshot dir without record.
+	os.MkdirAll(filepath.Join(root, "layers", "tmp-123"), 0o755)
+	orphan := filepath.Join(root, "layers", "sha256-"+dg("orphan").Encoded())
+	os.MkdirAll(orphan, 0o755)
+	os.WriteFile(filepath.Join(root, "ingest", "partial"), []byte("x"), 0o600)
+	os.RemoveAll(s.layerDir(broken.Layers[0]))
+	os.MkdirAll(filepath.Join(root, "snapshots", "ghost"), 0o755)
+
+	s2 := newService(t, root)
+	for _, p := range []string{filepath.Join(root, "layers", "tmp-123"), orphan, filepath.Join(root, "ingest", "partial"), filepath.Join(root, "snapshots", "ghost")} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived recovery: %v", p, err)
+		}
+	}
+	if _, err := s2.Get(context.Background(), broken.ID); !errdefs.IsNotFound(err) {
+		t.Errorf("image with a lost layer kept: %v", err)
+	}
+	if _, err := s2.Get(context.Background(), "kept:1"); err != nil {
+		t.Errorf("intact image lost: %v", err)
+	}
+	if !s2.content.Has(kept.Manifest) || s2.content.Has(broken.Manifest) {
+		t.Error("blob collection after recovery is wrong")
+	}
+}
