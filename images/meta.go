@@ -26,9 +26,9 @@ type Image struct {
 	// Layers are the chain IDs of the image's layers, bottom first.
 	Layers []digest.Digest `json:"layers"`
 	// Size is the unpacked size of the layers, what the image costs on disk.
-	Size     int64              `json:"size"`
+	Size     int64               `json:"size"`
 	Config   ocispec.ImageConfig `json:"config"`
-	PulledAt time.Time          `json:"pulled_at"`
+	PulledAt time.Time           `json:"pulled_at"`
 }
 
 // Layer is an unpacked layer's record: layers/<chain id>/ exists and is complete.

@@ -44,8 +44,10 @@ func New(root string) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) blobDir(alg digest.Algorithm) string { return filepath.Join(s.root, "blobs", string(alg)) }
-func (s *Store) ingestDir() string                    { return filepath.Join(s.root, "ingest") }
+func (s *Store) blobDir(alg digest.Algorithm) string {
+	return filepath.Join(s.root, "blobs", string(alg))
+}
+func (s *Store) ingestDir() string { return filepath.Join(s.root, "ingest") }
 
 // path is only called with validated digests.
 func (s *Store) path(d digest.Digest) string {
