@@ -10,7 +10,8 @@ GIT_SHA     := $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS     := -X main.version=$(VERSION)$(if $(GIT_SHA),+$(GIT_SHA))
 BERTH_CACHE ?= /var/cache/berth-dev
 BERTH_BIN   := $(BERTH_CACHE)/bin
-export BERTH_CACHE
+BERTH_REGISTRY ?= 127.0.0.1:5000
+export BERTH_CACHE BERTH_REGISTRY
 
 # Fuzz targets run briefly by `make test`: package:FuzzName.
 FUZZ_TARGETS := $(shell grep -lr --include='*_test.go' '^func Fuzz' . 2>/dev/null | xargs -r grep -ho '^func Fuzz[A-Za-z0-9_]*' | sort -u | sed 's/^func //')
@@ -48,16 +49,24 @@ fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
 		$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
 	done
 
+.PHONY: images
+images: ## start the local test registry and push the test images (hack/registry.sh, hack/test-images.sh)
+	hack/registry.sh start
+	hack/test-images.sh
+
 .PHONY: test-integration
-test-integration: build ## integration tests against a real berthd (root)
-	BERTHD=$(CURDIR)/bin/berthd CRICTL=$(BERTH_BIN)/crictl $(GO) test -count=1 -p 1 ./test/...
+test-integration: build images ## integration tests against a real berthd and the test registry (root)
+	BERTHD=$(CURDIR)/bin/berthd CRICTL=$(BERTH_BIN)/crictl BERTH_TEST_REGISTRY=$(BERTH_REGISTRY) \
+		$(GO) test -count=1 -p 1 ./test/...
 
 .PHONY: critest
 critest: build ## run critest against berthd and check test/critest/must-pass.txt (root)
 	hack/critest.sh
 
 .PHONY: test
-test: deps build lint test-unit fuzz test-integration critest ## everything CI runs: deps, build, lint, unit, fuzz, integration, critest
+test: deps build lint test-unit fuzz ## everything CI runs: deps, build, lint, unit, fuzz, integration, critest
+	hack/registry.sh start
+	trap 'hack/registry.sh stop' EXIT; $(MAKE) --no-print-directory test-integration critest
 
 .PHONY: bench
 bench: build ## Go benchmarks

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/images/remote"
 )
 
 // fakeImages is an in-memory ImageStore.
@@ -167,5 +169,44 @@ func TestImageFsInfo(t *testing.T) {
 	}
 	if ctr.FsId.Mountpoint != "/var/lib/berth/images/snapshots" || ctr.UsedBytes.Value != 200 {
 		t.Fatalf("container fs = %v", ctr)
+	}
+}
+
+type fakePuller struct {
+	ref  string
+	auth remote.Auth
+	err  error
+}
+
+func (f *fakePuller) Pull(_ context.Context, ref string, auth remote.Auth) (*images.Image, error) {
+	f.ref, f.auth = ref, auth
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &images.Image{ID: "sha256:aa"}, nil
+}
+
+func TestPullImage(t *testing.T) {
+	p := &fakePuller{}
+	s := New(Options{Config: config.Default(), Network: fakeNetwork{}, Puller: p})
+	resp, err := s.PullImage(context.Background(), &runtime.PullImageRequest{
+		Image: &runtime.ImageSpec{Image: "busybox"},
+		Auth:  &runtime.AuthConfig{Username: "u", Password: "p", RegistryToken: "t"},
+	})
+	if err != nil || resp.ImageRef != "sha256:aa" {
+		t.Fatalf("PullImage = %v, %v", resp, err)
+	}
+	if p.ref != "busybox" || p.auth != (remote.Auth{Username: "u", Password: "p", RegistryToken: "t"}) {
+		t.Fatalf("puller got %q %+v", p.ref, p.auth)
+	}
+	if _, err := s.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{}}); status.Code(toGRPC(err)) != codes.InvalidArgument {
+		t.Fatalf("empty ref: %v", err)
+	}
+	p.err = fmt.Errorf("pull x: registry unreachable: connection refused: %w", errdefs.ErrUnavailable)
+	_, err = s.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: "x"}})
+	st, _ := status.FromError(toGRPC(err))
+	// The kubelet recognises an unreachable registry by this message prefix on an Unknown code.
+	if st.Code() != codes.Unknown || !strings.HasPrefix(st.Message(), "RegistryUnavailable") {
+		t.Fatalf("unreachable registry: %v", st)
 	}
 }

@@ -24,6 +24,8 @@ type Options struct {
 	Network NetworkStatus
 	// Images is the image store.
 	Images ImageStore
+	// Puller pulls images into it.
+	Puller ImagePuller
 }
 
 // Server implements runtime.v1 RuntimeService and ImageService.
@@ -35,11 +37,12 @@ type Server struct {
 	config  *config.Config
 	network NetworkStatus
 	images  ImageStore
+	puller  ImagePuller
 }
 
 // New returns a Server. It starts nothing.
 func New(opts Options) *Server {
-	return &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images}
+	return &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images, puller: opts.Puller}
 }
 
 var (

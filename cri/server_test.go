@@ -106,8 +106,8 @@ func TestNotBuiltRPCsAreUnimplemented(t *testing.T) {
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "RunPodSandbox") {
 		t.Fatalf("RunPodSandbox: %v", err)
 	}
-	_, err = s.PullImage(context.Background(), &runtime.PullImageRequest{})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "PullImage") {
-		t.Fatalf("PullImage: %v", err)
+	_, err = s.ExecSync(context.Background(), &runtime.ExecSyncRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "ExecSync") {
+		t.Fatalf("ExecSync: %v", err)
 	}
 }

@@ -17,12 +17,15 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-cri/berth/images/content"
+	"github.com/berth-cri/berth/images/remote"
 )
 
 // Options configure the image service; cmd/berthd fills them from berth.toml.
 type Options struct {
 	// Root is the images root (e.g. /var/lib/berth/images).
 	Root string
+	// Hosts are per-registry settings (mirrors, TLS, plain HTTP).
+	Hosts remote.Hosts
 	// MaxConcurrentDownloads bounds the layers one pull fetches at once.
 	MaxConcurrentDownloads int
 	// ProgressTimeout cancels a pull whose bytes stall that long; 0 disables.
@@ -38,11 +41,13 @@ type Service struct {
 	opts         Options
 	meta         *meta
 	content      *content.Store
+	registry     *remote.Client
 	layersDir    string
 	snapshotsDir string
 	pinned       []string // normalised names
 
 	gcLock    sync.RWMutex
+	pulls     pullGroup
 	snapUsage usageCache
 }
 
@@ -73,6 +78,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if s.meta, err = openMeta(filepath.Join(opts.Root, "meta.db")); err != nil {
 		return nil, err
 	}
+	s.registry = remote.NewClient(opts.Hosts)
 	if err := s.recover(ctx); err != nil {
 		s.meta.close()
 		return nil, err

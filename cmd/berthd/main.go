@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/containerd/log"
@@ -88,19 +87,17 @@ func daemon(f *flags) error {
 		return fmt.Errorf("create state dir: %w", err)
 	}
 
-	network := cni.New(cni.Options{
-		ConfDir:        cfg.CNI.ConfDir,
-		BinDirs:        cfg.CNI.BinDirs,
-		DefaultNetwork: cfg.CNI.DefaultNetwork,
-		DefaultBridge:  cfg.CNI.DefaultBridge,
-		DefaultSubnet:  cfg.CNI.DefaultSubnet,
-	})
-	imageStore, err := images.New(ctx, images.Options{Root: filepath.Join(cfg.Root, "images")})
+	network := cni.New(cniOptions(cfg))
+	imgOpts, err := imageOptions(cfg)
+	if err != nil {
+		return err
+	}
+	imageStore, err := images.New(ctx, imgOpts)
 	if err != nil {
 		return err
 	}
 	defer imageStore.Close()
-	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network, Images: imageStore})
+	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network, Images: imageStore, Puller: imageStore})
 
 	l, err := serve.Listen(cfg.Listen)
 	if err != nil {

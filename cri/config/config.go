@@ -2,6 +2,8 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
+	"time"
 )
 
 // Config is the whole of berth.toml. Every field has a default (see Default) and
@@ -21,6 +23,10 @@ type Config struct {
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver"`
 	// CNI configures pod networking.
 	CNI CNI `toml:"cni" json:"cni"`
+	// Image configures pulls and the image store.
+	Image Image `toml:"image" json:"image"`
+	// Registries holds per-registry-host settings, keyed by host[:port].
+	Registries map[string]Registry `toml:"registries" json:"registries,omitempty"`
 
 	// sources maps a dotted key to where its value came from (a file or a
 	// flag), so that validation errors can name it.
@@ -34,6 +40,30 @@ type CNI struct {
 	DefaultNetwork bool     `toml:"default_network" json:"default_network"`
 	DefaultBridge  string   `toml:"default_bridge" json:"default_bridge"`
 	DefaultSubnet  string   `toml:"default_subnet" json:"default_subnet"`
+}
+
+// Image is the [image] table.
+type Image struct {
+	// MaxConcurrentDownloads bounds the layers one pull downloads at once.
+	MaxConcurrentDownloads int `toml:"max_concurrent_downloads" json:"max_concurrent_downloads"`
+	// PullProgressTimeout cancels a pull whose bytes stall that long; "0s" disables it.
+	PullProgressTimeout Duration `toml:"pull_progress_timeout" json:"pull_progress_timeout"`
+	// PinnedImages are never removed by RemoveImage and are reported pinned.
+	PinnedImages []string `toml:"pinned_images" json:"pinned_images"`
+	// RegistryConfigPath is a containerd-style certs.d directory of <host>/hosts.toml.
+	RegistryConfigPath string `toml:"registry_config_path" json:"registry_config_path"`
+}
+
+// Registry is one [registries."host"] table.
+type Registry struct {
+	// Mirrors are endpoint URLs tried in order before the host itself.
+	Mirrors []string `toml:"mirrors" json:"mirrors,omitempty"`
+	// MirrorsOnly: never fall back to the host itself.
+	MirrorsOnly bool `toml:"mirrors_only" json:"mirrors_only"`
+	// Insecure allows plain HTTP and unverified TLS for this host.
+	Insecure bool `toml:"insecure" json:"insecure"`
+	// CAFile is a PEM bundle trusted for this host and its mirrors.
+	CAFile string `toml:"ca_file" json:"ca_file,omitempty"`
 }
 
 // Cgroup drivers.
@@ -64,6 +94,11 @@ func Default() *Config {
 			DefaultBridge:  "berth0",
 			DefaultSubnet:  "10.88.0.0/16",
 		},
+		Image: Image{
+			MaxConcurrentDownloads: 3,
+			PullProgressTimeout:    Duration(time.Minute),
+			PinnedImages:           []string{},
+		},
 	}
 }
 
@@ -93,3 +128,25 @@ func (c *Config) JSON() string {
 	}
 	return string(b)
 }
+
+// Duration is a time.Duration written as a Go duration string ("1m30s") in TOML
+// and JSON.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"1m30s\"", text)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(time.Duration(d).String()), nil
+}
+
+// String is the duration in Go syntax ("1m0s").
+func (d Duration) String() string { return time.Duration(d).String() }

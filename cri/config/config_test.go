@@ -71,6 +71,9 @@ func allKeys(t reflect.Type, prefix string) []string {
 		if name == "" {
 			continue
 		}
+		if f.Type.Kind() == reflect.Map {
+			continue // tables keyed by the user (registries): none by default
+		}
 		if f.Type.Kind() == reflect.Struct {
 			keys = append(keys, allKeys(f.Type, prefix+name+".")...)
 			continue
@@ -178,6 +181,14 @@ func TestValidateBadValues(t *testing.T) {
 		{"long bridge", func(c *Config) { c.CNI.DefaultBridge = "a-very-long-bridge-name" }, "cni.default_bridge", "15"},
 		{"bridge with slash", func(c *Config) { c.CNI.DefaultBridge = "br/0" }, "cni.default_bridge", "'/'"},
 		{"subnet", func(c *Config) { c.CNI.DefaultSubnet = "10.88.0.0/33" }, "cni.default_subnet", "CIDR"},
+		{"downloads", func(c *Config) { c.Image.MaxConcurrentDownloads = 0 }, "image.max_concurrent_downloads", "at least 1"},
+		{"negative timeout", func(c *Config) { c.Image.PullProgressTimeout = -1 }, "image.pull_progress_timeout", "negative"},
+		{"registry config path", func(c *Config) { c.Image.RegistryConfigPath = "certs.d" }, "image.registry_config_path", "absolute"},
+		{"registry host", func(c *Config) { c.Registries = map[string]Registry{"http://x": {}} }, `registries.\"http://x\"`, "registry host"},
+		{"mirror scheme", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {Mirrors: []string{"ftp://m"}}} }, `registries.\"gcr.io\".mirrors`, "http://"},
+		{"mirror host", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {Mirrors: []string{"http://"}}} }, `registries.\"gcr.io\".mirrors`, "URL"},
+		{"mirrors only", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {MirrorsOnly: true}} }, `registries.\"gcr.io\".mirrors_only`, "at least one mirror"},
+		{"ca file", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {CAFile: "ca.pem"}} }, `registries.\"gcr.io\".ca_file`, "absolute"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,5 +235,50 @@ func TestJSONHasEffectiveValues(t *testing.T) {
 		if !strings.Contains(js, w) {
 			t.Errorf("JSON %s lacks %s", js, w)
 		}
+	}
+}
+
+// The registries example in the default TOML, uncommented, is valid config.
+func TestRegistriesExampleLoads(t *testing.T) {
+	var example []string
+	on := false
+	for _, l := range strings.Split(DefaultTOML(), "\n") {
+		if strings.HasPrefix(l, "# [registries.") {
+			on = true
+		}
+		if on && l == "#" {
+			break
+		}
+		if on {
+			example = append(example, strings.TrimPrefix(l, "# "))
+		}
+	}
+	if len(example) < 5 {
+		t.Fatalf("no registries example in the default TOML: %v", example)
+	}
+	path := filepath.Join(t.TempDir(), "berth.toml")
+	writeFile(t, path, strings.Join(example, "\n")+"\n[image]\npull_progress_timeout = \"90s\"\npinned_images = [\"registry.k8s.io/pause:3.10\"]\n")
+	c, err := Load(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Registries["registry.k8s.io"]
+	if len(r.Mirrors) != 1 || r.Mirrors[0] != "http://127.0.0.1:5000" || r.MirrorsOnly || r.Insecure {
+		t.Fatalf("registry = %+v", r)
+	}
+	if c.Image.PullProgressTimeout.String() != "1m30s" || c.Image.MaxConcurrentDownloads != 3 || len(c.Image.PinnedImages) != 1 {
+		t.Fatalf("image = %+v", c.Image)
+	}
+}
+
+func TestBadDuration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.toml")
+	writeFile(t, path, "[image]\npull_progress_timeout = \"soon\"\n")
+	_, err := Load(path, true)
+	if err == nil || !strings.Contains(err.Error(), "pull_progress_timeout") || !strings.Contains(err.Error(), "soon") {
+		t.Fatalf("Load = %v, want an error naming the key and value", err)
 	}
 }

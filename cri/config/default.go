@@ -49,6 +49,32 @@ default_bridge = {{q .CNI.DefaultBridge}}
 
 # Pod subnet of the embedded default network.
 default_subnet = {{q .CNI.DefaultSubnet}}
+
+# Image pulls and the image store.
+[image]
+# Layers one pull downloads at once.
+max_concurrent_downloads = {{.Image.MaxConcurrentDownloads}}
+
+# A pull whose download makes no progress for this long is cancelled; "0s"
+# turns the check off.
+pull_progress_timeout = {{q .Image.PullProgressTimeout.String}}
+
+# Images reported as pinned and never removed by RemoveImage.
+pinned_images = {{qs .Image.PinnedImages}}
+
+# A containerd-style certs.d directory: <host>/hosts.toml files with "server"
+# and [host."https://mirror"] tables (capabilities, skip_verify, ca). Empty: none.
+registry_config_path = {{q .Image.RegistryConfigPath}}
+
+# Per-registry settings, one table per host[:port]; none by default. Example:
+#
+# [registries."registry.k8s.io"]
+# mirrors = ["http://127.0.0.1:5000"]  # tried in order, then the host itself unless mirrors_only = true
+# mirrors_only = false
+# insecure = false                     # plain HTTP / unverified TLS allowed for this host
+# ca_file = ""                         # PEM CA bundle trusted for this host and its mirrors
+#
+# Registries on loopback may always use plain HTTP, as with Docker.
 `))
 
 // DefaultTOML returns the complete default configuration as TOML, every key

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -39,6 +41,7 @@ func (c *Config) Validate() error {
 		bad("cgroup_driver", c.CgroupDriver, `must be "cgroupfs" or "systemd"`)
 	}
 	c.validateCNI(bad)
+	c.validateImage(bad)
 	return errors.Join(errs...)
 }
 
@@ -84,6 +87,63 @@ func checkInterfaceName(name string) string {
 		return "is not a valid interface name"
 	case strings.ContainsAny(name, "/: \t\n\x00"):
 		return "must not contain '/', ':' or whitespace"
+	}
+	return ""
+}
+
+func (c *Config) validateImage(bad func(key string, value any, why string)) {
+	if c.Image.MaxConcurrentDownloads < 1 {
+		bad("image.max_concurrent_downloads", c.Image.MaxConcurrentDownloads, "must be at least 1")
+	}
+	if c.Image.PullProgressTimeout < 0 {
+		bad("image.pull_progress_timeout", time.Duration(c.Image.PullProgressTimeout), "must not be negative (0s disables it)")
+	}
+	if p := c.Image.RegistryConfigPath; p != "" {
+		if why := checkAbsPath(p); why != "" {
+			bad("image.registry_config_path", p, why)
+		}
+	}
+	for host, r := range c.Registries {
+		key := fmt.Sprintf("registries.%q", host)
+		if why := checkRegistryHost(host); why != "" {
+			bad(key, host, why)
+		}
+		for _, m := range r.Mirrors {
+			if why := checkMirrorURL(m); why != "" {
+				bad(key+".mirrors", m, why)
+			}
+		}
+		if r.CAFile != "" {
+			if why := checkAbsPath(r.CAFile); why != "" {
+				bad(key+".ca_file", r.CAFile, why)
+			}
+		}
+		if r.MirrorsOnly && len(r.Mirrors) == 0 {
+			bad(key+".mirrors_only", r.MirrorsOnly, "needs at least one mirror")
+		}
+	}
+}
+
+// checkRegistryHost accepts a host name or IP with an optional port, as image
+// references spell a registry.
+func checkRegistryHost(host string) string {
+	if host == "" || strings.ContainsAny(host, "/ \t@") {
+		return "must be a registry host such as \"registry.k8s.io\" or \"127.0.0.1:5000\""
+	}
+	u, err := url.Parse("https://" + host)
+	if err != nil || u.Host != host || u.Hostname() == "" {
+		return "must be a registry host such as \"registry.k8s.io\" or \"127.0.0.1:5000\""
+	}
+	return ""
+}
+
+func checkMirrorURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "must be an http:// or https:// URL such as \"http://127.0.0.1:5000\""
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "must not have credentials, a query or a fragment"
 	}
 	return ""
 }

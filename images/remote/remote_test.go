@@ -2,7 +2,6 @@ package remote
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -21,7 +20,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	ggcr "github.com/google/go-containerregistry/pkg/v1/remote"
-	crierrors "k8s.io/cri-api/pkg/errors"
 )
 
 var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -166,8 +164,8 @@ func TestErrors(t *testing.T) {
 	addr := strings.TrimPrefix(closed.URL, "http://")
 	closed.Close()
 	_, err := c.Resolve(ctx, addr+"/app:v1", amd64, Auth{})
-	if !errors.Is(err, crierrors.ErrRegistryUnavailable) || !strings.HasPrefix(err.Error(), "RegistryUnavailable") {
-		t.Fatalf("closed port: %v, want RegistryUnavailable", err)
+	if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), "registry unreachable") {
+		t.Fatalf("closed port: %v, want Unavailable", err)
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
-	crierrors "k8s.io/cri-api/pkg/errors"
 )
 
 // Auth carries the credentials of a CRI AuthConfig.
@@ -64,7 +63,6 @@ type Resolved struct {
 	Manifest          []byte
 	ManifestDigest    digest.Digest
 	ManifestMediaType string
-	Config            []byte
 	ConfigDigest      digest.Digest
 	Layers            []Layer
 
@@ -165,16 +163,13 @@ func describe(endpoint string, top digest.Digest, img v1.Image) (*Resolved, erro
 		return nil, err
 	}
 	r.ManifestMediaType = string(mt)
-	if r.Config, err = img.RawConfigFile(); err != nil {
-		return nil, err
-	}
-	r.ConfigDigest = digest.FromBytes(r.Config)
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, err
 	}
-	if m.Config.Digest.String() != r.ConfigDigest.String() {
-		return nil, fmt.Errorf("config digest %s does not match the manifest's %s: %w", r.ConfigDigest, m.Config.Digest, errdefs.ErrDataLoss)
+	r.ConfigDigest = digest.Digest(m.Config.Digest.String())
+	if err := r.ConfigDigest.Validate(); err != nil {
+		return nil, fmt.Errorf("config digest %q: %v: %w", m.Config.Digest, err, errdefs.ErrInvalidArgument)
 	}
 	for _, l := range m.Layers {
 		d := digest.Digest(l.Digest.String())
@@ -184,6 +179,18 @@ func describe(endpoint string, top digest.Digest, img v1.Image) (*Resolved, erro
 		r.Layers = append(r.Layers, Layer{Digest: d, Size: l.Size, MediaType: string(l.MediaType)})
 	}
 	return r, nil
+}
+
+// Config fetches the image config and checks it against the manifest's digest.
+func (r *Resolved) Config(ctx context.Context) ([]byte, error) {
+	data, err := r.img.RawConfigFile()
+	if err != nil {
+		return nil, classify(string(r.ConfigDigest), []error{err})
+	}
+	if got := digest.FromBytes(data); got != r.ConfigDigest {
+		return nil, fmt.Errorf("config has digest %s, the manifest says %s: %w", got, r.ConfigDigest, errdefs.ErrDataLoss)
+	}
+	return data, nil
 }
 
 // Fetch streams layer i's compressed blob from the endpoint that served the
@@ -231,8 +238,7 @@ func classify(ref string, errs []error) error {
 		}
 	}
 	if unreachable(errs) {
-		// The kubelet recognises this prefix ("RegistryUnavailable: ...").
-		return fmt.Errorf("%w: pull %s: %v", crierrors.ErrRegistryUnavailable, ref, all)
+		return fmt.Errorf("pull %s: registry unreachable: %v: %w", ref, all, errdefs.ErrUnavailable)
 	}
 	return fmt.Errorf("pull %s: %w", ref, all)
 }

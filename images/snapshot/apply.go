@@ -170,7 +170,7 @@ func (a *applier) create(target string, hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 		return nil
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // the reader reports old-style TypeRegA entries as TypeReg
 		return a.writeFile(target, hdr, r)
 	case tar.TypeSymlink:
 		return os.Symlink(hdr.Linkname, target)

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/berth-cri/berth/cni"
+	"github.com/berth-cri/berth/cri/config"
+	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/images/remote"
+)
+
+func cniOptions(cfg *config.Config) cni.Options {
+	return cni.Options{
+		ConfDir:        cfg.CNI.ConfDir,
+		BinDirs:        cfg.CNI.BinDirs,
+		DefaultNetwork: cfg.CNI.DefaultNetwork,
+		DefaultBridge:  cfg.CNI.DefaultBridge,
+		DefaultSubnet:  cfg.CNI.DefaultSubnet,
+	}
+}
+
+// imageOptions maps berth.toml to the image service: hosts from the certs.d
+// dir first, then [registries."host"] tables, which win for their host.
+func imageOptions(cfg *config.Config) (images.Options, error) {
+	hosts := remote.Hosts{}
+	if dir := cfg.Image.RegistryConfigPath; dir != "" {
+		var err error
+		if hosts, err = remote.LoadHostsDir(dir); err != nil {
+			return images.Options{}, err
+		}
+	}
+	for host, r := range cfg.Registries {
+		h := remote.Host{MirrorsOnly: r.MirrorsOnly, Insecure: r.Insecure, CAFile: r.CAFile}
+		for _, m := range r.Mirrors {
+			h.Mirrors = append(h.Mirrors, remote.Endpoint{URL: m, SkipVerify: r.Insecure, CAFile: r.CAFile})
+		}
+		hosts[host] = h
+	}
+	return images.Options{
+		Root:                   filepath.Join(cfg.Root, "images"),
+		Hosts:                  hosts,
+		MaxConcurrentDownloads: cfg.Image.MaxConcurrentDownloads,
+		ProgressTimeout:        time.Duration(cfg.Image.PullProgressTimeout),
+		Pinned:                 cfg.Image.PinnedImages,
+	}, nil
+}

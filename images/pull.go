@@ -1,0 +1,181 @@
+package images
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"slices"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-cri/berth/images/remote"
+)
+
+// Pull fetches ref from its registry (through the configured mirrors) for the
+// node's platform and stores it. Concurrent pulls of the same reference share
+// one download. Nothing is recorded unless every blob and layer is verified
+// and in place.
+func (s *Service) Pull(ctx context.Context, ref string, auth remote.Auth) (*Image, error) {
+	name, err := NormalizeName(ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.pulls.do(ctx, name, func(ctx context.Context) (*Image, error) {
+		return s.pull(ctx, name, auth)
+	})
+}
+
+func (s *Service) pull(ctx context.Context, name string, auth remote.Auth) (*Image, error) {
+	ctx = log.WithLogger(ctx, log.G(ctx).WithField("image", name))
+	start := time.Now()
+	ctx, watch := watchProgress(ctx, s.opts.ProgressTimeout)
+	defer watch.stop()
+
+	s.gcLock.RLock()
+	defer s.gcLock.RUnlock()
+	img, err := s.fetch(ctx, name, auth, watch)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+			err = cause // the stall timeout says more than "context canceled"
+		}
+		return nil, fmt.Errorf("pull %s: %w", name, err)
+	}
+	log.G(ctx).WithFields(log.Fields{"id": img.ID, "duration": time.Since(start).String()}).Info("pulled image")
+	return img, nil
+}
+
+func (s *Service) fetch(ctx context.Context, name string, auth remote.Auth, watch *progressWatch) (*Image, error) {
+	r, err := s.registry.Resolve(ctx, name, s.platform(), auth)
+	if err != nil {
+		return nil, err
+	}
+	watch.touch()
+	rawConfig, err := s.config(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var config ocispec.Image
+	if err := json.Unmarshal(rawConfig, &config); err != nil {
+		return nil, fmt.Errorf("image config %s: %v: %w", r.ConfigDigest, err, errdefs.ErrInvalidArgument)
+	}
+	diffIDs := config.RootFS.DiffIDs
+	if len(diffIDs) != len(r.Layers) {
+		return nil, fmt.Errorf("manifest has %d layers but the config %d diff IDs: %w", len(r.Layers), len(diffIDs), errdefs.ErrInvalidArgument)
+	}
+	for _, d := range diffIDs {
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("diff ID %q: %v: %w", d, err, errdefs.ErrInvalidArgument)
+		}
+	}
+	if err := s.putBlob(ctx, r.ManifestDigest, r.Manifest); err != nil {
+		return nil, err
+	}
+	if err := s.putBlob(ctx, r.ConfigDigest, rawConfig); err != nil {
+		return nil, err
+	}
+	layers, err := s.unpackLayers(ctx, r, diffIDs, watch)
+	if err != nil {
+		return nil, err
+	}
+	return s.record(ctx, name, r, config, layers)
+}
+
+// unpackLayers makes sure every layer is unpacked, fetching the missing ones
+// in parallel (bounded by MaxConcurrentDownloads).
+func (s *Service) unpackLayers(ctx context.Context, r *remote.Resolved, diffIDs []digest.Digest, watch *progressWatch) ([]Layer, error) {
+	// identity.ChainIDs computes in place: give it a copy.
+	chainIDs := identity.ChainIDs(slices.Clone(diffIDs))
+	layers := make([]Layer, len(diffIDs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, s.opts.MaxConcurrentDownloads))
+	for i := range diffIDs {
+		layers[i] = Layer{ChainID: chainIDs[i], DiffID: diffIDs[i], Blob: r.Layers[i].Digest}
+		if i > 0 {
+			layers[i].Parent = chainIDs[i-1]
+		}
+		g.Go(func() error { return s.ensureLayer(gctx, r, i, &layers[i], watch) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// One syncfs makes the unpacked files durable before the records that
+	// say they are complete.
+	return layers, syncFS(s.layersDir)
+}
+
+// record commits the image and its layers, with its tag and repo digest.
+func (s *Service) record(ctx context.Context, name string, r *remote.Resolved, config ocispec.Image, layers []Layer) (*Image, error) {
+	img := &Image{
+		ID:        r.ConfigDigest.String(),
+		Manifest:  r.ManifestDigest,
+		MediaType: r.ManifestMediaType,
+		Config:    config.Config,
+		PulledAt:  time.Now().UTC(),
+	}
+	for _, l := range layers {
+		img.Layers = append(img.Layers, l.ChainID)
+		img.Size += l.Size
+	}
+	names := []string{name}
+	if !isDigestRef(name) {
+		rd, err := repoDigest(name, r.Digest)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, rd)
+	}
+	return s.meta.commitImage(img, layers, names)
+}
+
+// config returns the image config, from the store when it is there.
+func (s *Service) config(ctx context.Context, r *remote.Resolved) ([]byte, error) {
+	if data, err := s.content.ReadAll(r.ConfigDigest); err == nil {
+		return data, nil
+	}
+	return r.Config(ctx)
+}
+
+// putBlob stores a small verified blob (manifest, config) unless present.
+func (s *Service) putBlob(ctx context.Context, d digest.Digest, data []byte) error {
+	if s.content.Has(d) {
+		return nil
+	}
+	w, err := s.content.Writer(ctx, d, int64(len(data)))
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	return w.Commit(ctx)
+}
+
+func (s *Service) platform() v1.Platform {
+	if s.opts.Platform.OS != "" {
+		return v1.Platform{OS: s.opts.Platform.OS, Architecture: s.opts.Platform.Architecture, Variant: s.opts.Platform.Variant}
+	}
+	return v1.Platform{OS: goruntime.GOOS, Architecture: goruntime.GOARCH}
+}
+
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync layers: %w", err)
+	}
+	return nil
+}
