@@ -69,8 +69,10 @@ test: deps build lint test-unit fuzz ## everything CI runs: deps, build, lint, u
 	trap 'hack/registry.sh stop' EXIT; $(MAKE) --no-print-directory test-integration critest
 
 .PHONY: bench
-bench: build ## Go benchmarks
+bench: deps build ## Go benchmarks, then the pull benchmark against containerd (hack/bench-pull.sh; root)
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	hack/registry.sh start
+	trap 'hack/registry.sh stop' EXIT; hack/test-images.sh && hack/bench-pull.sh
 
 .PHONY: run
 run: deps build ## install deps, build, and run berthd in the foreground (root)

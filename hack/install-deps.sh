@@ -16,7 +16,7 @@ PACKAGES=(
 	gcc libc6-dev pkg-config libseccomp-dev    # cgo: libcontainer, seccomp
 	iptables iproute2 conntrack socat          # pod networking, port forwarding
 	procps util-linux psmisc                   # tests inspect processes and mounts
-	jq curl ca-certificates xz-utils zstd      # scripts
+	jq curl bc ca-certificates xz-utils zstd   # scripts
 )
 
 install_packages() {
