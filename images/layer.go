@@ -56,6 +56,12 @@ func (s *Service) ensureLayer(ctx context.Context, r *remote.Resolved, i int, l 
 	if err := os.Rename(tmp, s.layerDir(l.ChainID)); err != nil && !errors.Is(err, os.ErrExist) && !isNotEmpty(err) {
 		return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
 	}
+	// Recorded at once, so a complete layer always has a record: if the
+	// pull fails later, a retry reuses it, and GC (Remove, or the next
+	// start) collects it if nothing does.
+	if err := s.meta.putLayer(l); err != nil {
+		return err
+	}
 	log.G(ctx).WithFields(log.Fields{"layer": l.ChainID, "bytes": l.Size}).Debug("unpacked layer")
 	return nil
 }

@@ -342,3 +342,10 @@ func (m *meta) layers() ([]Layer, error) {
 	})
 	return out, err
 }
+
+// putLayer records a complete layer.
+func (m *meta) putLayer(l *Layer) error {
+	return m.db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketLayers), l.ChainID.String(), l)
+	})
+}

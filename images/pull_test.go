@@ -39,6 +39,7 @@ type pullRegistry struct {
 	host      string
 	blobGets  atomic.Int64
 	corrupt   atomic.Bool
+	truncate  atomic.Bool
 	stall     atomic.Bool
 	slow      atomic.Bool
 	unstalled chan struct{}
@@ -61,11 +62,20 @@ func newPullRegistry(t *testing.T) *pullRegistry {
 			if r.slow.Load() {
 				time.Sleep(200 * time.Millisecond)
 			}
-			if r.corrupt.Load() {
+			if r.corrupt.Load() || r.truncate.Load() {
 				rec := httptest.NewRecorder()
 				reg.ServeHTTP(rec, req)
 				body := rec.Body.Bytes()
-				body[len(body)-1] ^= 0xff
+				if len(body) < 1024 { // the config: spoil only layers
+					w.WriteHeader(rec.Code)
+					w.Write(body)
+					return
+				}
+				if r.truncate.Load() {
+					body = body[:len(body)/2]
+				} else {
+					body[len(body)-1] ^= 0xff
+				}
 				w.WriteHeader(rec.Code)
 				w.Write(body)
 				return
@@ -195,13 +205,29 @@ func TestConcurrentPullsShareOneDownload(t *testing.T) {
 	}
 }
 
+// assertNothingStored checks what a failed pull leaves: no image, no half
+// layer (complete layers stay recorded for a retry, until GC), no download.
 func assertNothingStored(t *testing.T, s *Service) {
 	t.Helper()
 	imgs, _ := s.List(context.Background())
 	layers, _ := s.meta.layers()
 	entries, _ := os.ReadDir(s.layersDir)
-	if len(imgs) != 0 || len(layers) != 0 || len(entries) != 0 {
+	if len(imgs) != 0 || len(layers) != len(entries) {
 		t.Fatalf("left behind: %d images, %d layer records, %d layer dirs", len(imgs), len(layers), len(entries))
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpLayerPrefix) {
+			t.Fatalf("half layer left: %s", e.Name())
+		}
+	}
+	s.gcLock.Lock()
+	err := s.collect(context.Background())
+	s.gcLock.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(s.layersDir); len(entries) != 0 {
+		t.Fatalf("GC left %d layer dirs", len(entries))
 	}
 	ingest, _ := os.ReadDir(filepath.Join(s.opts.Root, "ingest"))
 	if len(ingest) != 0 {
@@ -209,15 +235,25 @@ func assertNothingStored(t *testing.T, s *Service) {
 	}
 }
 
-func TestPullCorruptBlobStoresNothing(t *testing.T) {
-	reg := newPullRegistry(t)
-	reg.pushImage(t, "test/app:v1", "c")
-	s := newService(t, t.TempDir())
-	reg.corrupt.Store(true)
-	if _, err := s.Pull(context.Background(), reg.host+"/test/app:v1", remote.Auth{}); err == nil {
-		t.Fatal("pull of a corrupt image succeeded")
+func TestPullBadBlobStoresNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		flag func(*pullRegistry) *atomic.Bool
+	}{
+		{"corrupt", func(r *pullRegistry) *atomic.Bool { return &r.corrupt }},
+		{"truncated", func(r *pullRegistry) *atomic.Bool { return &r.truncate }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := newPullRegistry(t)
+			reg.pushImage(t, "test/app:v1", "c")
+			s := newService(t, t.TempDir())
+			tt.flag(reg).Store(true)
+			if _, err := s.Pull(context.Background(), reg.host+"/test/app:v1", remote.Auth{}); err == nil {
+				t.Fatal("pull of a bad image succeeded")
+			}
+			assertNothingStored(t, s)
+		})
 	}
-	assertNothingStored(t, s)
 }
 
 func TestPullCancelAndStall(t *testing.T) {

@@ -2,12 +2,16 @@ package images
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 func newService(t *testing.T, root string, pinned ...string) *Service {
@@ -178,5 +182,51 @@ func TestRecoverCleansLeftovers(t *testing.T) {
 	}
 	if !s2.content.Has(kept.Manifest) || s2.content.Has(broken.Manifest) {
 		t.Error("blob collection after recovery is wrong")
+	}
+}
+
+// A chain too long for one page of mount options mounts through short links.
+func TestLongChainMounts(t *testing.T) {
+	s := newService(t, t.TempDir())
+	var names []string
+	for i := 0; i < 80; i++ {
+		names = append(names, fmt.Sprintf("layer-%d", i))
+	}
+	addImage(t, s, "long", []string{"docker.io/library/long:1"}, names...)
+	rootfs, err := s.PrepareSnapshot(context.Background(), "ctr", "long:1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := "lowerdir=" + strings.Join(rootfs.Lower, ":")
+	if len(abs) <= maxMountOptions {
+		t.Fatalf("test chain too short: %d bytes", len(abs))
+	}
+	opts, chdir := rootfs.MountOptions()
+	if chdir != rootfs.Dir || len(opts) > maxMountOptions || !strings.HasPrefix(opts, "lowerdir=l/0:l/1:") || !strings.Contains(opts, ",upperdir=upper,workdir=work") {
+		t.Fatalf("options %q (%d bytes) from %q", opts, len(opts), chdir)
+	}
+	for i, lower := range rootfs.Lower {
+		if got, _ := os.Readlink(filepath.Join(chdir, "l", strconv.Itoa(i))); got != lower {
+			t.Fatalf("l/%d -> %q, want %q", i, got, lower)
+		}
+	}
+	if os.Getuid() != 0 {
+		return
+	}
+	// Mount it for real from the snapshot dir (this test changes the cwd).
+	target := t.TempDir()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(chdir); err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Mount("overlay", target, "overlay", 0, opts)
+	os.Chdir(wd)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	defer unix.Unmount(target, unix.MNT_DETACH)
+	entries, _ := os.ReadDir(target)
+	if len(entries) != 80 {
+		t.Fatalf("merged view has %d entries, want 80 (one file per layer)", len(entries))
 	}
 }

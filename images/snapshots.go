@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -25,6 +26,41 @@ type Rootfs struct {
 	// Upper and Work are empty for a read-only view.
 	Upper string
 	Work  string
+	// Dir is the snapshot's dir; Dir/l/<n> links to Lower[n], so that long
+	// chains can be mounted with short relative paths (see MountOptions).
+	Dir string
+}
+
+// maxMountOptions is what fits in the one page the kernel copies mount
+// options into, with room to spare for the other options.
+const maxMountOptions = 3800
+
+// MountOptions returns the overlay mount options. When the absolute paths do
+// not fit in a page (long layer chains), the options use short paths relative
+// to chdir, where the mount must then be made from (the caller changes into
+// chdir, or uses fsconfig's "lowerdir+" on newer kernels instead). chdir is
+// empty when the options are absolute.
+func (r *Rootfs) MountOptions() (options, chdir string) {
+	opts := func(lower []string, upper, work string) string {
+		o := "lowerdir=" + strings.Join(lower, ":")
+		if upper != "" {
+			o += ",upperdir=" + upper + ",workdir=" + work
+		}
+		return o + ",index=off"
+	}
+	abs := opts(r.Lower, r.Upper, r.Work)
+	if len(abs) <= maxMountOptions {
+		return abs, ""
+	}
+	short := make([]string, len(r.Lower))
+	for i := range r.Lower {
+		short[i] = "l/" + strconv.Itoa(i)
+	}
+	upper, work := "", ""
+	if r.Upper != "" {
+		upper, work = "upper", "work"
+	}
+	return opts(short, upper, work), r.Dir
 }
 
 // snapshotKey is what a container snapshot may be named (a container ID).
@@ -48,7 +84,7 @@ func (s *Service) PrepareSnapshot(ctx context.Context, key, image string, readOn
 	}
 	top := img.Layers[len(img.Layers)-1]
 	dir := filepath.Join(s.snapshotsDir, key)
-	rootfs := &Rootfs{Lower: s.lowerDirs(img.Layers)}
+	rootfs := &Rootfs{Lower: s.lowerDirs(img.Layers), Dir: dir}
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("snapshot %q: %w", key, errdefs.ErrAlreadyExists)
@@ -64,6 +100,14 @@ func (s *Service) PrepareSnapshot(ctx context.Context, key, image string, readOn
 }
 
 func (s *Service) recordSnapshot(key string, top digest.Digest, readOnly bool, dir string, rootfs *Rootfs) error {
+	if err := os.Mkdir(filepath.Join(dir, "l"), 0o700); err != nil {
+		return fmt.Errorf("create snapshot %q: %w", key, err)
+	}
+	for i, lower := range rootfs.Lower {
+		if err := os.Symlink(lower, filepath.Join(dir, "l", strconv.Itoa(i))); err != nil {
+			return fmt.Errorf("create snapshot %q: %w", key, err)
+		}
+	}
 	if !readOnly {
 		rootfs.Upper, rootfs.Work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 		for _, d := range []string{rootfs.Upper, rootfs.Work} {

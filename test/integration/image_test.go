@@ -152,3 +152,55 @@ func TestPullMultiArchAndMissing(t *testing.T) {
 		t.Fatalf("status of a missing image = %v, %v; want empty", missing, err)
 	}
 }
+
+// A berthd killed mid-pull leaves no image record, and its next start removes
+// the half-downloaded blobs and half-unpacked layers.
+func TestKilledMidPullLeavesNothing(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	reg := testRegistry(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	_, ic := b.Clients(t)
+	big := reg + "/berth-test/big:1"
+	go ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: big}})
+
+	ingest := filepath.Join(b.Root, "images", "ingest")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if entries, _ := os.ReadDir(ingest); len(entries) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pull never started downloading")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.Kill(t)
+	leftovers := func() []string {
+		var out []string
+		for _, dir := range []string{ingest, filepath.Join(b.Root, "images", "layers")} {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				out = append(out, filepath.Join(filepath.Base(dir), e.Name()))
+			}
+		}
+		return out
+	}
+	if len(leftovers()) == 0 {
+		t.Fatal("the kill left nothing to clean up: the test proves nothing")
+	}
+
+	b.Start(t, bin)
+	if left := leftovers(); len(left) != 0 {
+		t.Fatalf("after restart: %v", left)
+	}
+	_, ic = b.Clients(t)
+	st, err := ic.ImageStatus(ctxT(t), &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: big}})
+	if err != nil || st.Image != nil {
+		t.Fatalf("interrupted pull left an image: %v, %v", st, err)
+	}
+	// And the pull works afterwards.
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: big}}); err != nil {
+		t.Fatalf("pull after the crash: %v", err)
+	}
+}
