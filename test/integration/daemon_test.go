@@ -233,3 +233,18 @@ func TestCrictl(t *testing.T) {
 		t.Fatalf("crictl info:\n%s", out)
 	}
 }
+
+func TestRefusesToRunAsNonRoot(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	// setpriv (util-linux) drops to nobody without a shell in between.
+	code, out := util.Run(t, "setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, b.Args()...)...)
+	if code == 0 || !strings.Contains(out, "must run as root") {
+		t.Fatalf("berthd as nobody: exit %d, %q", code, out)
+	}
+	// Commands that need no privileges still work.
+	code, out = util.Run(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "config", "default")
+	if code != 0 || !strings.Contains(out, "[cni]") {
+		t.Fatalf("berthd config default as nobody: exit %d, %q", code, out)
+	}
+}
