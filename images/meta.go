@@ -102,18 +102,13 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 	return b.Put([]byte(key), data)
 }
 
-// commitImage records the layers and the image in one transaction, and points
+// commitImage records the image, whose layers are already recorded, and points
 // names at it. A name that pointed at another image moves (that image keeps
 // its other names, or none: it stays until removed, as with the peers). An
 // image pulled again merges its names into the existing record.
-func (m *meta) commitImage(img *Image, layers []Layer, names []string) (*Image, error) {
+func (m *meta) commitImage(img *Image, names []string) (*Image, error) {
 	var stored *Image
 	err := m.db.Update(func(tx *bolt.Tx) error {
-		for i := range layers {
-			if err := putJSON(tx.Bucket(bucketLayers), layers[i].ChainID.String(), &layers[i]); err != nil {
-				return err
-			}
-		}
 		rec, err := getJSON[Image](tx.Bucket(bucketImages), img.ID)
 		if errors.Is(err, errdefs.ErrNotFound) {
 			rec, err = img, nil

@@ -33,6 +33,17 @@ func chain(names ...string) []Layer {
 	return out
 }
 
+// commitWithLayers records layers, then the image, as a pull does.
+func commitWithLayers(t *testing.T, m *meta, img *Image, layers []Layer, names []string) (*Image, error) {
+	t.Helper()
+	for i := range layers {
+		if err := m.putLayer(&layers[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m.commitImage(img, names)
+}
+
 func imageOf(id string, layers []Layer) *Image {
 	img := &Image{ID: dg(id).String()}
 	for _, l := range layers {
@@ -46,7 +57,7 @@ func TestCommitAndFind(t *testing.T) {
 	layers := chain("a", "b")
 	img := imageOf("img1", layers)
 	tag, dig := "docker.io/library/busybox:latest", "docker.io/library/busybox@"+dg("manifest").String()
-	if _, err := m.commitImage(img, layers, []string{tag, dig}); err != nil {
+	if _, err := commitWithLayers(t, m, img, layers, []string{tag, dig}); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range []lookup{
@@ -75,9 +86,9 @@ func TestTagMovesToNewImage(t *testing.T) {
 	m := openTestMeta(t)
 	tag := "docker.io/library/app:v1"
 	old := imageOf("old", chain("a"))
-	m.commitImage(old, chain("a"), []string{tag, "docker.io/library/app:stable"})
+	commitWithLayers(t, m, old, chain("a"), []string{tag, "docker.io/library/app:stable"})
 	newer := imageOf("new", chain("b"))
-	m.commitImage(newer, chain("b"), []string{tag})
+	commitWithLayers(t, m, newer, chain("b"), []string{tag})
 
 	got, _ := m.find(lookup{kind: byName, key: tag})
 	if got.ID != newer.ID {
@@ -92,9 +103,9 @@ func TestTagMovesToNewImage(t *testing.T) {
 func TestRepullMergesNames(t *testing.T) {
 	m := openTestMeta(t)
 	img := imageOf("img", chain("a"))
-	m.commitImage(img, chain("a"), []string{"docker.io/library/a:1"})
+	commitWithLayers(t, m, img, chain("a"), []string{"docker.io/library/a:1"})
 	again := imageOf("img", chain("a"))
-	stored, err := m.commitImage(again, chain("a"), []string{"docker.io/library/a:2"})
+	stored, err := commitWithLayers(t, m, again, chain("a"), []string{"docker.io/library/a:2"})
 	if err != nil || !slices.Equal(stored.RepoTags, []string{"docker.io/library/a:1", "docker.io/library/a:2"}) {
 		t.Fatalf("stored = %+v, %v", stored, err)
 	}
@@ -111,7 +122,7 @@ func TestAmbiguousPrefix(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		m.commitImage(&Image{ID: id}, nil, nil)
+		commitWithLayers(t, m, &Image{ID: id}, nil, nil)
 	}
 	_, err := m.find(lookup{kind: byName, key: "docker.io/library/x:latest", idPrefix: ids[0][7:8]})
 	if err == nil {
@@ -125,8 +136,8 @@ func TestDeleteAndDropUnusedLayers(t *testing.T) {
 	a := imageOf("a", append(shared[:2:2], chain("base", "mid", "top-a")[2]))
 	bLayers := chain("base", "mid", "top-b")
 	b := imageOf("b", bLayers)
-	m.commitImage(a, chain("base", "mid", "top-a"), []string{"docker.io/library/a:1"})
-	m.commitImage(b, bLayers, []string{"docker.io/library/b:1"})
+	commitWithLayers(t, m, a, chain("base", "mid", "top-a"), []string{"docker.io/library/a:1"})
+	commitWithLayers(t, m, b, bLayers, []string{"docker.io/library/b:1"})
 
 	if err := m.deleteImage(a.ID); err != nil {
 		t.Fatal(err)
@@ -159,7 +170,7 @@ func TestReopenKeepsRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := imageOf("img", chain("a"))
-	m.commitImage(img, chain("a"), []string{"docker.io/library/a:1"})
+	commitWithLayers(t, m, img, chain("a"), []string{"docker.io/library/a:1"})
 	m.close()
 	m, err = openMeta(path)
 	if err != nil {

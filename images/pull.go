@@ -134,7 +134,7 @@ func (s *Service) record(ctx context.Context, name string, r *remote.Resolved, c
 		}
 		names = append(names, rd)
 	}
-	return s.meta.commitImage(img, layers, names)
+	return s.meta.commitImage(img, names)
 }
 
 // config returns the image config, from the store when it is there.

@@ -53,7 +53,7 @@ func addImage(t *testing.T, s *Service, id string, names []string, layerNames ..
 	img.ID = blob(`{"config":"` + id + `"}`).String()
 	img.Manifest = blob(`{"manifest":"` + id + `"}`)
 	img.Size = 10 * int64(len(layers))
-	if _, err := s.meta.commitImage(img, layers, names); err != nil {
+	if _, err := commitWithLayers(t, s.meta, img, layers, names); err != nil {
 		t.Fatal(err)
 	}
 	return img

@@ -264,7 +264,7 @@ func (b *builder) multiarch() error {
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img,
 			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
-	return b.pushIndex(idx, berthT+"multiarch:1")
+	return b.push(idx, berthT+"multiarch:1")
 }
 
 // big is a 120 MiB image of deterministic noise (incompressible, like real

@@ -108,9 +108,15 @@ func image(oci bool, cfg v1.Config, layers ...v1.Layer) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// push writes img under every ref (relative to the registry), unless the
-// registry already has that digest there.
-func (b *builder) push(img v1.Image, refs ...string) error {
+// digestible is an image or an index.
+type digestible interface {
+	remote.Taggable
+	Digest() (v1.Hash, error)
+}
+
+// push writes img (an image or an index) under every ref (relative to the
+// registry), unless the registry already has that digest there.
+func (b *builder) push(img digestible, refs ...string) error {
 	want, err := img.Digest()
 	if err != nil {
 		return err
@@ -121,29 +127,11 @@ func (b *builder) push(img v1.Image, refs ...string) error {
 			return err
 		}
 		if desc, err := remote.Head(ref); err != nil || desc.Digest != want {
-			if err := remote.Write(ref, img); err != nil {
+			if err := remote.Push(ref, img); err != nil {
 				return fmt.Errorf("push %s: %w", r, err)
 			}
 		}
 		b.pushed = append(b.pushed, r+" "+want.String())
 	}
-	return nil
-}
-
-func (b *builder) pushIndex(idx v1.ImageIndex, ref string) error {
-	d, err := idx.Digest()
-	if err != nil {
-		return err
-	}
-	r, err := name.ParseReference(b.registry+"/"+ref, name.Insecure)
-	if err != nil {
-		return err
-	}
-	if desc, err := remote.Head(r); err != nil || desc.Digest != d {
-		if err := remote.WriteIndex(r, idx); err != nil {
-			return fmt.Errorf("push %s: %w", ref, err)
-		}
-	}
-	b.pushed = append(b.pushed, ref+" "+d.String())
 	return nil
 }
