@@ -331,3 +331,22 @@ func TestLoadHostsDir(t *testing.T) {
 		t.Fatalf("missing dir: %v, %v", h, err)
 	}
 }
+
+func TestSchema1Rejected(t *testing.T) {
+	reg := newRegistry(t, nil)
+	manifest := `{"schemaVersion":1,"name":"old","tag":"v1","architecture":"amd64","fsLayers":[],"history":[]}`
+	req, _ := http.NewRequest(http.MethodPut, reg.URL+"/v2/old/manifests/v1", strings.NewReader(manifest))
+	req.Header.Set("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push schema 1: %s", resp.Status)
+	}
+	_, err = NewClient(nil).Resolve(context.Background(), reg.host+"/old:v1", amd64, Auth{})
+	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "schema 1") {
+		t.Fatalf("schema 1 image = %v, want a FailedPrecondition error naming schema 1", err)
+	}
+}

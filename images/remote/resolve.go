@@ -129,7 +129,7 @@ func (c *Client) resolveAt(ctx context.Context, e endpoint, ref name.Reference, 
 		return nil, err
 	}
 	if desc.MediaType == types.DockerManifestSchema1 || desc.MediaType == types.DockerManifestSchema1Signed {
-		return nil, fmt.Errorf("%s uses the Docker schema 1 manifest format, which is not supported: %w", ref, errdefs.ErrNotImplemented)
+		return nil, fmt.Errorf("%s uses the Docker schema 1 manifest format, which is not supported: %w", ref, errdefs.ErrFailedPrecondition)
 	}
 	img, err := desc.Image() // picks the platform from an index
 	if err != nil {
@@ -230,7 +230,7 @@ func classify(ref string, errs []error) error {
 		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
 			return fmt.Errorf("pull %s: not found: %v: %w", ref, terr, errdefs.ErrNotFound)
 		}
-		if errdefs.IsNotImplemented(err) || errdefs.IsInvalidArgument(err) || errdefs.IsDataLoss(err) {
+		if errdefs.IsFailedPrecondition(err) || errdefs.IsInvalidArgument(err) || errdefs.IsDataLoss(err) {
 			return err
 		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
