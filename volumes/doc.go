@@ -1,0 +1,16 @@
+// Package volumes turns a container's CRI mounts and its image's VOLUMEs into
+// OCI mounts.
+//
+// Host paths are checked and resolved on the host (symlinks followed, a
+// missing path created as a directory, as Docker and containerd do); container
+// paths must be absolute and are resolved inside the container's rootfs by the
+// runtime at mount time (runc resolves them without leaving the rootfs).
+// Propagation needs the host side of the mount to cooperate: rslave
+// (HOST_TO_CONTAINER) needs a shared or slave host mount, rshared
+// (BIDIRECTIONAL) a shared one; recursive read-only needs read-only and private
+// propagation, as CRI specifies. Image VOLUMEs get an empty directory of the
+// container's own, unless a CRI mount already covers the path.
+//
+// The package reads /proc/self/mountinfo and creates directories; it keeps no
+// state and takes no locks.
+package volumes

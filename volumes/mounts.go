@@ -1,0 +1,169 @@
+package volumes
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// MountInfo finds the mount a path lives on (the OS seam, faked in tests).
+type MountInfo func(path string) (*mountinfo.Info, error)
+
+// HostMountInfo reads /proc/self/mountinfo.
+func HostMountInfo(p string) (*mountinfo.Info, error) {
+	if !filepath.IsAbs(p) {
+		return nil, fmt.Errorf("mount of %q: not an absolute path: %w", p, errdefs.ErrInvalidArgument)
+	}
+	mounts, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return nil, err
+	}
+	var best *mountinfo.Info
+	for _, m := range mounts {
+		if isUnder(p, m.Mountpoint) && (best == nil || len(m.Mountpoint) >= len(best.Mountpoint)) {
+			best = m
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no mount holds %s", p)
+	}
+	return best, nil
+}
+
+func isUnder(p, dir string) bool {
+	if dir == "/" {
+		return true
+	}
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// FromCRI converts CRI mounts to OCI bind mounts.
+func FromCRI(mounts []*runtime.Mount, info MountInfo) ([]specs.Mount, error) {
+	out := make([]specs.Mount, 0, len(mounts))
+	for _, m := range mounts {
+		om, err := fromCRI(m, info)
+		if err != nil {
+			return nil, fmt.Errorf("mount %q → %q: %w", m.GetHostPath(), m.GetContainerPath(), err)
+		}
+		out = append(out, om)
+	}
+	return out, nil
+}
+
+func fromCRI(m *runtime.Mount, info MountInfo) (specs.Mount, error) {
+	dst := m.GetContainerPath()
+	if !path.IsAbs(dst) {
+		return specs.Mount{}, fmt.Errorf("container path must be absolute: %w", errdefs.ErrInvalidArgument)
+	}
+	if m.GetRecursiveReadOnly() && !m.GetReadonly() {
+		return specs.Mount{}, fmt.Errorf("recursive read-only needs readonly: %w", errdefs.ErrInvalidArgument)
+	}
+	if m.GetRecursiveReadOnly() && m.GetPropagation() != runtime.MountPropagation_PROPAGATION_PRIVATE {
+		return specs.Mount{}, fmt.Errorf("recursive read-only needs private propagation: %w", errdefs.ErrInvalidArgument)
+	}
+	src, err := hostPath(m.GetHostPath())
+	if err != nil {
+		return specs.Mount{}, err
+	}
+	opts := []string{"rbind"}
+	switch m.GetPropagation() {
+	case runtime.MountPropagation_PROPAGATION_PRIVATE:
+		opts = append(opts, "rprivate")
+	case runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		if err := needPropagation(src, info, "shared:", "master:"); err != nil {
+			return specs.Mount{}, err
+		}
+		opts = append(opts, "rslave")
+	case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		if err := needPropagation(src, info, "shared:"); err != nil {
+			return specs.Mount{}, err
+		}
+		opts = append(opts, "rshared")
+	default:
+		return specs.Mount{}, fmt.Errorf("unknown propagation %v: %w", m.GetPropagation(), errdefs.ErrInvalidArgument)
+	}
+	switch {
+	case m.GetRecursiveReadOnly():
+		opts = append(opts, "rro")
+	case m.GetReadonly():
+		opts = append(opts, "ro")
+	default:
+		opts = append(opts, "rw")
+	}
+	// SelinuxRelabel is accepted: Berth applies no SELinux labels on hosts
+	// without SELinux (the security-context issue handles hosts with it).
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}, nil
+}
+
+// hostPath resolves symlinks in a host path; a missing path becomes a new
+// directory (as Docker and containerd do for bind mounts).
+func hostPath(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("host path must be absolute: %w", errdefs.ErrInvalidArgument)
+	}
+	resolved, err := filepath.EvalSymlinks(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return "", fmt.Errorf("create host path: %w", err)
+		}
+		resolved, err = filepath.EvalSymlinks(p)
+	}
+	if err != nil {
+		return "", fmt.Errorf("resolve host path: %w", err)
+	}
+	return resolved, nil
+}
+
+// needPropagation checks that the mount holding src has one of the optional
+// fields (shared:N, master:N) that the requested propagation needs.
+func needPropagation(src string, info MountInfo, want ...string) error {
+	m, err := info(src)
+	if err != nil {
+		return err
+	}
+	for _, f := range strings.Fields(m.Optional) {
+		for _, w := range want {
+			if strings.HasPrefix(f, w) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("host mount %s of %s has propagation %q, which cannot carry %v: %w",
+		m.Mountpoint, src, m.Optional, want, errdefs.ErrFailedPrecondition)
+}
+
+// ImageVolumes gives each image VOLUME that no CRI mount covers an empty
+// directory under baseDir (the container's own), as an rbind mount.
+func ImageVolumes(volumes map[string]struct{}, existing []specs.Mount, baseDir string) ([]specs.Mount, error) {
+	dsts := make([]string, 0, len(volumes))
+	for v := range volumes {
+		dsts = append(dsts, path.Clean("/"+v))
+	}
+	sort.Strings(dsts)
+	var out []specs.Mount
+	for _, dst := range slices.Compact(dsts) {
+		if slices.ContainsFunc(existing, func(m specs.Mount) bool { return path.Clean(m.Destination) == dst }) {
+			continue
+		}
+		sum := sha256.Sum256([]byte(dst))
+		src := filepath.Join(baseDir, hex.EncodeToString(sum[:8]))
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return nil, fmt.Errorf("image volume %s: %w", dst, err)
+		}
+		out = append(out, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "rw"}})
+	}
+	return out, nil
+}

@@ -1,0 +1,121 @@
+package volumes
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// fakeInfo reports every path on one mount with the given optional fields.
+func fakeInfo(optional string) MountInfo {
+	return func(p string) (*mountinfo.Info, error) {
+		return &mountinfo.Info{Mountpoint: "/", Optional: optional}, nil
+	}
+}
+
+func TestFromCRI(t *testing.T) {
+	host := t.TempDir()
+	real := filepath.Join(host, "real")
+	os.Mkdir(real, 0o755)
+	link := filepath.Join(host, "link")
+	os.Symlink(real, link)
+	missing := filepath.Join(host, "missing", "dir")
+
+	tests := []struct {
+		name     string
+		mount    *runtime.Mount
+		optional string
+		want     specs.Mount
+	}{
+		{"private rw", &runtime.Mount{HostPath: real, ContainerPath: "/data"}, "",
+			specs.Mount{Destination: "/data", Type: "bind", Source: real, Options: []string{"rbind", "rprivate", "rw"}}},
+		{"symlink resolved, ro", &runtime.Mount{HostPath: link, ContainerPath: "/data", Readonly: true}, "",
+			specs.Mount{Destination: "/data", Type: "bind", Source: real, Options: []string{"rbind", "rprivate", "ro"}}},
+		{"recursive ro", &runtime.Mount{HostPath: real, ContainerPath: "/d", Readonly: true, RecursiveReadOnly: true}, "",
+			specs.Mount{Destination: "/d", Type: "bind", Source: real, Options: []string{"rbind", "rprivate", "rro"}}},
+		{"rslave on a slave mount", &runtime.Mount{HostPath: real, ContainerPath: "/d", Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, "master:3",
+			specs.Mount{Destination: "/d", Type: "bind", Source: real, Options: []string{"rbind", "rslave", "rw"}}},
+		{"rshared on a shared mount", &runtime.Mount{HostPath: real, ContainerPath: "/d", Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL}, "shared:1 master:2",
+			specs.Mount{Destination: "/d", Type: "bind", Source: real, Options: []string{"rbind", "rshared", "rw"}}},
+		{"missing host path created", &runtime.Mount{HostPath: missing, ContainerPath: "/m", SelinuxRelabel: true}, "",
+			specs.Mount{Destination: "/m", Type: "bind", Source: missing, Options: []string{"rbind", "rprivate", "rw"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := FromCRI([]*runtime.Mount{tt.mount}, fakeInfo(tt.optional))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got[0], tt.want) {
+				t.Fatalf("got %+v, want %+v", got[0], tt.want)
+			}
+		})
+	}
+	if fi, err := os.Stat(missing); err != nil || !fi.IsDir() {
+		t.Fatalf("missing host path not created: %v", err)
+	}
+}
+
+func TestFromCRIErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		mount    *runtime.Mount
+		optional string
+		want     func(error) bool
+	}{
+		{"relative container path", &runtime.Mount{HostPath: dir, ContainerPath: "data"}, "", errdefs.IsInvalidArgument},
+		{"relative host path", &runtime.Mount{HostPath: "data", ContainerPath: "/data"}, "", errdefs.IsInvalidArgument},
+		{"rro without ro", &runtime.Mount{HostPath: dir, ContainerPath: "/d", RecursiveReadOnly: true}, "", errdefs.IsInvalidArgument},
+		{"rro with propagation", &runtime.Mount{HostPath: dir, ContainerPath: "/d", Readonly: true, RecursiveReadOnly: true,
+			Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, "shared:1", errdefs.IsInvalidArgument},
+		{"rslave on a private mount", &runtime.Mount{HostPath: dir, ContainerPath: "/d", Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, "", errdefs.IsFailedPrecondition},
+		{"rshared on a slave mount", &runtime.Mount{HostPath: dir, ContainerPath: "/d", Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL}, "master:1", errdefs.IsFailedPrecondition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := FromCRI([]*runtime.Mount{tt.mount}, fakeInfo(tt.optional))
+			if err == nil || !tt.want(err) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
+func TestHostMountInfoFindsRoot(t *testing.T) {
+	m, err := HostMountInfo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Mountpoint == "" {
+		t.Fatal("no mount point")
+	}
+	if _, err := HostMountInfo("relative"); err == nil {
+		t.Fatal("a relative path found a mount")
+	}
+}
+
+func TestImageVolumes(t *testing.T) {
+	base := t.TempDir()
+	existing := []specs.Mount{{Destination: "/data/"}}
+	got, err := ImageVolumes(map[string]struct{}{"/data": {}, "/var/cache": {}, "var/cache/": {}}, existing, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Destination != "/var/cache" {
+		t.Fatalf("got %+v, want only /var/cache", got)
+	}
+	if fi, err := os.Stat(got[0].Source); err != nil || !fi.IsDir() || filepath.Dir(got[0].Source) != base {
+		t.Fatalf("volume dir %s: %v", got[0].Source, err)
+	}
+	if _, err := ImageVolumes(map[string]struct{}{"/x": {}}, nil, "/proc/no-such/dir"); err == nil || errors.Is(err, os.ErrExist) {
+		t.Fatalf("unwritable base: %v", err)
+	}
+}
