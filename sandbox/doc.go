@@ -1,0 +1,14 @@
+// Package sandbox owns pod sandboxes: their records and state machine, the
+// pod's pinned namespaces, cgroup, and the per-pod files (hostname, hosts,
+// resolv.conf, shm). It never imports sandbox/container.
+//
+// Today it holds the namespace pins: a pod's network, IPC and UTS namespaces
+// are created without any process in them and kept alive by bind mounts of
+// their nsfs files onto files under the state dir (<state>/ns/<pod>/{net,ipc,uts}),
+// so that no pause process is needed for them. A pin is removed by unmounting
+// and deleting it; both steps are idempotent.
+//
+// Namespaces are made on a locked OS thread that is thrown away afterwards, so
+// no other goroutine ever runs in them. No locks: callers pin and unpin a pod's
+// namespaces from under that pod's lock.
+package sandbox

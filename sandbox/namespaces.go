@@ -1,0 +1,92 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// Namespace kinds a pod may get its own of.
+const (
+	NetNS = "net"
+	IPCNS = "ipc"
+	UTSNS = "uts"
+)
+
+var cloneFlags = map[string]uintptr{NetNS: unix.CLONE_NEWNET, IPCNS: unix.CLONE_NEWIPC, UTSNS: unix.CLONE_NEWUTS}
+
+// PinNamespaces creates new namespaces of the given kinds and pins each at
+// dir/<kind>; a new UTS namespace gets hostname. It returns the pin paths by
+// kind. On error nothing stays pinned.
+func PinNamespaces(dir string, kinds []string, hostname string) (pins map[string]string, retErr error) {
+	var flags uintptr
+	for _, k := range kinds {
+		f, ok := cloneFlags[k]
+		if !ok {
+			return nil, fmt.Errorf("unknown namespace kind %q", k)
+		}
+		flags |= f
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	pins = map[string]string{}
+	defer func() {
+		if retErr != nil {
+			_ = UnpinNamespaces(pins)
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is never unlocked: it ends with this goroutine, taking
+		// the unshared namespaces with it instead of returning to the pool.
+		runtime.LockOSThread()
+		errc <- pinOnThisThread(dir, kinds, flags, hostname, pins)
+	}()
+	return pins, <-errc
+}
+
+func pinOnThisThread(dir string, kinds []string, flags uintptr, hostname string, pins map[string]string) error {
+	if err := unix.Unshare(int(flags)); err != nil {
+		return fmt.Errorf("unshare namespaces: %w", err)
+	}
+	if flags&unix.CLONE_NEWUTS != 0 && hostname != "" {
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", hostname, err)
+		}
+	}
+	tid := unix.Gettid()
+	for _, k := range kinds {
+		pin := filepath.Join(dir, k)
+		f, err := os.OpenFile(pin, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o400)
+		if err != nil {
+			return fmt.Errorf("create %s pin: %w", k, err)
+		}
+		f.Close()
+		pins[k] = pin
+		src := fmt.Sprintf("/proc/%d/task/%d/ns/%s", os.Getpid(), tid, k)
+		if err := unix.Mount(src, pin, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("pin %s namespace: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// UnpinNamespaces unmounts and removes pins; missing or unmounted pins are fine.
+func UnpinNamespaces(pins map[string]string) error {
+	var errs []error
+	for _, pin := range pins {
+		if err := unix.Unmount(pin, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", pin, err))
+			continue
+		}
+		if err := os.Remove(pin); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

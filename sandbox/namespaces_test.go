@@ -1,0 +1,134 @@
+package sandbox
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// inNamespaces runs fn on a thread that joined the pinned namespaces; the
+// thread is discarded afterwards.
+func inNamespaces(t *testing.T, pins map[string]string, fn func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		for _, pin := range pins {
+			fd, err := unix.Open(pin, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				done <- err
+				return
+			}
+			err = unix.Setns(fd, 0)
+			unix.Close(fd)
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		fn()
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mountsUnder(t *testing.T, dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+func TestPinNamespaces(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "pod1")
+	pins, err := PinNamespaces(dir, []string{NetNS, IPCNS, UTSNS}, "test-hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer UnpinNamespaces(pins)
+	for _, k := range []string{NetNS, IPCNS, UTSNS} {
+		if inode(t, pins[k]) == inode(t, "/proc/self/ns/"+k) {
+			t.Fatalf("%s pin is the host's namespace", k)
+		}
+	}
+	var ifaces []string
+	var hostname string
+	inNamespaces(t, pins, func() {
+		list, _ := net.Interfaces()
+		for _, i := range list {
+			ifaces = append(ifaces, i.Name)
+		}
+		var u unix.Utsname
+		unix.Uname(&u)
+		hostname = unix.ByteSliceToString(u.Nodename[:])
+	})
+	if strings.Join(ifaces, ",") != "lo" || hostname != "test-hostname" {
+		t.Fatalf("inside: interfaces %v, hostname %q", ifaces, hostname)
+	}
+	if host, _ := os.Hostname(); host == "test-hostname" {
+		t.Fatal("the host's hostname changed")
+	}
+
+	if err := UnpinNamespaces(pins); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnpinNamespaces(pins); err != nil {
+		t.Fatalf("second unpin: %v", err)
+	}
+	if m := mountsUnder(t, dir); len(m) != 0 {
+		t.Fatalf("mounts left: %v", m)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("pins left: %d", len(entries))
+	}
+}
+
+func TestPinNamespacesFailureLeavesNothing(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	// An existing file where the UTS pin goes makes the third pin fail.
+	os.WriteFile(filepath.Join(dir, UTSNS), nil, 0o600)
+	if _, err := PinNamespaces(dir, []string{NetNS, IPCNS, UTSNS}, ""); err == nil {
+		t.Fatal("pinning over an existing file succeeded")
+	}
+	if m := mountsUnder(t, dir); len(m) != 0 {
+		t.Fatalf("mounts left after a failed pin: %v", m)
+	}
+	for _, k := range []string{NetNS, IPCNS} {
+		if _, err := os.Stat(filepath.Join(dir, k)); !os.IsNotExist(err) {
+			t.Fatalf("%s pin left after a failed pin", k)
+		}
+	}
+	if _, err := PinNamespaces(dir, []string{"pid"}, ""); err == nil {
+		t.Fatal("unknown kind accepted")
+	}
+}
