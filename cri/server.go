@@ -26,6 +26,8 @@ type Options struct {
 	Images ImageStore
 	// Puller pulls images into it.
 	Puller ImagePuller
+	// Pods are the pod sandboxes.
+	Pods PodManager
 }
 
 // Server implements runtime.v1 RuntimeService and ImageService.
@@ -38,11 +40,22 @@ type Server struct {
 	network NetworkStatus
 	images  ImageStore
 	puller  ImagePuller
+	pods    PodManager
+
+	podNames *names
 }
 
 // New returns a Server. It starts nothing.
 func New(opts Options) *Server {
-	return &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images, puller: opts.Puller}
+	s := &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images,
+		puller: opts.Puller, pods: opts.Pods, podNames: newNames()}
+	if opts.Pods != nil {
+		for _, p := range opts.Pods.List() {
+			// Recovered pods keep their names.
+			s.podNames.owner[podName(podMetadata(p))] = p.ID
+		}
+	}
+	return s
 }
 
 var (

@@ -102,9 +102,9 @@ func TestRuntimeConfig(t *testing.T) {
 
 func TestNotBuiltRPCsAreUnimplemented(t *testing.T) {
 	s := newTestServer(nil)
-	_, err := s.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "RunPodSandbox") {
-		t.Fatalf("RunPodSandbox: %v", err)
+	_, err := s.CreateContainer(context.Background(), &runtime.CreateContainerRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "CreateContainer") {
+		t.Fatalf("CreateContainer: %v", err)
 	}
 	_, err = s.ExecSync(context.Background(), &runtime.ExecSyncRequest{})
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "ExecSync") {

@@ -8,7 +8,7 @@
 // so that no pause process is needed for them. A pin is removed by unmounting
 // and deleting it; both steps are idempotent.
 //
-// Namespaces are made on a locked OS thread that is thrown away afterwards, so
-// no other goroutine ever runs in them. No locks: callers pin and unpin a pod's
+// Namespaces are made on a locked OS thread that moves back into its own
+// namespaces before it is unlocked, so no other goroutine ever runs in them. No locks: callers pin and unpin a pod's
 // namespaces from under that pod's lock.
 package sandbox

@@ -42,12 +42,49 @@ func PinNamespaces(dir string, kinds []string, hostname string) (pins map[string
 	}()
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is never unlocked: it ends with this goroutine, taking
-		// the unshared namespaces with it instead of returning to the pool.
 		runtime.LockOSThread()
-		errc <- pinOnThisThread(dir, kinds, flags, hostname, pins)
+		restore, err := saveNamespaces(kinds)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = pinOnThisThread(dir, kinds, flags, hostname, pins)
+		// Back to the thread's own namespaces before anyone goes on. If that
+		// fails the thread stays locked and dies with this goroutine (the
+		// runtime parks it instead if it is the main thread).
+		if restore() == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return pins, <-errc
+}
+
+// saveNamespaces opens the calling thread's namespaces of the given kinds and
+// returns a function that moves the thread back into them.
+func saveNamespaces(kinds []string) (func() error, error) {
+	fds := map[string]int{}
+	for _, k := range kinds {
+		fd, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/%s", unix.Gettid(), k), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, fmt.Errorf("open own %s namespace: %w", k, err)
+		}
+		fds[k] = fd
+	}
+	return func() error {
+		var errs []error
+		for k, fd := range fds {
+			if err := unix.Setns(fd, int(cloneFlags[k])); err != nil {
+				errs = append(errs, fmt.Errorf("return to own %s namespace: %w", k, err))
+			}
+			unix.Close(fd)
+		}
+		return errors.Join(errs...)
+	}, nil
 }
 
 func pinOnThisThread(dir string, kinds []string, flags uintptr, hostname string, pins map[string]string) error {

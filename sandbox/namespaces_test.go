@@ -20,13 +20,22 @@ func inode(t *testing.T, p string) uint64 {
 	return st.Ino
 }
 
-// inNamespaces runs fn on a thread that joined the pinned namespaces; the
-// thread is discarded afterwards.
+// inNamespaces runs fn on a thread that joined the pinned namespaces and
+// returns to its own afterwards.
 func inNamespaces(t *testing.T, pins map[string]string, fn func()) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		var kinds []string
+		for k := range pins {
+			kinds = append(kinds, k)
+		}
+		restore, err := saveNamespaces(kinds)
+		if err != nil {
+			done <- err
+			return
+		}
 		for _, pin := range pins {
 			fd, err := unix.Open(pin, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			if err != nil {
@@ -41,7 +50,11 @@ func inNamespaces(t *testing.T, pins map[string]string, fn func()) {
 			}
 		}
 		fn()
-		done <- nil
+		err = restore()
+		if err == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- err
 	}()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -130,5 +143,29 @@ func TestPinNamespacesFailureLeavesNothing(t *testing.T) {
 	}
 	if _, err := PinNamespaces(dir, []string{"pid"}, ""); err == nil {
 		t.Fatal("unknown kind accepted")
+	}
+}
+
+func TestIsMountPoint(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	pins, err := PinNamespaces(dir, []string{NetNS}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer UnpinNamespaces(pins)
+	shm := filepath.Join(dir, "shm")
+	if err := (HostOS{}).MountShm(shm, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	defer (HostOS{}).Unmount(shm)
+	plain := filepath.Join(dir, "plain")
+	os.WriteFile(plain, nil, 0o600)
+	for p, want := range map[string]bool{pins[NetNS]: true, shm: true, plain: false, filepath.Join(dir, "absent"): false} {
+		if got := (HostOS{}).IsMountPoint(p); got != want {
+			t.Errorf("IsMountPoint(%s) = %v, want %v", filepath.Base(p), got, want)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/cri/serve"
 	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/cgroups"
 )
 
@@ -97,7 +98,14 @@ func daemon(f *flags) error {
 		return err
 	}
 	defer imageStore.Close()
-	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network, Images: imageStore, Puller: imageStore})
+	pods, err := sandbox.NewManager(sandbox.HostOS{}, cfg.Root, cfg.State)
+	if err != nil {
+		return err
+	}
+	if err := pods.Recover(ctx); err != nil {
+		return err
+	}
+	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network, Images: imageStore, Puller: imageStore, Pods: pods})
 
 	l, err := serve.Listen(cfg.Listen)
 	if err != nil {

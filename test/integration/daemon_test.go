@@ -107,7 +107,7 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	rc, _ := b.Clients(t)
 	ctx := ctxT(t)
 	calls := map[string]error{}
-	_, calls["RunPodSandbox"] = rc.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{})
+	_, calls["StartContainer"] = rc.StartContainer(ctx, &runtime.StartContainerRequest{})
 	_, calls["CreateContainer"] = rc.CreateContainer(ctx, &runtime.CreateContainerRequest{})
 	_, calls["ExecSync"] = rc.ExecSync(ctx, &runtime.ExecSyncRequest{})
 	_, calls["ListContainers"] = rc.ListContainers(ctx, &runtime.ListContainersRequest{})

@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -58,7 +61,13 @@ func NewBerthd(t *testing.T, configTOML string) *Berthd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		// Whatever a failed test left mounted under its dir goes first.
+		for _, m := range MountsUnder(dir) {
+			_ = unix.Unmount(m, unix.MNT_DETACH)
+		}
+		os.RemoveAll(dir)
+	})
 	b := &Berthd{
 		Dir:     dir,
 		Root:    filepath.Join(dir, "root"),
@@ -189,4 +198,20 @@ func Run(t *testing.T, bin string, args ...string) (int, string) {
 		t.Fatalf("run %s: %v", bin, err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// MountsUnder lists the mount points under dir, deepest first.
+func MountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(out)))
+	return out
 }

@@ -1,0 +1,88 @@
+package cri
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/encoding/protojson"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/sandbox"
+)
+
+// PodManager is what the pod RPCs need of the sandbox domain (sandbox.Manager).
+type PodManager interface {
+	Create(ctx context.Context, id string, spec sandbox.Spec) (*sandbox.Pod, error)
+	Get(id string) (*sandbox.Pod, error)
+	Find(idOrPrefix string) (*sandbox.Pod, error)
+	List() []*sandbox.Pod
+	Stop(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) error
+}
+
+// podName is the reserved name of a pod: name_namespace_uid_attempt.
+func podName(md *runtime.PodSandboxMetadata) string {
+	return fmt.Sprintf("%s_%s_%s_%d", md.GetName(), md.GetNamespace(), md.GetUid(), md.GetAttempt())
+}
+
+func newID() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var namespaceModes = map[runtime.NamespaceMode]string{
+	runtime.NamespaceMode_POD:       sandbox.ModePod,
+	runtime.NamespaceMode_CONTAINER: sandbox.ModeContainer,
+	runtime.NamespaceMode_NODE:      sandbox.ModeNode,
+	runtime.NamespaceMode_TARGET:    sandbox.ModeTarget,
+}
+
+// podSpec validates a RunPodSandbox request and turns it into a sandbox.Spec.
+func podSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
+	cfg := req.GetConfig()
+	md := cfg.GetMetadata()
+	if md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
+		return sandbox.Spec{}, fmt.Errorf("pod metadata needs a name, a namespace and a uid: %w", errdefs.ErrInvalidArgument)
+	}
+	if h := req.GetRuntimeHandler(); h != "" {
+		return sandbox.Spec{}, fmt.Errorf("runtime handler %q is not configured (only the default handler exists): %w", h, errdefs.ErrInvalidArgument)
+	}
+	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	raw, err := protojson.Marshal(cfg)
+	if err != nil {
+		return sandbox.Spec{}, err
+	}
+	return sandbox.Spec{
+		Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
+		Hostname: cfg.GetHostname(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
+		LogDirectory: cfg.GetLogDirectory(), CgroupParent: cfg.GetLinux().GetCgroupParent(),
+		NetworkMode: namespaceModes[ns.GetNetwork()], PIDMode: namespaceModes[ns.GetPid()], IPCMode: namespaceModes[ns.GetIpc()],
+		DNS: sandbox.DNS{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(),
+			Options: cfg.GetDnsConfig().GetOptions()},
+		Config: raw,
+	}, nil
+}
+
+func criNamespaceMode(mode string) runtime.NamespaceMode {
+	for k, v := range namespaceModes {
+		if v == mode {
+			return k
+		}
+	}
+	return runtime.NamespaceMode_POD
+}
+
+func criPodState(s sandbox.State) runtime.PodSandboxState {
+	if s == sandbox.Ready {
+		return runtime.PodSandboxState_SANDBOX_READY
+	}
+	return runtime.PodSandboxState_SANDBOX_NOTREADY
+}
+
+func podMetadata(p *sandbox.Pod) *runtime.PodSandboxMetadata {
+	return &runtime.PodSandboxMetadata{Name: p.Spec.Name, Namespace: p.Spec.Namespace, Uid: p.Spec.UID, Attempt: p.Spec.Attempt}
+}

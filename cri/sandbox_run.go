@@ -1,0 +1,39 @@
+package cri
+
+import (
+	"context"
+
+	"github.com/containerd/log"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// RunPodSandbox creates a pod: its name is reserved first, then the sandbox
+// domain makes its namespaces, /dev/shm and files and records it READY. On any
+// error nothing is left and the name is free again. The pod network (CNI)
+// comes with the networking issue: the network namespace is ready for it.
+func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+	spec, err := podSpec(req)
+	if err != nil {
+		return nil, err
+	}
+	name, id := podName(req.GetConfig().GetMetadata()), newID()
+	ctx = log.WithLogger(ctx, log.G(ctx).WithFields(log.Fields{"pod": name, "id": id}))
+	if existing, ok, err := s.podNames.reserve(name, id); err != nil {
+		return nil, err
+	} else if ok {
+		log.G(ctx).WithField("id", existing).Info("returning the pod a timed-out request created")
+		return &runtime.RunPodSandboxResponse{PodSandboxId: existing}, nil
+	}
+	log.G(ctx).Info("running pod sandbox")
+	// The pod is made even if the caller gives up meanwhile: a retry gets it.
+	if _, err := s.pods.Create(context.WithoutCancel(ctx), id, spec); err != nil {
+		s.podNames.release(name, id)
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		s.podNames.orphaned(name, id)
+		return nil, ctx.Err()
+	}
+	log.G(ctx).Info("pod sandbox ready")
+	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
+}

@@ -1,0 +1,181 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/cri/config"
+	"github.com/berth-cri/berth/sandbox"
+)
+
+// memOS pretends to pin and mount (sandbox.OS), for tests without root.
+type memOS struct{ fail bool }
+
+func (m memOS) PinNamespaces(dir string, kinds []string, _ string) (map[string]string, error) {
+	if m.fail {
+		return nil, errors.New("injected failure")
+	}
+	pins := map[string]string{}
+	os.MkdirAll(dir, 0o700)
+	for _, k := range kinds {
+		pins[k] = filepath.Join(dir, k)
+		os.WriteFile(pins[k], nil, 0o400)
+	}
+	return pins, nil
+}
+func (memOS) UnpinNamespaces(map[string]string) error { return nil }
+func (memOS) MountShm(p string, _ int64) error        { return os.MkdirAll(p, 0o755) }
+func (memOS) Unmount(string) error                    { return nil }
+func (memOS) IsMountPoint(string) bool                { return true }
+
+func newPodServer(t *testing.T, osys sandbox.OS) *Server {
+	t.Helper()
+	pods, err := sandbox.NewManager(osys, t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Options{Config: config.Default(), Network: fakeNetwork{}, Pods: pods})
+}
+
+func runReq(name string) *runtime.RunPodSandboxRequest {
+	return &runtime.RunPodSandboxRequest{Config: &runtime.PodSandboxConfig{
+		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "ns", Uid: "uid-" + name, Attempt: 1},
+		Hostname: name, Labels: map[string]string{"app": name}, Annotations: map[string]string{"a": "b"},
+	}}
+}
+
+func TestPodLifecycle(t *testing.T) {
+	s := newPodServer(t, memOS{})
+	ctx := context.Background()
+	run, err := s.RunPodSandbox(ctx, runReq("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := run.PodSandboxId
+	st, err := s.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: id[:12], Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status.Id != id || st.Status.State != runtime.PodSandboxState_SANDBOX_READY || st.Status.Metadata.Attempt != 1 ||
+		st.Status.Labels["app"] != "web" || st.Status.Annotations["a"] != "b" || st.Info["info"] == "" {
+		t.Fatalf("status = %v", st)
+	}
+	if _, err := s.RunPodSandbox(ctx, runReq("web")); status.Code(toGRPC(err)) != codes.AlreadyExists {
+		t.Fatalf("duplicate run = %v", err)
+	}
+	s.RunPodSandbox(ctx, runReq("db"))
+	list := func(f *runtime.PodSandboxFilter) int {
+		resp, err := s.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{Filter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Items)
+	}
+	if n := list(nil); n != 2 {
+		t.Fatalf("list = %d", n)
+	}
+	if n := list(&runtime.PodSandboxFilter{LabelSelector: map[string]string{"app": "web"}}); n != 1 {
+		t.Fatalf("label filter = %d", n)
+	}
+	if n := list(&runtime.PodSandboxFilter{Id: id[:8]}); n != 1 {
+		t.Fatalf("id prefix filter = %d", n)
+	}
+
+	for i := 0; i < 2; i++ {
+		if _, err := s.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notReady := &runtime.PodSandboxFilter{State: &runtime.PodSandboxStateValue{State: runtime.PodSandboxState_SANDBOX_NOTREADY}}
+	if n := list(notReady); n != 1 {
+		t.Fatalf("NOTREADY filter = %d", n)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: id}); status.Code(toGRPC(err)) != codes.NotFound {
+		t.Fatalf("status of a removed pod = %v", err)
+	}
+	// The name is free again.
+	if _, err := s.RunPodSandbox(ctx, runReq("web")); err != nil {
+		t.Fatalf("run after remove: %v", err)
+	}
+}
+
+func TestPodIdempotenceOfUnknown(t *testing.T) {
+	s := newPodServer(t, memOS{})
+	ctx := context.Background()
+	if _, err := s.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: "nope"}); err != nil {
+		t.Fatalf("stop unknown: %v", err)
+	}
+	if _, err := s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: "nope"}); err != nil {
+		t.Fatalf("remove unknown: %v", err)
+	}
+}
+
+func TestRunPodSandboxBadInput(t *testing.T) {
+	s := newPodServer(t, memOS{})
+	ctx := context.Background()
+	noUID := runReq("x")
+	noUID.Config.Metadata.Uid = ""
+	handler := runReq("y")
+	handler.RuntimeHandler = "kata"
+	for name, req := range map[string]*runtime.RunPodSandboxRequest{"no uid": noUID, "unknown handler": handler, "no config": {}} {
+		if _, err := s.RunPodSandbox(ctx, req); status.Code(toGRPC(err)) != codes.InvalidArgument {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+	if _, err := s.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("stop with empty id: %v", err)
+	}
+}
+
+func TestRunPodSandboxFailureFreesName(t *testing.T) {
+	s := newPodServer(t, memOS{fail: true})
+	if _, err := s.RunPodSandbox(context.Background(), runReq("web")); err == nil {
+		t.Fatal("run succeeded despite the failure")
+	}
+	s.pods = mustPods(t)
+	if _, err := s.RunPodSandbox(context.Background(), runReq("web")); err != nil {
+		t.Fatalf("the name stayed reserved after a failed run: %v", err)
+	}
+}
+
+func mustPods(t *testing.T) PodManager {
+	pods, err := sandbox.NewManager(memOS{}, t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pods
+}
+
+// A retry of a Run whose caller gave up gets the pod the first call made.
+func TestRunPodSandboxRetryAfterTimeout(t *testing.T) {
+	s := newPodServer(t, memOS{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the kubelet's first call timed out
+	if _, err := s.RunPodSandbox(ctx, runReq("web")); err == nil {
+		t.Fatal("cancelled run reported success")
+	}
+	pods := s.pods.List()
+	if len(pods) != 1 {
+		t.Fatalf("%d pods after the timed-out run, want the finished one", len(pods))
+	}
+	resp, err := s.RunPodSandbox(context.Background(), runReq("web"))
+	if err != nil || resp.PodSandboxId != pods[0].ID {
+		t.Fatalf("retry = %v, %v; want pod %s", resp, err, pods[0].ID)
+	}
+	if _, err := s.RunPodSandbox(context.Background(), runReq("web")); status.Code(toGRPC(err)) != codes.AlreadyExists {
+		t.Fatalf("a second duplicate = %v, want AlreadyExists", err)
+	}
+}

@@ -1,0 +1,225 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+
+	"github.com/berth-cri/berth/sandbox/store"
+)
+
+const recordVersion = 1
+
+// Manager owns the pods: their records, pinned namespaces and files.
+type Manager struct {
+	os       OS
+	store    *store.Store
+	stateDir string
+	hostDNS  string
+
+	mu   sync.RWMutex // guards pods (the map, not the pods)
+	pods map[string]*entry
+}
+
+// entry is one pod with its lock (one mutex per record).
+type entry struct {
+	mu  sync.Mutex
+	pod Pod
+}
+
+// NewManager opens the pod records under root and the pod files under state.
+func NewManager(osys OS, root, state string) (*Manager, error) {
+	st, err := store.New(filepath.Join(root, "pods"), recordVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{os: osys, store: st, stateDir: filepath.Join(state, "pods"), hostDNS: "/etc/resolv.conf", pods: map[string]*entry{}}, nil
+}
+
+// Create makes the pod's namespaces and files and records it READY. On error
+// nothing is left: no pin, no mount, no dir, no record.
+func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, retErr error) {
+	p := &Pod{ID: id, Spec: spec, State: Ready, CreatedAt: time.Now().UTC(), Dir: filepath.Join(m.stateDir, id)}
+	if err := os.MkdirAll(p.Dir, 0o711); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", id, err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := m.release(p); err != nil {
+				log.G(ctx).WithError(err).WithField("pod", id).Error("rollback of a failed pod left something behind")
+			}
+		}
+	}()
+	if kinds := ownNamespaces(spec); len(kinds) > 0 {
+		pins, err := m.os.PinNamespaces(filepath.Join(p.Dir, "ns"), kinds, spec.Hostname)
+		p.Pins = pins
+		if err != nil {
+			return nil, fmt.Errorf("pod %s: %w", id, err)
+		}
+	}
+	if spec.IPCMode != ModeNode {
+		p.ShmPath = filepath.Join(p.Dir, "shm")
+		size := spec.ShmSize
+		if size <= 0 {
+			size = DefaultShmSize
+		}
+		if err := m.os.MountShm(p.ShmPath, size); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", id, err)
+		}
+	}
+	if err := writePodFiles(p, m.hostDNS); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", id, err)
+	}
+	if err := m.store.Put(id, p); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.pods[id] = &entry{pod: *p}
+	m.mu.Unlock()
+	return p, nil
+}
+
+// ownNamespaces lists the namespaces the pod gets of its own (not the node's).
+// The PID namespace of a POD-mode pod is made with its first process (the
+// shim's pause); NODE mode uses the host's.
+func ownNamespaces(spec Spec) []string {
+	var kinds []string
+	if spec.NetworkMode != ModeNode {
+		kinds = append(kinds, NetNS)
+	}
+	if spec.IPCMode != ModeNode {
+		kinds = append(kinds, IPCNS)
+	}
+	if spec.NetworkMode != ModeNode {
+		kinds = append(kinds, UTSNS)
+	}
+	return kinds
+}
+
+// release undoes what Create made; every step tolerates what is already gone.
+func (m *Manager) release(p *Pod) error {
+	var errs []error
+	if p.ShmPath != "" {
+		errs = append(errs, m.os.Unmount(p.ShmPath))
+	}
+	errs = append(errs, m.os.UnpinNamespaces(p.Pins))
+	if err := errors.Join(errs...); err != nil {
+		return err // keep the dir: its mounts are still there
+	}
+	return os.RemoveAll(p.Dir)
+}
+
+func (m *Manager) entry(id string) (*entry, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e, ok := m.pods[id]
+	if !ok {
+		return nil, fmt.Errorf("pod sandbox %q: %w", id, errdefs.ErrNotFound)
+	}
+	return e, nil
+}
+
+// Get returns a copy of a pod's record.
+func (m *Manager) Get(id string) (*Pod, error) {
+	e, err := m.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.pod
+	return &p, nil
+}
+
+// Find resolves a full ID or a unique prefix.
+func (m *Manager) Find(idOrPrefix string) (*Pod, error) {
+	if p, err := m.Get(idOrPrefix); err == nil {
+		return p, nil
+	}
+	m.mu.RLock()
+	var match []string
+	for id := range m.pods {
+		if idOrPrefix != "" && strings.HasPrefix(id, idOrPrefix) {
+			match = append(match, id)
+		}
+	}
+	m.mu.RUnlock()
+	if len(match) != 1 {
+		return nil, fmt.Errorf("pod sandbox %q (%d matches): %w", idOrPrefix, len(match), errdefs.ErrNotFound)
+	}
+	return m.Get(match[0])
+}
+
+// List returns copies of every pod's record, newest first.
+func (m *Manager) List() []*Pod {
+	m.mu.RLock()
+	entries := make([]*entry, 0, len(m.pods))
+	for _, e := range m.pods {
+		entries = append(entries, e)
+	}
+	m.mu.RUnlock()
+	out := make([]*Pod, 0, len(entries))
+	for _, e := range entries {
+		e.mu.Lock()
+		p := e.pod
+		e.mu.Unlock()
+		out = append(out, &p)
+	}
+	slices.SortFunc(out, func(a, b *Pod) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out
+}
+
+// Stop marks the pod NOTREADY (containers are stopped by the caller first).
+// Stopping a stopped pod is a no-op.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	e, err := m.entry(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pod.State == NotReady {
+		return nil
+	}
+	next := e.pod
+	next.State = NotReady
+	if err := m.store.Put(id, &next); err != nil {
+		return err
+	}
+	e.pod = next
+	return nil
+}
+
+// Remove releases the pod's namespaces, mounts and files, then its record.
+// A missing pod is not an error. If a release step fails, the record stays
+// (NOTREADY) so that a retry finishes the job.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	e, err := m.entry(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := m.release(&e.pod); err != nil {
+		return fmt.Errorf("remove pod %s: %w", id, err)
+	}
+	if err := m.store.Remove(id); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.pods, id)
+	m.mu.Unlock()
+	return nil
+}

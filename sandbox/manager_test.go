@@ -1,0 +1,202 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+)
+
+// fakeOS keeps pins and mounts in maps and fails where told.
+type fakeOS struct {
+	pinned  map[string]bool
+	mounted map[string]bool
+	failOn  string // "pin", "shm"
+}
+
+func newFakeOS() *fakeOS { return &fakeOS{pinned: map[string]bool{}, mounted: map[string]bool{}} }
+
+func (f *fakeOS) PinNamespaces(dir string, kinds []string, hostname string) (map[string]string, error) {
+	pins := map[string]string{}
+	for i, k := range kinds {
+		if f.failOn == "pin" && i == len(kinds)-1 {
+			return pins, errors.New("injected pin failure")
+		}
+		p := filepath.Join(dir, k)
+		os.MkdirAll(dir, 0o700)
+		os.WriteFile(p, nil, 0o400)
+		f.pinned[p] = true
+		pins[k] = p
+	}
+	return pins, nil
+}
+
+func (f *fakeOS) UnpinNamespaces(pins map[string]string) error {
+	for _, p := range pins {
+		delete(f.pinned, p)
+		os.Remove(p)
+	}
+	return nil
+}
+
+func (f *fakeOS) MountShm(path string, size int64) error {
+	if f.failOn == "shm" {
+		return errors.New("injected shm failure")
+	}
+	f.mounted[path] = true
+	return os.MkdirAll(path, 0o755)
+}
+
+func (f *fakeOS) Unmount(path string) error { delete(f.mounted, path); return nil }
+
+func (f *fakeOS) IsMountPoint(path string) bool { return f.pinned[path] || f.mounted[path] }
+
+func newTestManager(t *testing.T, osys OS) (*Manager, string, string) {
+	t.Helper()
+	root, state := t.TempDir(), t.TempDir()
+	m, err := NewManager(osys, root, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.hostDNS = filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(m.hostDNS, []byte("nameserver 192.0.2.1\n"), 0o644)
+	return m, root, state
+}
+
+func testSpec() Spec {
+	return Spec{Name: "web", Namespace: "default", UID: "u1", Hostname: "web-0", Labels: map[string]string{"app": "web"}}
+}
+
+func TestCreateStopRemove(t *testing.T) {
+	f := newFakeOS()
+	m, root, state := newTestManager(t, f)
+	ctx := context.Background()
+	spec := testSpec()
+	spec.DNS = DNS{Servers: []string{"10.10.10.10"}, Searches: []string{"google.com"}, Options: []string{"ndots:8"}}
+	p, err := m.Create(ctx, "pod1", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.State != Ready || len(p.Pins) != 3 || p.ShmPath == "" || !f.mounted[p.ShmPath] {
+		t.Fatalf("pod = %+v", p)
+	}
+	resolv, _ := os.ReadFile(p.ResolvConfPath())
+	if string(resolv) != "search google.com\nnameserver 10.10.10.10\noptions ndots:8\n" {
+		t.Fatalf("resolv.conf = %q", resolv)
+	}
+	if h, _ := os.ReadFile(p.HostnamePath()); string(h) != "web-0\n" {
+		t.Fatalf("hostname = %q", h)
+	}
+	if hosts, _ := os.ReadFile(p.HostsPath()); !strings.Contains(string(hosts), "web-0") {
+		t.Fatalf("hosts = %q", hosts)
+	}
+	if err := m.Stop(ctx, "pod1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(ctx, "pod1"); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	if got, _ := m.Get("pod1"); got.State != NotReady {
+		t.Fatalf("state after stop = %s", got.State)
+	}
+	if err := m.Remove(ctx, "pod1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(ctx, "pod1"); err != nil {
+		t.Fatalf("second remove: %v", err)
+	}
+	if len(f.pinned) != 0 || len(f.mounted) != 0 {
+		t.Fatalf("left pinned %v mounted %v", f.pinned, f.mounted)
+	}
+	assertEmpty(t, filepath.Join(state, "pods"), filepath.Join(root, "pods"))
+}
+
+func assertEmpty(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if entries, _ := os.ReadDir(d); len(entries) != 0 {
+			t.Fatalf("%s holds %d entries", d, len(entries))
+		}
+	}
+}
+
+func TestCreateRollsBack(t *testing.T) {
+	for _, fail := range []string{"pin", "shm"} {
+		t.Run(fail, func(t *testing.T) {
+			f := newFakeOS()
+			f.failOn = fail
+			m, root, state := newTestManager(t, f)
+			if _, err := m.Create(context.Background(), "pod1", testSpec()); err == nil {
+				t.Fatal("Create succeeded despite the failure")
+			}
+			if len(f.pinned) != 0 || len(f.mounted) != 0 {
+				t.Fatalf("left pinned %v mounted %v", f.pinned, f.mounted)
+			}
+			assertEmpty(t, filepath.Join(state, "pods"), filepath.Join(root, "pods"))
+			if _, err := m.Get("pod1"); !errdefs.IsNotFound(err) {
+				t.Fatalf("half-created pod visible: %v", err)
+			}
+		})
+	}
+}
+
+func TestHostNamespaces(t *testing.T) {
+	f := newFakeOS()
+	m, _, _ := newTestManager(t, f)
+	spec := testSpec()
+	spec.NetworkMode, spec.IPCMode = ModeNode, ModeNode
+	p, err := m.Create(context.Background(), "hostpod", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Pins) != 0 || p.ShmPath != "" {
+		t.Fatalf("host-namespace pod got pins %v / shm %q", p.Pins, p.ShmPath)
+	}
+	if resolv, _ := os.ReadFile(p.ResolvConfPath()); string(resolv) != "nameserver 192.0.2.1\n" {
+		t.Fatalf("resolv.conf = %q, want the host's", resolv)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	f := newFakeOS()
+	m, root, state := newTestManager(t, f)
+	ctx := context.Background()
+	m.Create(ctx, "intact", testSpec())
+	lost, _ := m.Create(ctx, "lost", testSpec())
+	m.Create(ctx, "stopped", testSpec())
+	m.Stop(ctx, "stopped")
+	// The "lost" pod's namespaces vanished (reboot); a half-created pod left a dir.
+	f.UnpinNamespaces(lost.Pins)
+	os.MkdirAll(filepath.Join(state, "pods", "half", "ns"), 0o700)
+
+	m2, err := NewManager(f, root, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]State{}
+	for _, p := range m2.List() {
+		states[p.ID] = p.State
+	}
+	if states["intact"] != Ready || states["lost"] != NotReady || states["stopped"] != NotReady || len(states) != 3 {
+		t.Fatalf("recovered states %v", states)
+	}
+	if _, err := os.Stat(filepath.Join(state, "pods", "half")); !os.IsNotExist(err) {
+		t.Fatal("half-created pod dir kept")
+	}
+	if p, err := m2.Find("int"); err != nil || p.ID != "intact" {
+		t.Fatalf("Find by prefix = %v, %v", p, err)
+	}
+}
+
+func TestResolvConfRejectsInjection(t *testing.T) {
+	if _, err := resolvConf(DNS{Servers: []string{"1.1.1.1\nnameserver 6.6.6.6"}}, ""); err == nil {
+		t.Fatal("a line break in a DNS value was accepted")
+	}
+}

@@ -1,0 +1,90 @@
+package sandbox
+
+// Recovery of pods at start-up. Assumptions:
+//   - a record exists only for a pod whose namespaces, shm and files were all
+//     made (Create writes it last) and it is removed only after they are gone;
+//   - pins and shm mounts live under <state>/pods/<id>/ and nothing else does.
+// So: every record is loaded; a READY pod whose pins or shm are no longer
+// mounted (the node rebooted, /run was wiped) becomes NOTREADY, for the kubelet
+// to stop and remove; pod dirs without a record are half-created pods, whose
+// mounts and files are removed.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/log"
+)
+
+// Recover loads every pod record and cleans what no record owns. Call it once,
+// before serving.
+func (m *Manager) Recover(ctx context.Context) error {
+	err := m.store.LoadAll(func(id string, decode func(any) error) error {
+		var p Pod
+		if err := decode(&p); err != nil {
+			log.G(ctx).WithError(err).WithField("pod", id).Error("unreadable pod record; leaving it for inspection")
+			return nil
+		}
+		if p.State == Ready && !m.intact(&p) {
+			log.G(ctx).WithField("pod", id).Warn("pod lost its namespaces or shm; marking it NOTREADY")
+			p.State = NotReady
+			if err := m.store.Put(id, &p); err != nil {
+				return err
+			}
+		}
+		m.pods[id] = &entry{pod: p}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return m.removeOrphans(ctx)
+}
+
+func (m *Manager) intact(p *Pod) bool {
+	for _, pin := range p.Pins {
+		if !m.os.IsMountPoint(pin) {
+			return false
+		}
+	}
+	return p.ShmPath == "" || m.os.IsMountPoint(p.ShmPath)
+}
+
+// removeOrphans releases pod dirs that no record owns.
+func (m *Manager) removeOrphans(ctx context.Context) error {
+	entries, err := os.ReadDir(m.stateDir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read pod state dir: %w", err)
+	}
+	for _, e := range entries {
+		if _, ok := m.pods[e.Name()]; ok {
+			continue
+		}
+		dir := filepath.Join(m.stateDir, e.Name())
+		orphan := &Pod{ID: e.Name(), Dir: dir, ShmPath: filepath.Join(dir, "shm"), Pins: map[string]string{}}
+		for _, k := range []string{NetNS, IPCNS, UTSNS} {
+			orphan.Pins[k] = filepath.Join(dir, "ns", k)
+		}
+		log.G(ctx).WithField("pod", e.Name()).Info("removing a half-created pod")
+		if err := m.release(orphan); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containsMountPoint reports whether mountinfo lists path as a mount point.
+func containsMountPoint(mountinfo, path string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
+}
