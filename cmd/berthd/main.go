@@ -13,12 +13,8 @@ import (
 
 	"github.com/containerd/log"
 
-	"github.com/berth-cri/berth/cni"
-	"github.com/berth-cri/berth/cri"
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/cri/serve"
-	"github.com/berth-cri/berth/images"
-	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/cgroups"
 )
 
@@ -88,24 +84,11 @@ func daemon(f *flags) error {
 		return fmt.Errorf("create state dir: %w", err)
 	}
 
-	network := cni.New(cniOptions(cfg))
-	imgOpts, err := imageOptions(cfg)
+	srv, closeAll, err := newServer(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	imageStore, err := images.New(ctx, imgOpts)
-	if err != nil {
-		return err
-	}
-	defer imageStore.Close()
-	pods, err := sandbox.NewManager(sandbox.HostOS{}, cfg.Root, cfg.State)
-	if err != nil {
-		return err
-	}
-	if err := pods.Recover(ctx); err != nil {
-		return err
-	}
-	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network, Images: imageStore, Puller: imageStore, Pods: pods})
+	defer closeAll()
 
 	l, err := serve.Listen(cfg.Listen)
 	if err != nil {

@@ -1,14 +1,41 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"time"
 
 	"github.com/berth-cri/berth/cni"
+	"github.com/berth-cri/berth/cri"
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/images"
 	"github.com/berth-cri/berth/images/remote"
+	"github.com/berth-cri/berth/sandbox"
 )
+
+// newServer builds every component from the configuration, recovers their
+// state, and returns the CRI server and a function that closes what needs it.
+func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), error) {
+	imgOpts, err := imageOptions(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	imageStore, err := images.New(ctx, imgOpts)
+	if err != nil {
+		return nil, nil, err
+	}
+	pods, err := sandbox.NewManager(sandbox.HostOS{}, cfg.Root, cfg.State)
+	if err == nil {
+		err = pods.Recover(ctx)
+	}
+	if err != nil {
+		imageStore.Close()
+		return nil, nil, err
+	}
+	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: cni.New(cniOptions(cfg)),
+		Images: imageStore, Puller: imageStore, Pods: pods})
+	return srv, func() { imageStore.Close() }, nil
+}
 
 func cniOptions(cfg *config.Config) cni.Options {
 	return cni.Options{
