@@ -8,7 +8,10 @@ import (
 	"testing"
 )
 
-const module = "github.com/berth-cri/berth"
+const (
+	module     = "github.com/berth-cri/berth"
+	runcModule = "github.com/opencontainers/runc"
+)
 
 type goPackage struct {
 	ImportPath string
@@ -76,7 +79,7 @@ func berth(dir string) func(string) bool {
 var rules = []rule{
 	{"grpc only in cri/ and cmd/", importPrefix("google.golang.org/grpc"),
 		func(p string) bool { return anyUnder(p, "cri", "cmd", "test") }},
-	{"libcontainer only in sandbox/runner and cmd/berth-shim", importPrefix("github.com/opencontainers/runc"),
+	{"libcontainer only in sandbox/runner and cmd/berth-shim", importPrefix(runcModule),
 		func(p string) bool { return anyUnder(p, "sandbox/runner", "cmd/berth-shim") }},
 	{"containerd/cgroups only in sandbox/cgroups", importPrefix("github.com/containerd/cgroups"),
 		func(p string) bool { return anyUnder(p, "sandbox/cgroups") }},
@@ -116,7 +119,7 @@ func checkLeaf(t *testing.T, pkg, imp string) {
 func TestDependencyRulesCatchViolations(t *testing.T) {
 	bad := []struct{ pkg, imp string }{
 		{module + "/images", "google.golang.org/grpc"},
-		{module + "/sandbox/store", "github.com/opencontainers/runc/libcontainer"},
+		{module + "/sandbox/store", runcModule + "/libcontainer"},
 		{module + "/cri", "github.com/containerd/cgroups/v3"},
 		{module + "/cni", "k8s.io/cri-api/pkg/apis/runtime/v1"},
 		{module + "/cri", module + "/cmd/berthd"},
