@@ -2,8 +2,12 @@
 // the image config and the paths the runtime prepared. It is pure: no I/O, no
 // state, no locks; every rule is a table test.
 //
-// Today it holds the rules that turn the CRI and image configs into a process:
-// its arguments (Docker's entrypoint/cmd rules, as the kubelet expects them),
-// its environment, and its user and groups resolved through the image's
-// /etc/passwd and /etc/group (given as bytes by the caller).
+// Build assembles the spec: the process (Docker's entrypoint/cmd rules as the
+// kubelet expects them, the environment, the user and groups resolved through
+// the image's /etc/passwd and /etc/group by ResolveUser), the pod's namespaces
+// and shared files, default mounts, Docker's default capabilities, masked and
+// read-only /proc and /sys paths, a deny-all device cgroup, and the CRI
+// resources (oom_score_adj clamped to what the runtime may set, with a
+// warning). Privileged containers and the rest of the security context come
+// with the security-context issue and are refused until then.
 package spec

@@ -1,0 +1,152 @@
+package spec
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func baseInput() Input {
+	return Input{
+		Config: &runtime.ContainerConfig{
+			Metadata:    &runtime.ContainerMetadata{Name: "app"},
+			Args:        []string{"-c", "echo hi"},
+			Envs:        []*runtime.KeyValue{{Key: "FOO", Value: []byte("bar")}},
+			Annotations: map[string]string{"a": "b"},
+		},
+		Image:    ImageConfig{Entrypoint: []string{"/bin/sh"}, Cmd: []string{"-l"}, Env: []string{"PATH=/bin", "FOO=image"}, WorkingDir: "/srv"},
+		User:     User{UID: 33, GID: 33, AdditionalGids: []uint32{33, 100}},
+		Hostname: "web-0",
+		Rootfs:   "/var/lib/berth/rootfs/c1",
+		Namespaces: map[specs.LinuxNamespaceType]string{
+			specs.NetworkNamespace: "/run/berth/pods/p/ns/net",
+			specs.IPCNamespace:     "/run/berth/pods/p/ns/ipc",
+			specs.UTSNamespace:     "/run/berth/pods/p/ns/uts",
+		},
+		Pod:            PodFiles{Hostname: "/run/p/hostname", Hosts: "/run/p/hosts", ResolvConf: "/run/p/resolv.conf", Shm: "/run/p/shm"},
+		CgroupsPath:    "/kubepods/pod1/c1",
+		MinOOMScoreAdj: 0,
+	}
+}
+
+func mountAt(s *specs.Spec, dst string) *specs.Mount {
+	for i := range s.Mounts {
+		if s.Mounts[i].Destination == dst {
+			return &s.Mounts[i]
+		}
+	}
+	return nil
+}
+
+func TestBuildDefaults(t *testing.T) {
+	b, err := Build(baseInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := b.Spec
+	p := s.Process
+	if strings.Join(p.Args, " ") != "/bin/sh -c echo hi" || p.Cwd != "/srv" || p.User.UID != 33 || !slices.Equal(p.User.AdditionalGids, []uint32{33, 100}) {
+		t.Fatalf("process = %+v", p)
+	}
+	if !slices.Equal(p.Env, []string{"PATH=/bin", "FOO=bar", "HOSTNAME=web-0"}) {
+		t.Fatalf("env = %q", p.Env)
+	}
+	if len(p.Capabilities.Bounding) != 14 || slices.Contains(p.Capabilities.Bounding, "CAP_SYS_ADMIN") {
+		t.Fatalf("capabilities = %v", p.Capabilities.Bounding)
+	}
+	if s.Hostname != "" {
+		t.Fatalf("hostname %q set although the UTS namespace is the pod's", s.Hostname)
+	}
+	var kinds []string
+	for _, ns := range s.Linux.Namespaces {
+		kinds = append(kinds, string(ns.Type)+"="+ns.Path)
+	}
+	want := []string{"pid=", "network=/run/berth/pods/p/ns/net", "ipc=/run/berth/pods/p/ns/ipc", "uts=/run/berth/pods/p/ns/uts", "mount="}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("namespaces %v, want %v", kinds, want)
+	}
+	if m := mountAt(s, "/dev/shm"); m == nil || m.Source != "/run/p/shm" {
+		t.Fatalf("/dev/shm = %+v", m)
+	}
+	for _, dst := range []string{"/proc", "/dev", "/dev/pts", "/sys", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"} {
+		if mountAt(s, dst) == nil {
+			t.Errorf("no mount at %s", dst)
+		}
+	}
+	if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") || !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
+		t.Fatal("default masked or read-only paths missing")
+	}
+	if d := s.Linux.Resources.Devices; len(d) != 1 || d[0].Allow {
+		t.Fatalf("device rules %+v, want deny-all", d)
+	}
+	if s.Linux.CgroupsPath != "/kubepods/pod1/c1" || s.Annotations["a"] != "b" || s.Root.Readonly {
+		t.Fatalf("spec = %+v", s)
+	}
+}
+
+func TestBuildResourcesAndOOMClamp(t *testing.T) {
+	in := baseInput()
+	in.MinOOMScoreAdj = 0
+	in.Config.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{
+		CpuShares: 512, CpuQuota: 50000, CpuPeriod: 100000, MemoryLimitInBytes: 64 << 20,
+		CpusetCpus: "0", OomScoreAdj: -997,
+		HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 4 << 20}},
+	}}
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := b.Spec.Linux.Resources
+	if *r.CPU.Shares != 512 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || r.CPU.Cpus != "0" || *r.Memory.Limit != 64<<20 || len(r.HugepageLimits) != 1 {
+		t.Fatalf("resources = %+v", r)
+	}
+	if b.Spec.Process.OOMScoreAdj != nil || len(b.Warnings) != 1 || !strings.Contains(b.Warnings[0], "clamped") {
+		t.Fatalf("oom = %v, warnings %v; want clamped to 0 with a warning", b.Spec.Process.OOMScoreAdj, b.Warnings)
+	}
+	in.Config.Linux.Resources.OomScoreAdj = 1000
+	b, _ = Build(in)
+	if *b.Spec.Process.OOMScoreAdj != 1000 || len(b.Warnings) != 0 {
+		t.Fatalf("oom 1000 = %v, %v", *b.Spec.Process.OOMScoreAdj, b.Warnings)
+	}
+}
+
+func TestBuildOwnNamespacesAndErrors(t *testing.T) {
+	in := baseInput()
+	in.Namespaces = map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "", specs.IPCNamespace: ""}
+	in.Pod.Shm = ""
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range b.Spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace || ns.Type == specs.IPCNamespace {
+			t.Fatalf("host namespace %s listed", ns.Type)
+		}
+	}
+	if b.Spec.Hostname != "web-0" {
+		t.Fatalf("hostname = %q in a new UTS namespace", b.Spec.Hostname)
+	}
+	if m := mountAt(b.Spec, "/dev/shm"); m == nil || m.Type != "tmpfs" {
+		t.Fatalf("/dev/shm = %+v, want its own tmpfs", m)
+	}
+
+	priv := baseInput()
+	priv.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true}}
+	if _, err := Build(priv); !errdefs.IsNotImplemented(err) {
+		t.Fatalf("privileged = %v", err)
+	}
+	rel := baseInput()
+	rel.Config.WorkingDir = "srv"
+	if _, err := Build(rel); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("relative working dir = %v", err)
+	}
+	none := baseInput()
+	none.Config.Args, none.Image = nil, ImageConfig{}
+	if _, err := Build(none); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("no command = %v", err)
+	}
+}
