@@ -18,6 +18,11 @@ type Options struct {
 	DefaultNetwork bool
 	DefaultBridge  string
 	DefaultSubnet  string
+	// CacheDir keeps libcni's record of each attachment (results/), used to
+	// detach with the config the pod was attached with.
+	CacheDir string
+	// DataDir is where the default network's host-local IPAM keeps its leases.
+	DataDir string
 }
 
 const loopbackPlugin = "loopback"
@@ -72,7 +77,7 @@ func (m *Manager) load() (*libcni.NetworkConfigList, error) {
 	if !m.opts.DefaultNetwork {
 		return nil, fmt.Errorf("no CNI network config in %s and the default network is disabled", m.opts.ConfDir)
 	}
-	conf, err := defaultNetworkConfig(m.opts.DefaultBridge, m.opts.DefaultSubnet)
+	conf, err := defaultNetworkConfig(m.opts.DefaultBridge, m.opts.DefaultSubnet, m.opts.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +113,15 @@ func loadFile(path string) (*libcni.NetworkConfigList, error) {
 // defaultNetworkConfig renders the embedded bridge network: host-local IPAM on
 // the subnet, masquerade for egress, portmap for hostPort. Loopback is not part
 // of it: the runtime sets up lo in every pod separately.
-func defaultNetworkConfig(bridge, subnet string) ([]byte, error) {
+func defaultNetworkConfig(bridge, subnet, dataDir string) ([]byte, error) {
+	ipam := map[string]any{
+		"type":   "host-local",
+		"ranges": [][]map[string]string{{{"subnet": subnet}}},
+		"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+	}
+	if dataDir != "" {
+		ipam["dataDir"] = dataDir
+	}
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       "berth-default",
@@ -119,11 +132,7 @@ func defaultNetworkConfig(bridge, subnet string) ([]byte, error) {
 				"isGateway":   true,
 				"ipMasq":      true,
 				"hairpinMode": true,
-				"ipam": map[string]any{
-					"type":   "host-local",
-					"ranges": [][]map[string]string{{{"subnet": subnet}}},
-					"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
-				},
+				"ipam":        ipam,
 			},
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},

@@ -84,11 +84,11 @@ func TestStatusMissingConfDirUsesDefault(t *testing.T) {
 }
 
 func TestDefaultNetworkConfig(t *testing.T) {
-	b, err := defaultNetworkConfig("br9", "10.9.0.0/16")
+	b, err := defaultNetworkConfig("br9", "10.9.0.0/16", "/var/lib/berth/cni/networks")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{`"bridge":"br9"`, `"subnet":"10.9.0.0/16"`, `"type":"host-local"`, `"ipMasq":true`, `"portMappings":true`} {
+	for _, w := range []string{`"bridge":"br9"`, `"subnet":"10.9.0.0/16"`, `"type":"host-local"`, `"ipMasq":true`, `"portMappings":true`, `"dataDir":"/var/lib/berth/cni/networks"`} {
 		if !strings.Contains(string(b), w) {
 			t.Errorf("default network %s lacks %s", b, w)
 		}

@@ -19,6 +19,7 @@ type PodManager interface {
 	Get(id string) (*sandbox.Pod, error)
 	Find(idOrPrefix string) (*sandbox.Pod, error)
 	List() []*sandbox.Pod
+	SetNetwork(id string, n *sandbox.Network) error
 	Stop(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
 }

@@ -25,6 +25,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 		return nil, err
 	}
 	log.G(ctx).WithField("pod", p.ID).Info("removing pod sandbox")
+	if err := s.detachNetwork(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := s.pods.Stop(ctx, p.ID); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}

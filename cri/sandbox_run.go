@@ -5,6 +5,8 @@ import (
 
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/sandbox"
 )
 
 // RunPodSandbox creates a pod: its name is reserved first, then the sandbox
@@ -26,7 +28,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	}
 	log.G(ctx).Info("running pod sandbox")
 	// The pod is made even if the caller gives up meanwhile: a retry gets it.
-	if _, err := s.pods.Create(context.WithoutCancel(ctx), id, spec); err != nil {
+	if err := s.createPod(context.WithoutCancel(ctx), id, spec, req.GetConfig()); err != nil {
 		s.podNames.release(name, id)
 		return nil, err
 	}
@@ -36,4 +38,21 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	}
 	log.G(ctx).Info("pod sandbox ready")
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+// createPod makes the pod and attaches its network; a failed attach removes
+// the pod again, so nothing is left.
+func (s *Server) createPod(ctx context.Context, id string, spec sandbox.Spec, cfg *runtime.PodSandboxConfig) error {
+	p, err := s.pods.Create(ctx, id, spec)
+	if err != nil {
+		return err
+	}
+	if err := s.attachNetwork(ctx, p, cfg); err != nil {
+		if rerr := s.pods.Remove(ctx, id); rerr != nil {
+			log.G(ctx).WithError(rerr).Error("remove after a failed network attach; the pod stays NOTREADY")
+			_ = s.pods.Stop(ctx, id)
+		}
+		return err
+	}
+	return nil
 }

@@ -46,7 +46,7 @@ func podStatus(p *sandbox.Pod) *runtime.PodSandboxStatus {
 		Metadata:  podMetadata(p),
 		State:     criPodState(p.State),
 		CreatedAt: p.CreatedAt.UnixNano(),
-		Network:   &runtime.PodSandboxNetworkStatus{},
+		Network:   podNetworkStatus(p),
 		Linux: &runtime.LinuxPodSandboxStatus{Namespaces: &runtime.Namespace{Options: &runtime.NamespaceOption{
 			Network: criNamespaceMode(p.Spec.NetworkMode),
 			Pid:     criNamespaceMode(p.Spec.PIDMode),
@@ -56,4 +56,16 @@ func podStatus(p *sandbox.Pod) *runtime.PodSandboxStatus {
 		Annotations:    p.Spec.Annotations,
 		RuntimeHandler: p.Spec.RuntimeHandler,
 	}
+}
+
+func podNetworkStatus(p *sandbox.Pod) *runtime.PodSandboxNetworkStatus {
+	st := &runtime.PodSandboxNetworkStatus{}
+	if p.Network == nil || len(p.Network.IPs) == 0 {
+		return st
+	}
+	st.Ip = p.Network.IPs[0]
+	for _, ip := range p.Network.IPs[1:] {
+		st.AdditionalIps = append(st.AdditionalIps, &runtime.PodIP{Ip: ip})
+	}
+	return st
 }

@@ -24,6 +24,9 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbox
 		return nil, err
 	}
 	log.G(ctx).WithField("pod", p.ID).Info("stopping pod sandbox")
+	if err := s.detachNetwork(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := s.pods.Stop(ctx, p.ID); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}

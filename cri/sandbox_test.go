@@ -45,6 +45,44 @@ func newPodServer(t *testing.T, osys sandbox.OS) *Server {
 	return New(Options{Config: config.Default(), Network: fakeNetwork{}, Pods: pods})
 }
 
+func TestPodNetworkStatusAndFailedAttach(t *testing.T) {
+	s := newPodServer(t, memOS{})
+	ctx := context.Background()
+	run, err := s.RunPodSandbox(ctx, runReq("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: run.PodSandboxId})
+	if err != nil || st.Status.Network.Ip != "10.0.0.2" || len(st.Status.Network.AdditionalIps) != 1 || st.Status.Network.AdditionalIps[0].Ip != "fd00::2" {
+		t.Fatalf("network status = %v, %v", st.GetStatus().GetNetwork(), err)
+	}
+
+	s.network = fakeNetwork{setupErr: errors.New("injected ADD failure")}
+	if _, err := s.RunPodSandbox(ctx, runReq("db")); err == nil {
+		t.Fatal("run succeeded although the network attach failed")
+	}
+	if n := len(s.pods.List()); n != 1 {
+		t.Fatalf("%d pods after a failed attach, want only the first", n)
+	}
+	s.network = fakeNetwork{}
+	if _, err := s.RunPodSandbox(ctx, runReq("db")); err != nil {
+		t.Fatalf("the name stayed reserved after a failed attach: %v", err)
+	}
+}
+
+func TestBandwidth(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "10M": 10e6, "1Gi": 1 << 30, "500k": 500e3, "1000": 1000} {
+		if got, err := bandwidth(in); err != nil || got != want {
+			t.Errorf("bandwidth(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"fast", "-1M", "10X"} {
+		if _, err := bandwidth(bad); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("bandwidth(%q) = %v", bad, err)
+		}
+	}
+}
+
 func runReq(name string) *runtime.RunPodSandboxRequest {
 	return &runtime.RunPodSandboxRequest{Config: &runtime.PodSandboxConfig{
 		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "ns", Uid: "uid-" + name, Attempt: 1},

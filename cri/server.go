@@ -20,8 +20,8 @@ type Options struct {
 	Version string
 	// Config is the effective configuration, reported by Status(verbose).
 	Config *config.Config
-	// Network reports pod network readiness.
-	Network NetworkStatus
+	// Network attaches pods and reports pod network readiness.
+	Network PodNetwork
 	// Images is the image store.
 	Images ImageStore
 	// Puller pulls images into it.
@@ -37,7 +37,7 @@ type Server struct {
 
 	version string
 	config  *config.Config
-	network NetworkStatus
+	network PodNetwork
 	images  ImageStore
 	puller  ImagePuller
 	pods    PodManager

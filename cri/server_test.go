@@ -11,15 +11,28 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-cri/berth/cni"
 	"github.com/berth-cri/berth/cri/config"
 )
 
-type fakeNetwork struct{ err error }
+type fakeNetwork struct {
+	err      error
+	setupErr error
+}
 
 func (f fakeNetwork) Status(context.Context) error { return f.err }
 
+func (f fakeNetwork) Setup(_ context.Context, p cni.Pod) (*cni.Attachment, error) {
+	if f.setupErr != nil {
+		return nil, f.setupErr
+	}
+	return &cni.Attachment{Network: "test", IPs: []string{"10.0.0.2", "fd00::2"}}, nil
+}
+
+func (f fakeNetwork) Teardown(context.Context, cni.Pod) error { return nil }
+
 func newTestServer(netErr error) *Server {
-	return New(Options{Version: "1.2.3", Config: config.Default(), Network: fakeNetwork{netErr}})
+	return New(Options{Version: "1.2.3", Config: config.Default(), Network: fakeNetwork{err: netErr}})
 }
 
 func TestVersion(t *testing.T) {

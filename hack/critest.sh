@@ -27,9 +27,16 @@ mkdir -p "$REPORT_DIR" "$WORK/net.d" "$WORK/tmp"
 
 shm_ids() { ipcs -m 2>/dev/null | awk '$1 ~ /^0x/ {print $2}' | sort; }
 
+BRIDGE=berthct0
+FORWARD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
+PORTMAP_BEFORE=no
+portmap_chains_present && PORTMAP_BEFORE=yes
+
 cleanup() {
 	local rc=$?
 	if [[ -n $BERTHD_PID ]] && kill -0 "$BERTHD_PID" 2>/dev/null; then
+		# Pods a failed spec left behind: removing them detaches their network.
+		CRI_CONFIG_FILE=/dev/null "$BERTH_BIN/crictl" -r "unix://$SOCK" --timeout 30s rmp -fa >/dev/null 2>&1 || true
 		kill -TERM "$BERTHD_PID" 2>/dev/null || true
 		for _ in $(seq 100); do kill -0 "$BERTHD_PID" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$BERTHD_PID" 2>/dev/null || true
@@ -40,6 +47,9 @@ cleanup() {
 	fi
 	# Unmount only what lies under our own work dir, deepest first.
 	awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	[[ -d /sys/class/net/$BRIDGE ]] && ip link del "$BRIDGE"
+	echo "$FORWARD_BEFORE" >/proc/sys/net/ipv4/ip_forward # the bridge plugin turns it on
+	[[ $PORTMAP_BEFORE == yes ]] || remove_portmap_chains
 	[[ -n $STARTED_REGISTRY ]] && "$BERTH_REPO/hack/registry.sh" stop
 	[[ -f $WORK/berthd.log ]] && cp "$WORK/berthd.log" "$REPORT_DIR/berthd.log"
 	rm -rf "$WORK"
@@ -52,7 +62,7 @@ write_config() {
 [cni]
 conf_dir = "$WORK/net.d"
 bin_dirs = ["$CNI_BIN_DIR"]
-default_bridge = "berthct0"
+default_bridge = "$BRIDGE"
 default_subnet = "10.89.0.0/16"
 TOML
 	# Mirror critest's registries to the local test registry once berthd

@@ -14,7 +14,7 @@ command -v go >/dev/null || die "Go is missing (expected in /usr/local/go/bin)"
 # Packages that start no service on install.
 PACKAGES=(
 	gcc libc6-dev pkg-config libseccomp-dev    # cgo: libcontainer, seccomp
-	iptables iproute2 conntrack socat          # pod networking, port forwarding
+	iptables iproute2 conntrack socat iputils-ping  # pod networking, port forwarding
 	procps util-linux psmisc                   # tests inspect processes and mounts
 	jq curl bc ca-certificates xz-utils zstd   # scripts
 )

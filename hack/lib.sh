@@ -37,3 +37,16 @@ go_build_tool() {
 	fi
 	(cd "$dir" && go build -trimpath -o "$out/" "$@")
 }
+
+# The portmap CNI plugin creates these nat chains (and jumps to them) on its
+# first use and never removes them. Scripts that run pods note whether they
+# existed before and, if not, remove them afterwards.
+PORTMAP_CHAINS=(CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK)
+portmap_chains_present() { iptables -w -t nat -S 2>/dev/null | grep -q -- '-N CNI-HOSTPORT-DNAT'; }
+remove_portmap_chains() {
+	local rule c
+	iptables -w -t nat -S | grep -E -- '-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-' | sed 's/^-A/-D/' |
+		while read -r rule; do eval iptables -w -t nat "$rule"; done
+	for c in "${PORTMAP_CHAINS[@]}"; do iptables -w -t nat -F "$c" 2>/dev/null && iptables -w -t nat -X "$c" 2>/dev/null; done
+	return 0
+}

@@ -178,6 +178,23 @@ func (m *Manager) List() []*Pod {
 	return out
 }
 
+// SetNetwork records the pod's network attachment.
+func (m *Manager) SetNetwork(id string, n *Network) error {
+	e, err := m.entry(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := e.pod
+	next.Network = n
+	if err := m.store.Put(id, &next); err != nil {
+		return err
+	}
+	e.pod = next
+	return nil
+}
+
 // Stop marks the pod NOTREADY (containers are stopped by the caller first).
 // Stopping a stopped pod is a no-op.
 func (m *Manager) Stop(ctx context.Context, id string) error {

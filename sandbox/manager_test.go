@@ -180,6 +180,9 @@ func TestRecover(t *testing.T) {
 	if err := m2.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := m2.RemoveOrphans(ctx); err != nil {
+		t.Fatal(err)
+	}
 	states := map[string]State{}
 	for _, p := range m2.List() {
 		states[p.ID] = p.State

@@ -9,7 +9,10 @@ package sandbox
 // so the kubelet stops and removes it. Every state change is written to the
 // pod's record before it is visible in memory.
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // State is a pod sandbox's state.
 type State string
@@ -66,6 +69,16 @@ type Pod struct {
 	Pins map[string]string `json:"pins,omitempty"`
 	// ShmPath is the tmpfs for /dev/shm ("" with the host's IPC namespace).
 	ShmPath string `json:"shm_path,omitempty"`
+	// Network is the pod's network attachment, recorded before
+	// RunPodSandbox returns.
+	Network *Network `json:"network,omitempty"`
+}
+
+// Network is a pod's network attachment: its IPs (the pod IP first) and the
+// network plugin's result as it gave it.
+type Network struct {
+	IPs    []string        `json:"ips"`
+	Result json.RawMessage `json:"result,omitempty"`
 }
 
 // Path of one of the pod's files.

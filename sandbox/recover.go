@@ -19,10 +19,10 @@ import (
 	"github.com/containerd/log"
 )
 
-// Recover loads every pod record and cleans what no record owns. Call it once,
-// before serving.
+// Recover loads every pod record. Call it once, before serving; then, once
+// the network has detached the pods that are gone, RemoveOrphans.
 func (m *Manager) Recover(ctx context.Context) error {
-	err := m.store.LoadAll(func(id string, decode func(any) error) error {
+	return m.store.LoadAll(func(id string, decode func(any) error) error {
 		var p Pod
 		if err := decode(&p); err != nil {
 			log.G(ctx).WithError(err).WithField("pod", id).Error("unreadable pod record; leaving it for inspection")
@@ -38,10 +38,6 @@ func (m *Manager) Recover(ctx context.Context) error {
 		m.pods[id] = &entry{pod: p}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return m.removeOrphans(ctx)
 }
 
 func (m *Manager) intact(p *Pod) bool {
@@ -53,8 +49,10 @@ func (m *Manager) intact(p *Pod) bool {
 	return p.ShmPath == "" || m.os.IsMountPoint(p.ShmPath)
 }
 
-// removeOrphans releases pod dirs that no record owns.
-func (m *Manager) removeOrphans(ctx context.Context) error {
+// RemoveOrphans releases pod dirs that no record owns (pods half created or
+// half removed when berthd stopped). Their network must be detached first,
+// while their network namespace still exists.
+func (m *Manager) RemoveOrphans(ctx context.Context) error {
 	entries, err := os.ReadDir(m.stateDir)
 	if os.IsNotExist(err) {
 		return nil

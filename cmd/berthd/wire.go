@@ -32,7 +32,18 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 		imageStore.Close()
 		return nil, nil, err
 	}
-	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: cni.New(cniOptions(cfg)),
+	network := cni.New(cniOptions(cfg))
+	live := map[string]bool{}
+	for _, p := range pods.List() {
+		live[p.ID] = true
+	}
+	// Detach the pods that are gone while their namespaces still exist.
+	network.Collect(ctx, live)
+	if err := pods.RemoveOrphans(ctx); err != nil {
+		imageStore.Close()
+		return nil, nil, err
+	}
+	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network,
 		Images: imageStore, Puller: imageStore, Pods: pods})
 	return srv, func() { imageStore.Close() }, nil
 }
@@ -44,6 +55,8 @@ func cniOptions(cfg *config.Config) cni.Options {
 		DefaultNetwork: cfg.CNI.DefaultNetwork,
 		DefaultBridge:  cfg.CNI.DefaultBridge,
 		DefaultSubnet:  cfg.CNI.DefaultSubnet,
+		CacheDir:       filepath.Join(cfg.Root, "cni", "cache"),
+		DataDir:        filepath.Join(cfg.Root, "cni", "networks"),
 	}
 }
 

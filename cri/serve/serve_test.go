@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-cri/berth/cni"
 	"github.com/berth-cri/berth/cri"
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/images"
@@ -95,9 +97,14 @@ func TestListenRefusesLiveSocketAndOtherFiles(t *testing.T) {
 	}
 }
 
+// okNetwork is a ready network that attaches nothing (no pod is run here).
 type okNetwork struct{}
 
 func (okNetwork) Status(context.Context) error { return nil }
+func (okNetwork) Setup(context.Context, cni.Pod) (*cni.Attachment, error) {
+	return nil, errors.New("not used by these tests")
+}
+func (okNetwork) Teardown(context.Context, cni.Pod) error { return nil }
 
 func TestServeAnswersAndStopsCleanly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "berth.sock")

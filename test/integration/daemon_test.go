@@ -17,17 +17,6 @@ import (
 	"github.com/berth-cri/berth/test/util"
 )
 
-// cniConfig points berthd's CNI at dirs of the test's own, with the default
-// network on a bridge name no one else uses.
-func cniConfig(confDir string, binDirs ...string) string {
-	q := make([]string, len(binDirs))
-	for i, d := range binDirs {
-		q[i] = `"` + d + `"`
-	}
-	return "[cni]\nconf_dir = \"" + confDir + "\"\nbin_dirs = [" + strings.Join(q, ", ") + "]\n" +
-		"default_bridge = \"berthit0\"\ndefault_subnet = \"10.201.0.0/24\"\n"
-}
-
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -50,7 +39,6 @@ func conditionsOf(t *testing.T, rc runtime.RuntimeServiceClient, verbose bool) (
 func TestVersionStatusRuntimeConfig(t *testing.T) {
 	bin := util.RequireIntegration(t)
 	b := util.NewBerthd(t, "")
-	os.WriteFile(b.Config, []byte(cniConfig(filepath.Join(b.Dir, "net.d"), "/opt/cni/bin")), 0o644)
 	b.Start(t, bin)
 	rc, _ := b.Clients(t)
 
@@ -69,7 +57,7 @@ func TestVersionStatusRuntimeConfig(t *testing.T) {
 	if !conds[runtime.NetworkReady].GetStatus() {
 		t.Fatalf("NetworkReady = %v (are the CNI plugins in /opt/cni/bin? run hack/install-deps.sh)", conds[runtime.NetworkReady])
 	}
-	if !strings.Contains(info["config"], `"root":"`+b.Root+`"`) || !strings.Contains(info["config"], `"default_bridge":"berthit0"`) {
+	if !strings.Contains(info["config"], `"root":"`+b.Root+`"`) || !strings.Contains(info["config"], `"default_bridge":"`+util.TestBridge+`"`) {
 		t.Fatalf("Status(verbose) info[config] = %s", info["config"])
 	}
 
@@ -87,7 +75,7 @@ func TestNetworkNotReadyWithoutPlugins(t *testing.T) {
 	b := util.NewBerthd(t, "")
 	emptyBin := filepath.Join(b.Dir, "cni-bin")
 	os.MkdirAll(emptyBin, 0o755)
-	os.WriteFile(b.Config, []byte(cniConfig(filepath.Join(b.Dir, "net.d"), emptyBin)), 0o644)
+	b.DropIn(t, "10-cni.toml", "[cni]\nbin_dirs = [\""+emptyBin+"\"]\n")
 	b.Start(t, bin)
 	rc, _ := b.Clients(t)
 	conds, _ := conditionsOf(t, rc, false)
@@ -180,7 +168,8 @@ func TestBadConfigExitsNaming(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := util.NewBerthd(t, tt.toml)
+			b := util.NewBerthd(t, "")
+			os.WriteFile(b.Config, []byte(tt.toml), 0o644)
 			code, out := util.Run(t, bin, b.Args()...)
 			if code == 0 {
 				t.Fatalf("berthd accepted a bad config: %s", out)
@@ -200,9 +189,7 @@ func TestBadConfigExitsNaming(t *testing.T) {
 func TestDropInOverrides(t *testing.T) {
 	bin := util.RequireIntegration(t)
 	b := util.NewBerthd(t, "log_format = \"text\"\n")
-	dropIns := filepath.Join(b.Dir, "berth.d")
-	os.MkdirAll(dropIns, 0o755)
-	os.WriteFile(filepath.Join(dropIns, "10-json.toml"), []byte("log_format = \"json\"\n"), 0o644)
+	b.DropIn(t, "10-json.toml", "log_format = \"json\"\n")
 	b.Start(t, bin)
 	b.Signal(t, syscall.SIGTERM, 20*time.Second)
 	if !strings.Contains(b.Log(), `"msg":"berthd starting"`) {
@@ -216,7 +203,7 @@ func TestCrictl(t *testing.T) {
 	if crictl == "" {
 		t.Skip("set CRICTL to a crictl binary (make test does)")
 	}
-	b := util.NewBerthd(t, cniConfig(filepath.Join(os.TempDir(), "berth-it-none"), "/opt/cni/bin"))
+	b := util.NewBerthd(t, "")
 	b.Start(t, bin)
 	run := func(args ...string) string {
 		out, err := exec.Command(crictl, append([]string{"--runtime-endpoint", "unix://" + b.Socket, "--timeout", "10s"}, args...)...).CombinedOutput()

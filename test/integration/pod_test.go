@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,8 +58,8 @@ func TestPodSandboxLifecycle(t *testing.T) {
 	}
 	podDir := filepath.Join(b.State, "pods", id)
 	netns, uts := filepath.Join(podDir, "ns", "net"), filepath.Join(podDir, "ns", "uts")
-	if links := nsenter(t, "--net="+netns, "ip", "-o", "link"); strings.Count(links, "\n") != 0 || !strings.Contains(links, " lo:") {
-		t.Fatalf("pod netns links:\n%s", links)
+	if links := nsenter(t, "--net="+netns, "ip", "-o", "link"); !strings.Contains(links, " lo: <LOOPBACK,UP") || !strings.Contains(links, " eth0@") {
+		t.Fatalf("pod netns links (want lo up and eth0):\n%s", links)
 	}
 	if h := nsenter(t, "--uts="+uts, "hostname"); h != "test-hostname" {
 		t.Fatalf("pod hostname %q", h)
@@ -129,5 +131,158 @@ func TestHostNetworkPod(t *testing.T) {
 	}
 	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func podIP(t *testing.T, rc runtime.RuntimeServiceClient, id string) string {
+	t.Helper()
+	st, err := rc.PodSandboxStatus(ctxT(t), &runtime.PodSandboxStatusRequest{PodSandboxId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Status.GetNetwork().GetIp()
+}
+
+// Pods get addresses on the test bridge, reach each other, and leave no lease,
+// veth or attachment behind when removed.
+func TestPodNetwork(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	_, subnet, _ := net.ParseCIDR(util.TestSubnet)
+	var ids, ips []string
+	for _, name := range []string{"a", "b"} {
+		resp, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: podConfig(name)})
+		if err != nil {
+			t.Fatalf("run pod %s: %v\n%s", name, err, b.Log())
+		}
+		ip := podIP(t, rc, resp.PodSandboxId)
+		if !subnet.Contains(net.ParseIP(ip)) {
+			t.Fatalf("pod %s IP %q is not in %s", name, ip, util.TestSubnet)
+		}
+		ids, ips = append(ids, resp.PodSandboxId), append(ips, ip)
+	}
+	netnsA := filepath.Join(b.State, "pods", ids[0], "ns", "net")
+	nsenter(t, "--net="+netnsA, "ping", "-c", "1", "-W", "5", ips[1])
+
+	// A restart keeps the addresses (the attachment is in the pod record).
+	b.Signal(t, syscall.SIGTERM, 20*time.Second)
+	b.Start(t, bin)
+	rc, _ = b.Clients(t)
+	if got := podIP(t, rc, ids[1]); got != ips[1] {
+		t.Fatalf("IP after restart %q, want %q", got, ips[1])
+	}
+
+	for _, id := range ids {
+		if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertNetworkClean(t, b)
+}
+
+// assertNetworkClean checks that no IP lease, cached attachment or veth on
+// the test bridge is left.
+func assertNetworkClean(t *testing.T, b *util.Berthd) {
+	t.Helper()
+	leases, _ := filepath.Glob(filepath.Join(b.Root, "cni", "networks", "*", "10.*"))
+	cache, _ := filepath.Glob(filepath.Join(b.Root, "cni", "cache", "results", "*"))
+	if len(leases) != 0 || len(cache) != 0 {
+		t.Fatalf("left: leases %v, cached attachments %v", leases, cache)
+	}
+	if out, _ := exec.Command("ip", "-o", "link", "show", "master", util.TestBridge).CombinedOutput(); strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("veths left on %s:\n%s", util.TestBridge, out)
+	}
+	nat, _ := exec.Command("iptables", "-w", "-t", "nat", "-S").Output()
+	prefix := strings.TrimSuffix(util.TestSubnet, "0/24") // "10.201.0."
+	for _, rule := range strings.Split(string(nat), "\n") {
+		if strings.Contains(rule, prefix) {
+			t.Fatalf("nat rule left for the test subnet: %s", rule)
+		}
+	}
+}
+
+// failpointPlugin fails every ADD and accepts everything else.
+const failpointPlugin = `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) echo '{"cniVersion":"1.0.0","code":999,"msg":"failpoint: ADD refused"}'; exit 1 ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`
+
+// A pod whose network ADD fails leaves nothing: no pod, no pin, no lease.
+func TestFailedAttachLeavesNothing(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	binDir, confDir := filepath.Join(b.Dir, "cni-bin"), filepath.Join(b.Dir, "net.d")
+	os.MkdirAll(binDir, 0o755)
+	os.MkdirAll(confDir, 0o755)
+	for _, p := range []string{"bridge", "host-local", "loopback"} {
+		os.Symlink("/opt/cni/bin/"+p, filepath.Join(binDir, p))
+	}
+	os.WriteFile(filepath.Join(binDir, "failpoint"), []byte(failpointPlugin), 0o755)
+	os.WriteFile(filepath.Join(confDir, "10-fail.conflist"), []byte(`{"cniVersion":"1.0.0","name":"failnet","plugins":[
+		{"type":"bridge","bridge":"`+util.TestBridge+`","ipam":{"type":"host-local","subnet":"`+util.TestSubnet+`","dataDir":"`+filepath.Join(b.Root, "cni", "networks")+`"}},
+		{"type":"failpoint"}]}`), 0o644)
+	b.DropIn(t, "10-cni.toml", "[cni]\nbin_dirs = [\""+binDir+"\"]\n")
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	_, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: podConfig("doomed")})
+	if err == nil || !strings.Contains(err.Error(), "failpoint") {
+		t.Fatalf("run with a failing plugin = %v", err)
+	}
+	list, _ := rc.ListPodSandbox(ctxT(t), &runtime.ListPodSandboxRequest{})
+	if len(list.GetItems()) != 0 {
+		t.Fatalf("pods left: %v", list.Items)
+	}
+	if m := util.MountsUnder(b.Dir); len(m) != 0 {
+		t.Fatalf("mounts left: %v", m)
+	}
+	assertNetworkClean(t, b)
+}
+
+// A crash between the ADD and the pod's record (simulated by losing the
+// record while berthd is down) leaves an attachment that the next start
+// detaches.
+func TestAttachmentOfLostPodIsReleased(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	resp, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: podConfig("lost")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Kill(t)
+	if err := os.Remove(filepath.Join(b.Root, "pods", resp.PodSandboxId+".json")); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t, bin)
+	assertNetworkClean(t, b)
+	if m := util.MountsUnder(b.Dir); len(m) != 0 {
+		t.Fatalf("the lost pod's mounts were not cleaned: %v", m)
+	}
+}
+
+// Many pods in and out: nothing accumulates.
+func TestManyPodsLeaveNothing(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	for i := 0; i < 50; i++ {
+		resp, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: podConfig(fmt.Sprintf("p%d", i))})
+		if err != nil {
+			t.Fatalf("pod %d: %v", i, err)
+		}
+		if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
+			t.Fatalf("remove pod %d: %v", i, err)
+		}
+	}
+	assertNetworkClean(t, b)
+	if m := util.MountsUnder(b.Dir); len(m) != 0 {
+		t.Fatalf("mounts left: %v", m)
 	}
 }

@@ -52,8 +52,18 @@ func RequireIntegration(t *testing.T) string {
 	return abs
 }
 
-// NewBerthd prepares temp dirs and a config file holding configTOML (which may
-// be empty) for a berthd; Start runs it.
+// Test network: a bridge name and subnet of the tests' own.
+const (
+	TestBridge = "berthit0"
+	TestSubnet = "10.201.0.0/24"
+)
+
+// NewBerthd prepares temp dirs and a config file for a berthd: the tests' own
+// CNI settings (an empty conf dir of its own, so the default network on
+// TestBridge/TestSubnet) after configTOML (which must not hold a [cni]
+// table: use DropIn to change CNI keys). Start runs it. The test's cleanup
+// removes the bridge and restores the host's ip_forward, which the bridge
+// plugin turns on.
 func NewBerthd(t *testing.T, configTOML string) *Berthd {
 	t.Helper()
 	// Short dir: socket paths are limited to 107 bytes.
@@ -76,10 +86,67 @@ func NewBerthd(t *testing.T, configTOML string) *Berthd {
 		Config:  filepath.Join(dir, "berth.toml"),
 		LogPath: filepath.Join(dir, "berthd.log"),
 	}
-	if err := os.WriteFile(b.Config, []byte(configTOML), 0o644); err != nil {
+	base := fmt.Sprintf("\n[cni]\nconf_dir = %q\nbin_dirs = [\"/opt/cni/bin\"]\ndefault_bridge = %q\ndefault_subnet = %q\n\n",
+		filepath.Join(dir, "net.d"), TestBridge, TestSubnet)
+	if err := os.WriteFile(b.Config, []byte(configTOML+"\n"+base), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	restoreForwarding(t)
 	return b
+}
+
+// DropIn writes a berth.d drop-in beside the config.
+func (b *Berthd) DropIn(t *testing.T, name, toml string) {
+	t.Helper()
+	dir := filepath.Join(b.Dir, "berth.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const ipForward = "/proc/sys/net/ipv4/ip_forward"
+
+// restoreForwarding puts ip_forward back, deletes the test bridge and the
+// portmap plugin's chains (when the test made them) when the test ends.
+func restoreForwarding(t *testing.T) {
+	before, err := os.ReadFile(ipForward)
+	portmapBefore := natRules() != "" && strings.Contains(natRules(), "-N CNI-HOSTPORT-DNAT")
+	t.Cleanup(func() {
+		if err == nil {
+			_ = os.WriteFile(ipForward, before, 0o644)
+		}
+		if _, statErr := os.Stat("/sys/class/net/" + TestBridge); statErr == nil {
+			_ = exec.Command("ip", "link", "del", TestBridge).Run()
+		}
+		if !portmapBefore {
+			removePortmapChains()
+		}
+	})
+}
+
+func natRules() string {
+	out, _ := exec.Command("iptables", "-w", "-t", "nat", "-S").Output()
+	return string(out)
+}
+
+// removePortmapChains removes the nat chains the portmap plugin creates on
+// first use (and the jumps to them); see hack/lib.sh.
+func removePortmapChains() {
+	for _, line := range strings.Split(natRules(), "\n") {
+		f := ruleFields(line)
+		if len(f) > 2 && f[0] == "-A" && strings.HasPrefix(f[len(f)-1], "CNI-HOSTPORT-") &&
+			(f[1] == "PREROUTING" || f[1] == "OUTPUT" || f[1] == "POSTROUTING") {
+			_ = exec.Command("iptables", append([]string{"-w", "-t", "nat", "-D"}, f[1:]...)...).Run()
+		}
+	}
+	for _, c := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"} {
+		if exec.Command("iptables", "-w", "-t", "nat", "-F", c).Run() == nil {
+			_ = exec.Command("iptables", "-w", "-t", "nat", "-X", c).Run()
+		}
+	}
 }
 
 // Args are the command-line arguments that point berthd at the test's dirs.
@@ -105,6 +172,9 @@ func (b *Berthd) Start(t *testing.T, bin string, extra ...string) {
 	b.done = make(chan struct{})
 	go func() { b.err = b.cmd.Wait(); close(b.done) }()
 	t.Cleanup(func() { b.Kill(t) })
+	// Runs before the kill (cleanups run last-in first-out): pods left by a
+	// failed test are removed through berthd, which detaches their network.
+	t.Cleanup(func() { b.removePods() })
 	if err := b.waitReady(15 * time.Second); err != nil {
 		t.Fatalf("berthd did not come up: %v\n%s", err, b.Log())
 	}
@@ -213,5 +283,53 @@ func MountsUnder(dir string) []string {
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(out)))
+	return out
+}
+
+// removePods removes every pod berthd still has, if it runs.
+func (b *Berthd) removePods() {
+	select {
+	case <-b.done:
+		return
+	default:
+	}
+	conn := b.conn()
+	defer conn.Close()
+	rc := runtime.NewRuntimeServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := rc.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+	if err != nil {
+		return
+	}
+	for _, p := range list.Items {
+		_, _ = rc.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.Id})
+	}
+}
+
+// ruleFields splits an iptables -S line into arguments, keeping "quoted
+// comments" whole.
+func ruleFields(line string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, started := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, started = !quoted, true
+		case r == ' ' && !quoted:
+			if started {
+				out = append(out, cur.String())
+				cur.Reset()
+				started = false
+			}
+		default:
+			cur.WriteRune(r)
+			started = true
+		}
+	}
+	if started {
+		out = append(out, cur.String())
+	}
 	return out
 }

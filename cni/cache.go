@@ -1,0 +1,85 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/log"
+	"github.com/containernetworking/cni/libcni"
+)
+
+// cached is one attachment as libcni caches it after an ADD: enough to DEL it
+// later even if the conf dir changed meanwhile.
+type cached struct {
+	ContainerID    string         `json:"containerId"`
+	Config         []byte         `json:"config"`
+	IfName         string         `json:"ifName"`
+	NetworkName    string         `json:"networkName"`
+	NetNS          string         `json:"netns"`
+	CniArgs        [][2]string    `json:"cniArgs"`
+	CapabilityArgs map[string]any `json:"capabilityArgs"`
+}
+
+// cachedAttachments lists the cached attachments of one pod, or of every pod
+// when podID is "". Unreadable entries are logged and skipped.
+func (m *Manager) cachedAttachments(ctx context.Context, podID string) []cached {
+	files, _ := filepath.Glob(filepath.Join(m.opts.CacheDir, "results", "*"))
+	var out []cached
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var c cached
+		if err := json.Unmarshal(data, &c); err != nil || c.ContainerID == "" {
+			log.G(ctx).WithField("file", f).Warn("unreadable CNI cache entry")
+			continue
+		}
+		if podID == "" || c.ContainerID == podID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// del runs DEL for a cached attachment (the loopback one needs none).
+func (m *Manager) del(ctx context.Context, c cached, netns string) error {
+	rt := &libcni.RuntimeConf{ContainerID: c.ContainerID, NetNS: netns, IfName: c.IfName, Args: c.CniArgs, CapabilityArgs: c.CapabilityArgs}
+	if list, err := libcni.NetworkConfFromBytes(c.Config); err == nil && len(list.Plugins) > 0 {
+		if err := m.config().DelNetworkList(ctx, list, rt); err != nil {
+			return fmt.Errorf("detach pod %s from %q: %w", c.ContainerID, c.NetworkName, err)
+		}
+		return nil
+	}
+	conf, err := libcni.NetworkPluginConfFromBytes(c.Config)
+	if err != nil {
+		return fmt.Errorf("cached CNI config of pod %s: %w", c.ContainerID, err)
+	}
+	if err := m.config().DelNetwork(ctx, conf, rt); err != nil {
+		return fmt.Errorf("detach pod %s from %q: %w", c.ContainerID, c.NetworkName, err)
+	}
+	return nil
+}
+
+// Collect detaches every cached attachment whose pod is not in live (pods
+// that vanished in a crash between ADD and their record, or whose removal was
+// interrupted): no IP stays allocated for a pod that is gone. Failures are
+// logged; the next start tries again.
+func (m *Manager) Collect(ctx context.Context, live map[string]bool) {
+	for _, c := range m.cachedAttachments(ctx, "") {
+		if live[c.ContainerID] {
+			continue
+		}
+		netns := c.NetNS
+		if _, err := os.Stat(netns); err != nil {
+			netns = ""
+		}
+		log.G(ctx).WithField("pod", c.ContainerID).Info("detaching the network of a pod that is gone")
+		if err := m.del(ctx, c, netns); err != nil {
+			log.G(ctx).WithError(err).WithField("pod", c.ContainerID).Warn("could not detach a gone pod")
+		}
+	}
+}
