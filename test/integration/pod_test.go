@@ -1,16 +1,19 @@
 package integration
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/test/util"
@@ -284,5 +287,89 @@ func TestManyPodsLeaveNothing(t *testing.T) {
 	assertNetworkClean(t, b)
 	if m := util.MountsUnder(b.Dir); len(m) != 0 {
 		t.Fatalf("mounts left: %v", m)
+	}
+}
+
+// listenIn opens a TCP listener inside a network namespace (the socket stays
+// in it after the thread returns to the host's namespace).
+func listenIn(t *testing.T, netns string, port int) net.Listener {
+	t.Helper()
+	type result struct {
+		l   net.Listener
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		own, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer unix.Close(own)
+		target, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		err = unix.Setns(target, unix.CLONE_NEWNET)
+		unix.Close(target)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if unix.Setns(own, unix.CLONE_NEWNET) == nil {
+			goruntime.UnlockOSThread()
+		}
+		done <- result{l, err}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.l.Close() })
+	go func() {
+		for {
+			c, err := r.l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello from the pod\n"))
+			c.Close()
+		}
+	}()
+	return r.l
+}
+
+// A hostPort mapping reaches the pod from the host's loopback.
+func TestHostPort(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	const hostPort = 12099
+	cfg := podConfig("web")
+	cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 8080, HostPort: hostPort}}
+	resp, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenIn(t, filepath.Join(b.State, "pods", resp.PodSandboxId, "ns", "net"), 8080)
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial the host port: %v", err)
+	}
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if line != "hello from the pod\n" {
+		t.Fatalf("read %q through the host port", line)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
+		t.Fatal(err)
+	}
+	assertNetworkClean(t, b)
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort), time.Second); err == nil {
+		t.Fatal("the host port still answers after the pod is gone")
 	}
 }
