@@ -69,10 +69,10 @@ test: deps build lint test-unit fuzz ## everything CI runs: deps, build, lint, u
 	trap 'hack/registry.sh stop' EXIT; $(MAKE) --no-print-directory test-integration critest
 
 .PHONY: bench
-bench: deps build ## Go benchmarks, then the pull benchmark against containerd (hack/bench-pull.sh; root)
+bench: deps build ## Go benchmarks, then pull and pod benchmarks against containerd (hack/bench-pull.sh, hack/bench-pods.sh; root)
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	hack/registry.sh start
-	trap 'hack/registry.sh stop' EXIT; hack/test-images.sh && hack/bench-pull.sh
+	trap 'hack/registry.sh stop' EXIT; hack/test-images.sh && hack/bench-pull.sh && hack/bench-pods.sh
 
 .PHONY: run
 run: deps build ## install deps, build, and run berthd in the foreground (root)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -80,17 +81,19 @@ func (s *Server) attachNetwork(ctx context.Context, p *sandbox.Pod, cfg *runtime
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	att, err := s.network.Setup(ctx, cp)
 	if err != nil {
 		return err
 	}
+	took := time.Since(start)
 	if err := s.pods.SetNetwork(p.ID, &sandbox.Network{IPs: att.IPs, Result: att.Result}); err != nil {
 		if derr := s.network.Teardown(ctx, cp); derr != nil {
 			log.G(ctx).WithError(derr).Error("detach after a failed record")
 		}
 		return err
 	}
-	log.G(ctx).WithField("ips", att.IPs).Info("pod attached to the network")
+	log.G(ctx).WithFields(log.Fields{"ips": att.IPs, "cni_add": took.String()}).Info("pod attached to the network")
 	return nil
 }
 
@@ -99,5 +102,8 @@ func (s *Server) detachNetwork(ctx context.Context, p *sandbox.Pod) error {
 	if p.Spec.NetworkMode == sandbox.ModeNode {
 		return nil
 	}
-	return s.network.Teardown(ctx, cni.Pod{ID: p.ID, Name: p.Spec.Name, Namespace: p.Spec.Namespace, UID: p.Spec.UID, NetNS: p.Pins[sandbox.NetNS]})
+	start := time.Now()
+	err := s.network.Teardown(ctx, cni.Pod{ID: p.ID, Name: p.Spec.Name, Namespace: p.Spec.Namespace, UID: p.Spec.UID, NetNS: p.Pins[sandbox.NetNS]})
+	log.G(ctx).WithFields(log.Fields{"pod": p.ID, "cni_del": time.Since(start).String()}).Debug("pod detached from the network")
+	return err
 }

@@ -13,7 +13,6 @@ RUNS="${BENCH_RUNS:-3}"
 IMAGE="$BERTH_REGISTRY/berth-test/big:1"
 CRICTL="$BERTH_BIN/crictl"
 export CRI_CONFIG_FILE=/dev/null # quiets crictl's search for /etc/crictl.yaml
-CTRD_DIR="$BERTH_CACHE/containerd"
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
 DAEMON_PID=""
 
@@ -22,14 +21,6 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-fetch_containerd() {
-	[[ -x $CTRD_DIR/usr/bin/containerd ]] && return
-	log "fetching Debian's containerd package (unpacked, not installed)"
-	mkdir -p "$CTRD_DIR/debs"
-	(cd "$CTRD_DIR/debs" && { apt-get download containerd 2>/dev/null || { apt-get update -qq && apt-get download containerd; }; }) >/dev/null
-	dpkg-deb -x "$CTRD_DIR"/debs/containerd_*.deb "$CTRD_DIR"
-}
 
 stop_daemon() {
 	[[ -n $DAEMON_PID ]] || return 0
@@ -106,7 +97,7 @@ bench() {
 
 [[ -x $BERTH_REPO/bin/berthd ]] || die "run make build first"
 command -v bc >/dev/null || die "bc is missing (hack/install-deps.sh installs it)"
-fetch_containerd
+fetch_peer_binaries
 "$BERTH_REPO/hack/registry.sh" status >/dev/null || die "start the registry first: hack/registry.sh start && hack/test-images.sh"
 size=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
 	"http://$BERTH_REGISTRY/v2/berth-test/big/manifests/1" | jq '[.layers[].size] | add')

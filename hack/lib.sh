@@ -50,3 +50,16 @@ remove_portmap_chains() {
 	for c in "${PORTMAP_CHAINS[@]}"; do iptables -w -t nat -F "$c" 2>/dev/null && iptables -w -t nat -X "$c" 2>/dev/null; done
 	return 0
 }
+
+# fetch_peer_binaries unpacks Debian's containerd and runc packages (not
+# installed: no service, nothing on PATH) into $BERTH_CACHE/containerd, for
+# side-by-side benchmarks.
+CTRD_DIR="$BERTH_CACHE/containerd"
+fetch_peer_binaries() {
+	[[ -x $CTRD_DIR/usr/bin/containerd && -x $CTRD_DIR/usr/sbin/runc ]] && return
+	log "fetching Debian's containerd and runc packages (unpacked, not installed)"
+	mkdir -p "$CTRD_DIR/debs"
+	(cd "$CTRD_DIR/debs" && { apt-get download containerd runc 2>/dev/null || { apt-get update -qq && apt-get download containerd runc; }; }) >/dev/null
+	local deb
+	for deb in "$CTRD_DIR"/debs/*.deb; do dpkg-deb -x "$deb" "$CTRD_DIR"; done
+}

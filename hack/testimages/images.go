@@ -207,6 +207,14 @@ func (b *builder) berthImages() error {
 			return err
 		}
 	}
+	// A sandbox image for the peer in side-by-side pod benchmarks (Berth needs none).
+	pause, err := b.busyboxImage("pause", v1.Config{Entrypoint: []string{"/bin/sleep", "2147483647"}})
+	if err != nil {
+		return err
+	}
+	if err := b.push(pause, berthT+"pause:1"); err != nil {
+		return err
+	}
 	docker, err := b.busyboxImage("docker-schema2", v1.Config{})
 	if err != nil {
 		return err

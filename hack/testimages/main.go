@@ -22,6 +22,7 @@
 //	berth-test/docker:1               Docker schema 2 manifest and media types
 //	berth-test/multiarch:1            index of linux/amd64 and linux/arm64 (file /platform differs)
 //	berth-test/big:1                  5 layers of 24 MiB of deterministic noise, for pull benchmarks
+//	berth-test/pause:1                busybox sleeping forever: the peer's sandbox image in benchmarks
 //
 // Every image carries a marker layer naming it, so no two share an image ID.
 package main

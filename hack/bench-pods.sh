@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# hack/bench-pods.sh — pod sandbox benchmark, Berth against containerd in the
+# same run: RunPodSandbox and StopPodSandbox+RemovePodSandbox latency over
+# BENCH_PODS (default 50) sequential pods on a bridge network of the script's
+# own, p50/p90 and ratios, and Berth's network share (CNI ADD and DEL p50/p90,
+# from its log). containerd (Debian's 1.6, unpacked, with Debian's runc) runs
+# with its own temp root, state, socket, CNI dir, bridge and cgroup parent;
+# its sandbox image is the local berth-test/pause:1.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || die "run as root"
+PODS="${BENCH_PODS:-50}"
+CRICTL="$BERTH_BIN/crictl"
+export CRI_CONFIG_FILE=/dev/null
+WORK=$(mktemp -d /tmp/berth-benchpods.XXXXXX)
+DAEMON_PID=""
+FORWARD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
+PORTMAP_BEFORE=no
+portmap_chains_present && PORTMAP_BEFORE=yes
+
+stop_daemon() {
+	[[ -n $DAEMON_PID ]] || return 0
+	"$CRICTL" -r "unix://$SOCK" --timeout 30s rmp -fa >/dev/null 2>&1 || true
+	kill -TERM "$DAEMON_PID" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$DAEMON_PID" 2>/dev/null || true
+	wait "$DAEMON_PID" 2>/dev/null || true
+	DAEMON_PID=""
+}
+
+cleanup() {
+	stop_daemon
+	# Shims of containerd's pods, if any outlived it: ours by their socket
+	# paths under our own work dir, stopped by PID.
+	local pid
+	for pid in $(ps -eo pid=,args= | awk -v w="$WORK" 'index($0, w) && /containerd-shim/ {print $1}'); do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+	local br cg
+	for br in berthbn0 ctrdbn0; do [[ -d /sys/class/net/$br ]] && ip link del "$br"; done
+	for cg in /sys/fs/cgroup/*/berth-bench-*; do [[ -d $cg ]] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null; done
+	echo "$FORWARD_BEFORE" >/proc/sys/net/ipv4/ip_forward
+	[[ $PORTMAP_BEFORE == yes ]] || remove_portmap_chains
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_socket() {
+	for _ in $(seq 200); do
+		"$CRICTL" -r "unix://$1" --timeout 2s version >/dev/null 2>&1 && return
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	die "daemon did not come up (log in $2)"
+}
+
+start_berthd() {
+	local d="$WORK/berth"
+	mkdir -p "$d/net.d"
+	printf '[cni]\nconf_dir = "%s"\nbin_dirs = ["%s"]\ndefault_bridge = "berthbn0"\ndefault_subnet = "10.203.0.0/24"\n' \
+		"$d/net.d" "$CNI_BIN_DIR" >"$d/berth.toml"
+	"$BERTH_REPO/bin/berthd" --config "$d/berth.toml" --root "$d/root" --state "$d/state" --listen "$d/berth.sock" \
+		--log-level debug >"$d/log" 2>&1 &
+	DAEMON_PID=$!
+	SOCK="$d/berth.sock"
+	wait_socket "$SOCK" "$d/log"
+}
+
+start_containerd() {
+	local d="$WORK/containerd"
+	mkdir -p "$d/net.d"
+	cat >"$d/net.d/10-bench.conflist" <<JSON
+{"cniVersion":"1.0.0","name":"bench","plugins":[
+ {"type":"bridge","bridge":"ctrdbn0","isGateway":true,"ipMasq":true,"hairpinMode":true,
+  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.204.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$d/ipam"}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}
+JSON
+	cat >"$d/config.toml" <<TOML
+version = 2
+root = "$d/root"
+state = "$d/state"
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[debug]
+  level = "warn"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$BERTH_REGISTRY/berth-test/pause:1"
+  # This host refuses negative oom_score_adj (no CAP_SYS_RESOURCE).
+  restrict_oom_score_adj = true
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "$CNI_BIN_DIR"
+  conf_dir = "$d/net.d"
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  BinaryName = "$CTRD_DIR/usr/sbin/runc"
+[plugins."io.containerd.grpc.v1.cri".registry.mirrors."$BERTH_REGISTRY"]
+  endpoint = ["http://$BERTH_REGISTRY"]
+TOML
+	PATH="$CTRD_DIR/usr/bin:$CTRD_DIR/usr/sbin:$PATH" "$CTRD_DIR/usr/bin/containerd" --config "$d/config.toml" >"$d/log" 2>&1 &
+	DAEMON_PID=$!
+	SOCK="$d/containerd.sock"
+	wait_socket "$SOCK" "$d/log"
+	"$CRICTL" -r "unix://$SOCK" -i "unix://$SOCK" --timeout 60s pull "$BERTH_REGISTRY/berth-test/pause:1" >/dev/null
+}
+
+now_ms() { date +%s%N | awk '{printf "%.3f", $1 / 1e6}'; }
+
+# bench NAME: one line per pod on stdout, "NAME run_ms stop_remove_ms".
+bench() {
+	local name=$1 i t0 t1 t2 id
+	for i in $(seq "$PODS"); do
+		printf '{"metadata":{"name":"bench-%s","namespace":"bench","uid":"uid-%s-%s"},"linux":{"cgroup_parent":"/berth-bench-%s"}}' \
+			"$i" "$name" "$i" "$name" >"$WORK/pod.json"
+		t0=$(now_ms)
+		id=$("$CRICTL" -r "unix://$SOCK" --timeout 60s runp "$WORK/pod.json")
+		t1=$(now_ms)
+		"$CRICTL" -r "unix://$SOCK" --timeout 60s stopp "$id" >/dev/null
+		"$CRICTL" -r "unix://$SOCK" --timeout 60s rmp "$id" >/dev/null
+		t2=$(now_ms)
+		echo "$name $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc)"
+	done
+}
+
+# percentiles FILE COLUMN: "p50 p90" of a column of numbers.
+percentiles() {
+	sort -n "$1" | awk '{v[NR] = $1} END {printf "%.1f %.1f", v[int((NR + 1) * 0.5)], v[int(NR * 0.9 + 0.5)]}'
+}
+
+[[ -x $BERTH_REPO/bin/berthd ]] || die "run make build first"
+"$BERTH_REPO/hack/registry.sh" status >/dev/null || die "start the registry first: hack/registry.sh start && hack/test-images.sh"
+fetch_peer_binaries
+log "$PODS pods on each runtime"
+start_berthd
+bench berth >"$WORK/results"
+grep -o 'cni_add=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_add=//' >"$WORK/add" || true
+grep -o 'cni_del=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_del=//' >"$WORK/del" || true
+stop_daemon
+start_containerd
+bench containerd >>"$WORK/results"
+stop_daemon
+
+to_ms() { awk '/µs$/ {sub("µs", ""); print $1 / 1000; next} /ms$/ {sub("ms", ""); print $1; next} /s$/ {sub("s", ""); print $1 * 1000}' "$1"; }
+for r in berth containerd; do
+	awk -v r=$r '$1 == r {print $2}' "$WORK/results" >"$WORK/$r-run"
+	awk -v r=$r '$1 == r {print $3}' "$WORK/results" >"$WORK/$r-stop"
+	read -r rp50 rp90 <<<"$(percentiles "$WORK/$r-run")"
+	read -r sp50 sp90 <<<"$(percentiles "$WORK/$r-stop")"
+	printf 'pods %-10s RunPodSandbox p50 %6.1f ms p90 %6.1f ms | Stop+Remove p50 %6.1f ms p90 %6.1f ms\n' "$r" "$rp50" "$rp90" "$sp50" "$sp90"
+	declare "run_$r=$rp50" "stop_$r=$sp50"
+done
+to_ms "$WORK/add" >"$WORK/add-ms"
+to_ms "$WORK/del" >"$WORK/del-ms"
+read -r ap50 ap90 <<<"$(percentiles "$WORK/add-ms")"
+read -r dp50 dp90 <<<"$(percentiles "$WORK/del-ms")"
+printf 'berth network share: CNI ADD p50 %.1f ms p90 %.1f ms, CNI DEL p50 %.1f ms p90 %.1f ms\n' "$ap50" "$ap90" "$dp50" "$dp90"
+printf 'pod start berth/containerd p50: %.2fx; stop+remove: %.2fx\n' \
+	"$(echo "$run_berth / $run_containerd" | bc -l)" "$(echo "$stop_berth / $stop_containerd" | bc -l)"
