@@ -30,6 +30,7 @@ stop_daemon() {
 }
 
 cleanup() {
+	local rc=$?
 	stop_daemon
 	# Shims of containerd's pods, if any outlived it: ours by their socket
 	# paths under our own work dir, stopped by PID.
@@ -39,11 +40,16 @@ cleanup() {
 	done
 	awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
 	local br cg
-	for br in berthbn0 ctrdbn0; do [[ -d /sys/class/net/$br ]] && ip link del "$br"; done
-	for cg in /sys/fs/cgroup/*/berth-bench-*; do [[ -d $cg ]] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null; done
+	for br in berthbn0 ctrdbn0; do
+		if [[ -d /sys/class/net/$br ]]; then ip link del "$br"; fi
+	done
+	for cg in /sys/fs/cgroup/*/berth-bench-*; do
+		if [[ -d $cg ]]; then find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+	done
 	echo "$FORWARD_BEFORE" >/proc/sys/net/ipv4/ip_forward
-	[[ $PORTMAP_BEFORE == yes ]] || remove_portmap_chains
+	if [[ $PORTMAP_BEFORE != yes ]]; then remove_portmap_chains; fi
 	rm -rf "$WORK"
+	exit "$rc"
 }
 trap cleanup EXIT
 
