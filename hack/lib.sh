@@ -45,7 +45,7 @@ PORTMAP_CHAINS=(CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK)
 portmap_chains_present() { iptables -w -t nat -S 2>/dev/null | grep -q -- '-N CNI-HOSTPORT-DNAT'; }
 remove_portmap_chains() {
 	local rule c
-	iptables -w -t nat -S | grep -E -- '-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-' | sed 's/^-A/-D/' |
+	{ iptables -w -t nat -S | grep -E -- '-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-' || true; } | sed 's/^-A/-D/' |
 		while read -r rule; do eval iptables -w -t nat "$rule"; done
 	for c in "${PORTMAP_CHAINS[@]}"; do iptables -w -t nat -F "$c" 2>/dev/null && iptables -w -t nat -X "$c" 2>/dev/null; done
 	return 0
