@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/log"
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 )
 
 // cached is one attachment as libcni caches it after an ADD: enough to DEL it
@@ -66,9 +69,12 @@ func (m *Manager) del(ctx context.Context, c cached, netns string) error {
 
 // Collect detaches every cached attachment whose pod is not in live (pods
 // that vanished in a crash between ADD and their record, or whose removal was
-// interrupted): no IP stays allocated for a pod that is gone. Failures are
-// logged; the next start tries again.
+// interrupted), then asks the pod network's plugins to GC (CNI 1.1), which
+// also frees what a crash in the middle of an ADD left uncached: no IP stays
+// allocated for a pod that is gone. Failures are logged; the next start tries
+// again.
 func (m *Manager) Collect(ctx context.Context, live map[string]bool) {
+	defer m.gc(ctx, live)
 	for _, c := range m.cachedAttachments(ctx, "") {
 		if live[c.ContainerID] {
 			continue
@@ -80,6 +86,52 @@ func (m *Manager) Collect(ctx context.Context, live map[string]bool) {
 		log.G(ctx).WithField("pod", c.ContainerID).Info("detaching the network of a pod that is gone")
 		if err := m.del(ctx, c, netns); err != nil {
 			log.G(ctx).WithError(err).WithField("pod", c.ContainerID).Warn("could not detach a gone pod")
+		}
+	}
+}
+
+// gc runs CNI GC on the pod network with the live pods as valid attachments.
+func (m *Manager) gc(ctx context.Context, live map[string]bool) {
+	list, err := m.load()
+	if err != nil {
+		return
+	}
+	args := &libcni.GCArgs{}
+	for id := range live {
+		args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: id, IfName: podInterface})
+	}
+	if err := m.config().GCNetworkList(ctx, list, args); err != nil {
+		log.G(ctx).WithError(err).Warn("CNI GC failed")
+	}
+	if list.Name == defaultNetworkName && m.opts.DataDir != "" {
+		m.collectLeases(ctx, filepath.Join(m.opts.DataDir, list.Name), live)
+	}
+}
+
+// collectLeases frees the default network's host-local leases held by pods
+// that are gone. host-local does not implement CNI GC yet, and a crash in the
+// middle of an ADD can leave a lease that no cached attachment records; the
+// default network's lease dir is Berth's own.
+func (m *Manager) collectLeases(ctx context.Context, dir string, live map[string]bool) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) == nil {
+			continue // lock, last_reserved_ip.*
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		owner, _, _ := strings.Cut(strings.ReplaceAll(string(data), "\r", ""), "\n")
+		if owner == "" || live[strings.TrimSpace(owner)] {
+			continue
+		}
+		log.G(ctx).WithFields(log.Fields{"ip": e.Name(), "pod": owner}).Info("freeing the address of a pod that is gone")
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			log.G(ctx).WithError(err).Warn("free a stale lease")
 		}
 	}
 }

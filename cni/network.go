@@ -25,7 +25,10 @@ type Options struct {
 	DataDir string
 }
 
-const loopbackPlugin = "loopback"
+const (
+	loopbackPlugin     = "loopback"
+	defaultNetworkName = "berth-default"
+)
 
 // Manager finds the pod network and tells whether it is usable.
 type Manager struct {
@@ -60,6 +63,10 @@ func (m *Manager) Status(ctx context.Context) error {
 		if _, err := invoke.FindInPath(p, m.opts.BinDirs); err != nil {
 			return fmt.Errorf("%w: network %q: plugin %q not found in %v", ErrNotReady, list.Name, p, m.opts.BinDirs)
 		}
+	}
+	// CNI 1.1 plugins answer STATUS themselves (older configs skip it).
+	if err := m.config().GetStatusNetworkList(ctx, list); err != nil {
+		return fmt.Errorf("%w: network %q: %w", ErrNotReady, list.Name, err)
 	}
 	return nil
 }
@@ -123,8 +130,8 @@ func defaultNetworkConfig(bridge, subnet, dataDir string) ([]byte, error) {
 		ipam["dataDir"] = dataDir
 	}
 	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       "berth-default",
+		"cniVersion": "1.1.0",
+		"name":       defaultNetworkName,
 		"plugins": []any{
 			map[string]any{
 				"type":        "bridge",

@@ -94,3 +94,19 @@ func TestDefaultNetworkConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestCollectLeases(t *testing.T) {
+	dir := t.TempDir()
+	for name, owner := range map[string]string{"10.88.0.2": "live-pod\r\neth0", "10.88.0.3": "gone-pod\r\neth0", "last_reserved_ip.0": "10.88.0.3", "lock": ""} {
+		os.WriteFile(filepath.Join(dir, name), []byte(owner), 0o644)
+	}
+	New(Options{}).collectLeases(context.Background(), dir, map[string]bool{"live-pod": true})
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, ",") != "10.88.0.2,last_reserved_ip.0,lock" {
+		t.Fatalf("left %v, want the live lease and the plugin's own files", left)
+	}
+}

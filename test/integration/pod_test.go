@@ -373,3 +373,29 @@ func TestHostPort(t *testing.T) {
 		t.Fatal("the host port still answers after the pod is gone")
 	}
 }
+
+// An address allocated by a crash in the middle of an ADD (no cached
+// attachment, no record) is freed at the next start by CNI GC.
+func TestGCFreesUncachedLeases(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	resp, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: podConfig("keep")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepIP := podIP(t, rc, resp.PodSandboxId)
+	b.Kill(t)
+	ghost := filepath.Join(b.Root, "cni", "networks", "berth-default", "10.201.0.250")
+	if err := os.WriteFile(ghost, []byte("ghost-pod\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t, bin)
+	if _, err := os.Stat(ghost); !os.IsNotExist(err) {
+		t.Fatalf("the ghost lease survived the start: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Root, "cni", "networks", "berth-default", keepIP)); err != nil {
+		t.Fatalf("the live pod's lease was freed: %v", err)
+	}
+}
