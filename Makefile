@@ -15,7 +15,7 @@ export BERTH_CACHE BERTH_REGISTRY
 
 # Fuzz targets run briefly by `make test`: package:FuzzName.
 FUZZ_TARGETS := $(shell grep -lr --include='*_test.go' '^func Fuzz' . 2>/dev/null | xargs -r grep -ho '^func Fuzz[A-Za-z0-9_]*' | sort -u | sed 's/^func //')
-FUZZTIME    ?= 10s
+FUZZTIME    ?= 20000x
 
 .DEFAULT_GOAL := help
 
@@ -42,7 +42,7 @@ test-unit: ## unit tests with the race detector (integration tests skip without 
 	$(GO) test -race -count=1 ./...
 
 .PHONY: fuzz
-fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
+fuzz: ## run every fuzz target briefly ($(FUZZTIME) inputs each)
 	@for target in $(FUZZ_TARGETS); do \
 		pkg=$$(grep -lr --include='*_test.go' "^func $$target(" . | head -1 | xargs dirname); \
 		echo "fuzz $$target in $$pkg"; \
