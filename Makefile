@@ -57,7 +57,8 @@ images: ## start the local test registry and push the test images (hack/registry
 .PHONY: test-integration
 test-integration: build images ## integration tests against a real berthd and the test registry (root)
 	BERTHD=$(CURDIR)/bin/berthd CRICTL=$(BERTH_BIN)/crictl BERTH_TEST_REGISTRY=$(BERTH_REGISTRY) \
-		$(GO) test -count=1 -p 1 ./test/...
+		BERTH_TEST_ROOTFS=$(BERTH_CACHE)/test-images/stage/busybox \
+		$(GO) test -count=1 -p 1 ./test/... ./sandbox/runner/...
 
 .PHONY: critest
 critest: build ## run critest against berthd and check test/critest/must-pass.txt (root)

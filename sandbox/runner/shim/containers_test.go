@@ -1,0 +1,146 @@
+package shim
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the init re-exec needs it linked in
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// The test binary is also the container's init: libcontainer re-executes it
+// with "init" (berth-shim does the same in its own init()).
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init()
+	}
+}
+
+const cgroupParent = "/berth-test-shim"
+
+func testRootfs(t *testing.T) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	root := os.Getenv("BERTH_TEST_ROOTFS")
+	if root == "" {
+		root = "/var/cache/berth-dev/test-images/stage/busybox"
+	}
+	if _, err := os.Stat(filepath.Join(root, "bin/sh")); err != nil {
+		t.Skipf("no busybox rootfs at %s (hack/test-images.sh stages it)", root)
+	}
+	t.Cleanup(removeTestCgroups)
+	return root
+}
+
+func removeTestCgroups() {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + cgroupParent)
+	for _, d := range dirs {
+		sub, _ := filepath.Glob(d + "/*/")
+		for _, s := range sub {
+			os.Remove(s)
+		}
+		os.Remove(d)
+	}
+}
+
+func testSpec(rootfs, id string, args ...string) *specs.Spec {
+	caps := []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"}
+	return &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{Args: args, Env: []string{"PATH=/bin:/usr/bin"}, Cwd: "/",
+			Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}},
+		Root: &specs.Root{Path: rootfs, Readonly: true},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: cgroupParent + "/" + id,
+			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace},
+				{Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.NetworkNamespace}},
+			MaskedPaths: []string{"/proc/kcore"},
+		},
+	}
+}
+
+func TestContainerRunsAndLogs(t *testing.T) {
+	rootfs := testRootfs(t)
+	dir := t.TempDir()
+	cs, err := NewContainers(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "c1.log")
+	spec := testSpec(rootfs, "c1", "/bin/sh", "-c", "echo hello; echo oops >&2; exit 3")
+	if err := cs.Create("c1", spec, logPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Start("c1"); err != nil {
+		t.Fatal(err)
+	}
+	exit, done, err := cs.Wait("c1", 30*time.Second)
+	if err != nil || !done || exit.Code != 3 {
+		t.Fatalf("exit = %+v, done %v, %v", exit, done, err)
+	}
+	log, _ := os.ReadFile(logPath)
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	var got []string
+	for _, l := range lines {
+		f := strings.SplitN(l, " ", 4)
+		if len(f) != 4 {
+			t.Fatalf("bad log line %q", l)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, f[0]); err != nil {
+			t.Fatalf("bad time in %q", l)
+		}
+		got = append(got, f[1]+" "+f[2]+" "+f[3])
+	}
+	if strings.Join(got, "|") != "stdout F hello|stderr F oops" && strings.Join(got, "|") != "stderr F oops|stdout F hello" {
+		t.Fatalf("log records %q", got)
+	}
+	if err := cs.Delete("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "c1")); !os.IsNotExist(err) {
+		t.Fatalf("state left: %v", err)
+	}
+}
+
+func TestContainerKilled(t *testing.T) {
+	rootfs := testRootfs(t)
+	dir := t.TempDir()
+	cs, err := NewContainers(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Create("c2", testSpec(rootfs, "c2", "/bin/sleep", "1000"), filepath.Join(dir, "c2.log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Start("c2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, done, _ := cs.Wait("c2", 200*time.Millisecond); done {
+		t.Fatal("sleep exited at once")
+	}
+	if err := cs.Signal("c2", syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	exit, done, err := cs.Wait("c2", 30*time.Second)
+	if err != nil || !done || exit.Code != 137 || exit.Signal != "killed" {
+		t.Fatalf("exit = %+v, done %v, %v", exit, done, err)
+	}
+	if err := cs.Delete("c2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Delete("c2"); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+}
