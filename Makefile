@@ -24,8 +24,9 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build bin/berthd
+build: ## build bin/berthd and bin/berth-shim
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/berthd ./cmd/berthd
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/berth-shim ./cmd/berth-shim
 
 .PHONY: deps
 deps: ## install what the build and tests need (idempotent; hack/install-deps.sh)
@@ -56,7 +57,7 @@ images: ## start the local test registry and push the test images (hack/registry
 
 .PHONY: test-integration
 test-integration: build images ## integration tests against a real berthd and the test registry (root)
-	BERTHD=$(CURDIR)/bin/berthd CRICTL=$(BERTH_BIN)/crictl BERTH_TEST_REGISTRY=$(BERTH_REGISTRY) \
+	BERTHD=$(CURDIR)/bin/berthd BERTH_SHIM=$(CURDIR)/bin/berth-shim CRICTL=$(BERTH_BIN)/crictl BERTH_TEST_REGISTRY=$(BERTH_REGISTRY) \
 		BERTH_TEST_ROOTFS=$(BERTH_CACHE)/test-images/stage/busybox \
 		$(GO) test -count=1 -p 1 ./test/... ./sandbox/runner/...
 

@@ -333,3 +333,27 @@ func ruleFields(line string) []string {
 	}
 	return out
 }
+
+// RemoveCgroups removes a test's cgroup parent (and its empty children) from
+// every hierarchy.
+func RemoveCgroups(parent string) {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+	for _, d := range dirs {
+		children, _ := filepath.Glob(d + "/*/")
+		for _, c := range children {
+			_ = os.Remove(c)
+		}
+		_ = os.Remove(d)
+	}
+}
+
+// CopyRootfs copies a root filesystem (hack/test-images.sh stages busybox's)
+// into a temp dir of the test's own, so containers cannot change the original.
+func CopyRootfs(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy rootfs: %v\n%s", err, out)
+	}
+	return dst
+}

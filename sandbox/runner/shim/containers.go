@@ -223,3 +223,9 @@ func (cs *Containers) Delete(id string) error {
 	cs.mu.Unlock()
 	return os.RemoveAll(filepath.Join(cs.root, id))
 }
+
+func (cs *Containers) count() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.ctrs)
+}

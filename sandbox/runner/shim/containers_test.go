@@ -2,6 +2,7 @@ package shim
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -36,7 +37,12 @@ func testRootfs(t *testing.T) string {
 		t.Skipf("no busybox rootfs at %s (hack/test-images.sh stages it)", root)
 	}
 	t.Cleanup(removeTestCgroups)
-	return root
+	// A copy of the test's own: containers must not change the shared one.
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", root, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy rootfs: %v\n%s", err, out)
+	}
+	return dst
 }
 
 func removeTestCgroups() {

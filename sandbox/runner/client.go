@@ -1,0 +1,113 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/rpc"
+	"net/rpc/jsonrpc"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Client talks to one berth-shim.
+type Client struct {
+	rpc *rpc.Client
+}
+
+// Dial connects to the shim listening on socket.
+func Dial(ctx context.Context, socket string) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("connect to shim %s: %w", socket, err)
+	}
+	return &Client{rpc: jsonrpc.NewClient(conn)}, nil
+}
+
+// Close drops the connection; the shim and its containers go on.
+func (c *Client) Close() error { return c.rpc.Close() }
+
+func (c *Client) call(ctx context.Context, method string, args, reply any) error {
+	call := c.rpc.Go(ServiceName+"."+method, args, reply, make(chan *rpc.Call, 1))
+	select {
+	case <-call.Done:
+		return decodeError(call.Error)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Create makes a container from spec; its init waits for Start.
+func (c *Client) Create(ctx context.Context, id string, spec *specs.Spec, logPath string) error {
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, "Create", CreateArgs{ID: id, Spec: data, LogPath: logPath}, &Empty{})
+}
+
+// Start runs a created container's command.
+func (c *Client) Start(ctx context.Context, id string) error {
+	return c.call(ctx, "Start", IDArgs{ID: id}, &Empty{})
+}
+
+// Signal signals a container's init.
+func (c *Client) Signal(ctx context.Context, id string, sig syscall.Signal) error {
+	return c.call(ctx, "Signal", SignalArgs{ID: id, Signal: int(sig)}, &Empty{})
+}
+
+// Wait waits at most timeout for the container to exit.
+func (c *Client) Wait(ctx context.Context, id string, timeout time.Duration) (WaitReply, error) {
+	var r WaitReply
+	err := c.call(ctx, "Wait", WaitArgs{ID: id, Timeout: timeout}, &r)
+	return r, err
+}
+
+// Delete removes a container (killing it if needed).
+func (c *Client) Delete(ctx context.Context, id string) error {
+	return c.call(ctx, "Delete", IDArgs{ID: id}, &Empty{})
+}
+
+// Shutdown asks the shim to exit; it refuses while containers remain.
+func (c *Client) Shutdown(ctx context.Context) error {
+	return c.call(ctx, "Shutdown", Empty{}, &Empty{})
+}
+
+// StartShim starts binary as a detached shim (own session, stdio to logPath)
+// serving on socket with libcontainer state under root, and waits until it
+// answers. It returns the shim's pid; the shim is not berthd's child for long:
+// berthd does not wait for it, so it survives berthd.
+func StartShim(ctx context.Context, binary, socket, root, logPath string) (int, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(binary, "serve", "--socket", socket, "--root", root)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start shim: %w", err)
+	}
+	pid := cmd.Process.Pid
+	go func() { _ = cmd.Wait() }() // reap it if it dies while berthd lives
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if c, err := Dial(ctx, socket); err == nil {
+			c.Close()
+			return pid, nil
+		}
+		if err := ctx.Err(); err != nil {
+			_ = cmd.Process.Kill()
+			return 0, err
+		}
+	}
+	_ = cmd.Process.Kill()
+	return 0, errors.New("shim did not come up within 10s (see " + logPath + ")")
+}
