@@ -30,11 +30,15 @@ type Containers struct {
 	root string
 	mu   sync.Mutex
 	ctrs map[string]*container
+	// startMu is held from an init's start to its registration, so that the
+	// orphan reaper never takes an init for an orphan (reap.go).
+	startMu sync.Mutex
 }
 
 type container struct {
 	c       *libcontainer.Container
 	process *libcontainer.Process
+	pid     int
 	log     *os.File
 	exited  chan struct{}
 	exit    Exit
@@ -77,12 +81,15 @@ func (cs *Containers) Create(id string, spec *specs.Spec, logPath string) (retEr
 	if err != nil {
 		return err
 	}
+	cs.startMu.Lock()
+	defer cs.startMu.Unlock()
 	if err := c.Start(p); err != nil {
 		streams.close()
 		return fmt.Errorf("start init of %s: %w", id, err)
 	}
 	streams.closeChildEnds()
-	ctr := &container{c: c, process: p, log: logf, exited: make(chan struct{})}
+	pid, _ := p.Pid()
+	ctr := &container{c: c, process: p, pid: pid, log: logf, exited: make(chan struct{})}
 	w := &logWriter{out: logf, now: time.Now}
 	var copying sync.WaitGroup
 	copying.Add(2)

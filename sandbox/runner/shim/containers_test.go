@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the init re-exec needs it linked in
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // The test binary is also the container's init: libcontainer re-executes it
@@ -149,4 +150,48 @@ func TestContainerKilled(t *testing.T) {
 	if err := cs.Delete("c2"); err != nil {
 		t.Fatalf("second delete: %v", err)
 	}
+}
+
+// What outlives a container's init is reaped by the shim (its subreaper),
+// while the init's own exit status still reaches Wait.
+func TestOrphansAreReaped(t *testing.T) {
+	rootfs := testRootfs(t)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	dir := t.TempDir()
+	cs, err := NewContainers(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go cs.ReapOrphans(stop)
+	// Without a PID namespace of its own, the background sleep is orphaned
+	// to the subreaper when sh exits.
+	spec := testSpec(rootfs, "c3", "/bin/sh", "-c", "sleep 0.2 & exit 5")
+	spec.Linux.Namespaces = spec.Linux.Namespaces[1:]
+	if err := cs.Create("c3", spec, filepath.Join(dir, "c3.log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Start("c3"); err != nil {
+		t.Fatal(err)
+	}
+	exit, done, err := cs.Wait("c3", 30*time.Second)
+	if err != nil || !done || exit.Code != 5 {
+		t.Fatalf("init exit = %+v, %v, %v", exit, done, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		zombies := zombieChildren(os.Getpid())
+		if len(zombies) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zombies left: %v", zombies)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cs.Delete("c3")
 }

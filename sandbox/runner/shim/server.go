@@ -85,6 +85,7 @@ func Serve(ctx context.Context, socket, root string) error {
 		return err
 	}
 	svc := &Service{cs: cs, shutdown: make(chan struct{})}
+	go cs.ReapOrphans(svc.shutdown)
 	srv := rpc.NewServer()
 	if err := srv.RegisterName(runner.ServiceName, svc); err != nil {
 		return err

@@ -1,0 +1,84 @@
+package shim
+
+import (
+	"bytes"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// As a child subreaper, the shim inherits the processes that outlive their
+// parents in its containers (e.g. what is left in a PID namespace whose init
+// exited). They must be reaped, but not the containers' inits: libcontainer
+// waits for those itself and needs their status. A blanket wait(-1) would
+// steal them, so the reaper looks for zombie children in /proc and reaps only
+// those that are not an init.
+
+// ReapOrphans reaps orphaned zombies whenever a child exits, until stop closes.
+func (cs *Containers) ReapOrphans(stop <-chan struct{}) {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGCHLD)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-sigs:
+			cs.reapOnce()
+		}
+	}
+}
+
+func (cs *Containers) reapOnce() {
+	cs.startMu.Lock() // no init is between start and registration
+	defer cs.startMu.Unlock()
+	inits := cs.initPids()
+	for _, pid := range zombieChildren(os.Getpid()) {
+		if !inits[pid] {
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
+	}
+}
+
+func (cs *Containers) initPids() map[int]bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	pids := map[int]bool{}
+	for _, c := range cs.ctrs {
+		pids[c.pid] = true
+	}
+	return pids
+}
+
+// zombieChildren lists the zombie processes whose parent is ppid.
+func zombieChildren(ppid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parens.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(stat[i+1:])
+		if len(f) > 1 && string(f[0]) == "Z" && string(f[1]) == strconv.Itoa(ppid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
