@@ -14,7 +14,6 @@ PODS="${BENCH_PODS:-50}"
 CRICTL="$BERTH_BIN/crictl"
 export CRI_CONFIG_FILE=/dev/null
 WORK=$(mktemp -d /tmp/berth-benchpods.XXXXXX)
-DAEMON_PID=""
 FORWARD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
 PORTMAP_BEFORE=no
 portmap_chains_present && PORTMAP_BEFORE=yes
@@ -22,10 +21,7 @@ portmap_chains_present && PORTMAP_BEFORE=yes
 stop_daemon() {
 	[[ -n $DAEMON_PID ]] || return 0
 	"$CRICTL" -r "unix://$SOCK" --timeout 30s rmp -fa >/dev/null 2>&1 || true
-	kill -TERM "$DAEMON_PID" 2>/dev/null || true
-	for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$DAEMON_PID" 2>/dev/null || true
-	wait "$DAEMON_PID" 2>/dev/null || true
+	stop_pid "$DAEMON_PID"
 	DAEMON_PID=""
 }
 
@@ -38,7 +34,7 @@ cleanup() {
 	for pid in $(ps -eo pid=,args= | awk -v w="$WORK" 'index($0, w) && /containerd-shim/ {print $1}'); do
 		kill -KILL "$pid" 2>/dev/null || true
 	done
-	awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+	unmount_under "$WORK"
 	local br cg
 	for br in berthbn0 ctrdbn0; do
 		if [[ -d /sys/class/net/$br ]]; then ip link del "$br"; fi
@@ -53,15 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_socket() {
-	for _ in $(seq 200); do
-		"$CRICTL" -r "unix://$1" --timeout 2s version >/dev/null 2>&1 && return
-		kill -0 "$DAEMON_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	die "daemon did not come up (log in $2)"
-}
-
 start_berthd() {
 	local d="$WORK/berth"
 	mkdir -p "$d/net.d"
@@ -71,7 +58,7 @@ start_berthd() {
 		--log-level debug >"$d/log" 2>&1 &
 	DAEMON_PID=$!
 	SOCK="$d/berth.sock"
-	wait_socket "$SOCK" "$d/log"
+	wait_cri "$SOCK" "$d/log"
 }
 
 start_containerd() {
@@ -112,7 +99,7 @@ TOML
 	PATH="$CTRD_DIR/usr/bin:$CTRD_DIR/usr/sbin:$PATH" "$CTRD_DIR/usr/bin/containerd" --config "$d/config.toml" >"$d/log" 2>&1 &
 	DAEMON_PID=$!
 	SOCK="$d/containerd.sock"
-	wait_socket "$SOCK" "$d/log"
+	wait_cri "$SOCK" "$d/log"
 	"$CRICTL" -r "unix://$SOCK" -i "unix://$SOCK" --timeout 60s pull "$BERTH_REGISTRY/berth-test/pause:1" >/dev/null
 }
 

@@ -14,7 +14,6 @@ IMAGE="$BERTH_REGISTRY/berth-test/big:1"
 CRICTL="$BERTH_BIN/crictl"
 export CRI_CONFIG_FILE=/dev/null # quiets crictl's search for /etc/crictl.yaml
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
-DAEMON_PID=""
 
 cleanup() {
 	stop_daemon
@@ -24,22 +23,9 @@ trap cleanup EXIT
 
 stop_daemon() {
 	[[ -n $DAEMON_PID ]] || return 0
-	kill -TERM "$DAEMON_PID" 2>/dev/null || true
-	for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$DAEMON_PID" 2>/dev/null || true
-	wait "$DAEMON_PID" 2>/dev/null || true
+	stop_pid "$DAEMON_PID"
 	DAEMON_PID=""
-	# containerd mounts nothing for a pull, but be sure: only under our dir.
-	awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
-}
-
-wait_socket() {
-	for _ in $(seq 200); do
-		"$CRICTL" -i "unix://$1" --timeout 2s images >/dev/null 2>&1 && return
-		kill -0 "$DAEMON_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	die "daemon did not come up (log in $2)"
+	unmount_under "$WORK" # containerd mounts nothing for a pull, but be sure
 }
 
 start_berthd() {
@@ -48,7 +34,7 @@ start_berthd() {
 	"$BERTH_REPO/bin/berthd" --config "$d/berth.toml" --root "$d/root" --state "$d/state" --listen "$d/berth.sock" \
 		--log-level warn >"$d/log" 2>&1 &
 	DAEMON_PID=$!
-	wait_socket "$d/berth.sock" "$d/log"
+	wait_cri "$d/berth.sock" "$d/log"
 	SOCK="$d/berth.sock"
 }
 
@@ -71,7 +57,7 @@ TOML
 	sed -i '/^disabled_plugins/d' "$d/config.toml"
 	PATH="$CTRD_DIR/usr/bin:$PATH" "$CTRD_DIR/usr/bin/containerd" --config "$d/config.toml" >"$d/log" 2>&1 &
 	DAEMON_PID=$!
-	wait_socket "$d/containerd.sock" "$d/log"
+	wait_cri "$d/containerd.sock" "$d/log"
 	SOCK="$d/containerd.sock"
 }
 

@@ -63,3 +63,30 @@ fetch_peer_binaries() {
 	local deb
 	for deb in "$CTRD_DIR"/debs/*.deb; do dpkg-deb -x "$deb" "$CTRD_DIR"; done
 }
+
+# Benchmarks run one daemon at a time: its pid in DAEMON_PID, its socket in SOCK.
+DAEMON_PID=""
+SOCK=""
+
+# stop_pid PID: SIGTERM, up to 10 s, then SIGKILL; reaps it if it is our child.
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# wait_cri SOCKET LOG: wait until a CRI daemon (DAEMON_PID) answers on SOCKET.
+wait_cri() {
+	for _ in $(seq 200); do
+		CRI_CONFIG_FILE=/dev/null "$BERTH_BIN/crictl" -r "unix://$1" --timeout 2s version >/dev/null 2>&1 && return
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	die "daemon did not come up (log in $2)"
+}
+
+# unmount_under DIR: unmount everything mounted below DIR, deepest first.
+unmount_under() {
+	awk -v w="$1/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+}
