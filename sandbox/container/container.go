@@ -1,0 +1,213 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+
+	"github.com/berth-cri/berth/sandbox/store"
+)
+
+// State is a container's state.
+type State string
+
+// The states of a container.
+const (
+	Created State = "CREATED"
+	Running State = "RUNNING"
+	Exited  State = "EXITED"
+	Unknown State = "UNKNOWN"
+)
+
+// transitions lists the states each state may move to.
+var transitions = map[State][]State{
+	Created: {Running, Exited, Unknown},
+	Running: {Exited, Unknown},
+	Exited:  {Exited},
+	Unknown: {Running, Exited, Unknown},
+}
+
+// Container is a container's record.
+type Container struct {
+	ID          string            `json:"id"`
+	PodID       string            `json:"pod_id"`
+	Name        string            `json:"name"`
+	Attempt     uint32            `json:"attempt"`
+	Image       string            `json:"image"`    // as the caller named it
+	ImageID     string            `json:"image_id"` // config digest
+	ImageRef    string            `json:"image_ref"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	LogPath     string            `json:"log_path,omitempty"`
+	// Config is the CRI config as JSON, kept for verbose status.
+	Config []byte `json:"config,omitempty"`
+
+	State      State     `json:"state"`
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	ExitCode   int32     `json:"exit_code"`
+	Reason     string    `json:"reason,omitempty"`
+	Message    string    `json:"message,omitempty"`
+}
+
+const recordVersion = 1
+
+// Store holds every container record, on disk and in memory.
+type Store struct {
+	disk *store.Store
+	mu   sync.RWMutex // guards ctrs (the map, not the containers)
+	ctrs map[string]*entry
+}
+
+type entry struct {
+	mu sync.Mutex
+	c  Container
+}
+
+// NewStore opens the records in dir.
+func NewStore(dir string) (*Store, error) {
+	d, err := store.New(dir, recordVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{disk: d, ctrs: map[string]*entry{}}, nil
+}
+
+// Load reads every record (at start-up, before serving). Unreadable records
+// are logged and left for inspection.
+func (s *Store) Load(ctx context.Context) error {
+	return s.disk.LoadAll(func(id string, decode func(any) error) error {
+		var c Container
+		if err := decode(&c); err != nil {
+			log.G(ctx).WithError(err).WithField("container", id).Error("unreadable container record")
+			return nil
+		}
+		s.mu.Lock()
+		s.ctrs[id] = &entry{c: c}
+		s.mu.Unlock()
+		return nil
+	})
+}
+
+// Add records a new container in CREATED state.
+func (s *Store) Add(c Container) error {
+	c.State = Created
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now().UTC()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ctrs[c.ID]; ok {
+		return fmt.Errorf("container %s: %w", c.ID, errdefs.ErrAlreadyExists)
+	}
+	if err := s.disk.Put(c.ID, &c); err != nil {
+		return err
+	}
+	s.ctrs[c.ID] = &entry{c: c}
+	return nil
+}
+
+func (s *Store) entry(id string) (*entry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.ctrs[id]
+	if !ok {
+		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
+	}
+	return e, nil
+}
+
+// Get returns a copy of a container's record.
+func (s *Store) Get(id string) (*Container, error) {
+	e, err := s.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.c
+	return &c, nil
+}
+
+// Find resolves a full ID or a unique prefix.
+func (s *Store) Find(idOrPrefix string) (*Container, error) {
+	if c, err := s.Get(idOrPrefix); err == nil {
+		return c, nil
+	}
+	s.mu.RLock()
+	var match []string
+	for id := range s.ctrs {
+		if idOrPrefix != "" && strings.HasPrefix(id, idOrPrefix) {
+			match = append(match, id)
+		}
+	}
+	s.mu.RUnlock()
+	if len(match) != 1 {
+		return nil, fmt.Errorf("container %q (%d matches): %w", idOrPrefix, len(match), errdefs.ErrNotFound)
+	}
+	return s.Get(match[0])
+}
+
+// List returns copies of the records that keep returns true for, newest first.
+func (s *Store) List(keep func(*Container) bool) []*Container {
+	s.mu.RLock()
+	entries := make([]*entry, 0, len(s.ctrs))
+	for _, e := range s.ctrs {
+		entries = append(entries, e)
+	}
+	s.mu.RUnlock()
+	var out []*Container
+	for _, e := range entries {
+		e.mu.Lock()
+		c := e.c
+		e.mu.Unlock()
+		if keep == nil || keep(&c) {
+			out = append(out, &c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Container) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out
+}
+
+// Update changes a container through fn under its lock: the new state must
+// be a legal transition; the record is written before memory changes. An fn
+// error leaves everything as it was.
+func (s *Store) Update(id string, fn func(c *Container) error) (*Container, error) {
+	e, err := s.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := e.c
+	if err := fn(&next); err != nil {
+		return nil, err
+	}
+	if next.State != e.c.State && !slices.Contains(transitions[e.c.State], next.State) {
+		return nil, fmt.Errorf("container %s: %s → %s is not allowed: %w", id, e.c.State, next.State, errdefs.ErrFailedPrecondition)
+	}
+	if err := s.disk.Put(id, &next); err != nil {
+		return nil, err
+	}
+	e.c = next
+	c := next
+	return &c, nil
+}
+
+// Delete removes a container's record; a missing one is not an error.
+func (s *Store) Delete(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.disk.Remove(id); err != nil {
+		return err
+	}
+	delete(s.ctrs, id)
+	return nil
+}

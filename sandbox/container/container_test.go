@@ -1,0 +1,97 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+func newStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
+func TestLifecycleAndPersistence(t *testing.T) {
+	s, dir := newStore(t)
+	if err := s.Add(Container{ID: "c1", PodID: "p1", Name: "app", Labels: map[string]string{"a": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(Container{ID: "c1"}); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("duplicate add = %v", err)
+	}
+	start := time.Now().UTC()
+	if _, err := s.Update("c1", func(c *Container) error { c.State, c.StartedAt = Running, start; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Update("c1", func(c *Container) error {
+		c.State, c.ExitCode, c.Reason, c.FinishedAt = Exited, 137, "Error", time.Now().UTC()
+		return nil
+	})
+	if err != nil || c.State != Exited || c.ExitCode != 137 {
+		t.Fatalf("update = %+v, %v", c, err)
+	}
+
+	// Reopened: the record is what was last written.
+	s2, _ := NewStore(dir)
+	if err := s2.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.Find("c")
+	if err != nil || got.State != Exited || got.ExitCode != 137 || !got.StartedAt.Equal(start) || got.Labels["a"] != "b" {
+		t.Fatalf("reloaded = %+v, %v", got, err)
+	}
+	if err := s2.Delete("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Delete("c1"); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+	if _, err := s2.Get("c1"); !errdefs.IsNotFound(err) {
+		t.Fatalf("get after delete = %v", err)
+	}
+}
+
+func TestIllegalTransitions(t *testing.T) {
+	s, _ := newStore(t)
+	s.Add(Container{ID: "c1"})
+	s.Update("c1", func(c *Container) error { c.State = Exited; return nil })
+	for _, to := range []State{Running, Created} {
+		if _, err := s.Update("c1", func(c *Container) error { c.State = to; return nil }); !errdefs.IsFailedPrecondition(err) {
+			t.Errorf("EXITED → %s = %v", to, err)
+		}
+	}
+	got, _ := s.Get("c1")
+	if got.State != Exited {
+		t.Fatalf("a refused transition changed the state to %s", got.State)
+	}
+	boom := errors.New("boom")
+	if _, err := s.Update("c1", func(c *Container) error { c.Reason = "changed"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("fn error = %v", err)
+	}
+	if got, _ := s.Get("c1"); got.Reason != "" {
+		t.Fatal("a failed update changed the record")
+	}
+}
+
+func TestListFiltersNewestFirst(t *testing.T) {
+	s, _ := newStore(t)
+	base := time.Now().UTC()
+	s.Add(Container{ID: "old", PodID: "p1", CreatedAt: base})
+	s.Add(Container{ID: "new", PodID: "p1", CreatedAt: base.Add(time.Second)})
+	s.Add(Container{ID: "other", PodID: "p2", CreatedAt: base.Add(2 * time.Second)})
+	list := s.List(func(c *Container) bool { return c.PodID == "p1" })
+	if len(list) != 2 || list[0].ID != "new" || list[1].ID != "old" {
+		t.Fatalf("list = %v", list)
+	}
+	if n := len(s.List(nil)); n != 3 {
+		t.Fatalf("unfiltered list has %d", n)
+	}
+}
