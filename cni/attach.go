@@ -105,7 +105,14 @@ func (m *Manager) Setup(ctx context.Context, p Pod) (*Attachment, error) {
 		}
 		return nil, fmt.Errorf("attach pod %s to network %q: %w", p.ID, list.Name, err)
 	}
-	return attachment(list.Name, res)
+	att, err := attachment(list.Name, res)
+	if err != nil {
+		if derr := m.Teardown(context.WithoutCancel(ctx), p); derr != nil {
+			log.G(ctx).WithError(derr).WithField("pod", p.ID).Warn("detach after an unreadable CNI result failed")
+		}
+		return nil, fmt.Errorf("pod %s: %w", p.ID, err)
+	}
+	return att, nil
 }
 
 func attachment(network string, res types.Result) (*Attachment, error) {

@@ -55,6 +55,12 @@ func NewContainers(root string) (*Containers, error) {
 // Create makes the container and its init process, stopped before exec, with
 // stdout and stderr written to logPath in the CRI format.
 func (cs *Containers) Create(id string, spec *specs.Spec, logPath string) (retErr error) {
+	if _, err := cs.get(id); err == nil {
+		return fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	if spec.Process == nil || spec.Process.Terminal {
+		return fmt.Errorf("container %s: a process without a terminal is needed (TTYs come later): %w", id, errdefs.ErrInvalidArgument)
+	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec, NoNewKeyring: true})
 	if err != nil {
 		return fmt.Errorf("container %s: spec: %v: %w", id, err, errdefs.ErrInvalidArgument)

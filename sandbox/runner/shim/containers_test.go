@@ -2,6 +2,8 @@ package shim
 
 import (
 	"os"
+
+	"github.com/containerd/errdefs"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -89,6 +91,9 @@ func TestContainerRunsAndLogs(t *testing.T) {
 	spec := testSpec(rootfs, "c1", "/bin/sh", "-c", "echo hello; echo oops >&2; exit 3")
 	if err := cs.Create("c1", spec, logPath); err != nil {
 		t.Fatal(err)
+	}
+	if err := cs.Create("c1", spec, logPath); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("second create = %v, want AlreadyExists", err)
 	}
 	if err := cs.Start("c1"); err != nil {
 		t.Fatal(err)
