@@ -7,6 +7,9 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/sandbox/cgroups"
+	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // RemovePodSandbox removes a pod: it is stopped if needed, its namespaces,
@@ -25,6 +28,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 		return nil, err
 	}
 	log.G(ctx).WithField("pod", p.ID).Info("removing pod sandbox")
+	if err := s.removePodContainers(ctx, p.ID); err != nil {
+		return nil, err
+	}
 	if err := s.detachNetwork(ctx, p); err != nil {
 		return nil, err
 	}
@@ -36,4 +42,26 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 	}
 	s.podNames.release(podName(podMetadata(p)), p.ID)
 	return &runtime.RemovePodSandboxResponse{}, nil
+}
+
+// removePodContainers removes a pod's containers and stops its shim.
+func (s *Server) removePodContainers(ctx context.Context, podID string) error {
+	if s.containers == nil {
+		return nil
+	}
+	for _, c := range s.containers.List(func(c *container.Container) bool { return c.PodID == podID }) {
+		if err := s.removeContainer(ctx, c); err != nil {
+			return err
+		}
+	}
+	if err := s.shims.Stop(ctx, podID); err != nil {
+		return err
+	}
+	// The kubelet owns the cgroup parents it sends; Berth's own goes here.
+	if p, err := s.pods.Get(podID); err == nil && p.Spec.CgroupParent == "" {
+		if err := cgroups.RemoveEmpty(cgroupParent(p), "/berth"); err != nil {
+			log.G(ctx).WithError(err).Warn("remove the pod's cgroup")
+		}
+	}
+	return nil
 }

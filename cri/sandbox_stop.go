@@ -7,6 +7,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // StopPodSandbox stops a pod; it keeps its record. CRI: stopping an unknown or
@@ -24,6 +26,9 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbox
 		return nil, err
 	}
 	log.G(ctx).WithField("pod", p.ID).Info("stopping pod sandbox")
+	if err := s.stopPodContainers(ctx, p.ID); err != nil {
+		return nil, err
+	}
 	if err := s.detachNetwork(ctx, p); err != nil {
 		return nil, err
 	}
@@ -31,4 +36,18 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbox
 		return nil, err
 	}
 	return &runtime.StopPodSandboxResponse{}, nil
+}
+
+// stopPodContainers kills a pod's containers (the kubelet stopped them
+// gracefully before; what is left goes now).
+func (s *Server) stopPodContainers(ctx context.Context, podID string) error {
+	if s.containers == nil {
+		return nil
+	}
+	for _, c := range s.containers.List(func(c *container.Container) bool { return c.PodID == podID }) {
+		if err := s.stopContainer(ctx, c, 0); err != nil && !errdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
 }

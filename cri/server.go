@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -28,6 +29,13 @@ type Options struct {
 	Puller ImagePuller
 	// Pods are the pod sandboxes.
 	Pods PodManager
+	// Containers are the container records; Shims run them; Snapshots hold
+	// their root filesystems.
+	Containers ContainerStore
+	Shims      Shims
+	Snapshots  Snapshots
+	// StateDir is berthd's volatile state dir (rootfs mount points).
+	StateDir string
 }
 
 // Server implements runtime.v1 RuntimeService and ImageService.
@@ -42,17 +50,38 @@ type Server struct {
 	puller  ImagePuller
 	pods    PodManager
 
-	podNames *names
+	containers ContainerStore
+	shims      Shims
+	snapshots  Snapshots
+	stateDir   string
+
+	podNames, containerNames *names
+
+	// bg lives as long as the server: the shims' exit watchers run in it.
+	bg       context.Context
+	stopBg   context.CancelFunc
+	watchMu  sync.Mutex
+	watching map[string]bool // pods whose shim has a watcher
 }
 
 // New returns a Server. It starts nothing.
 func New(opts Options) *Server {
 	s := &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images,
-		puller: opts.Puller, pods: opts.Pods, podNames: newNames()}
+		puller: opts.Puller, pods: opts.Pods, podNames: newNames(), containerNames: newNames(),
+		containers: opts.Containers, shims: opts.Shims, snapshots: opts.Snapshots, stateDir: opts.StateDir,
+		watching: map[string]bool{}}
+	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if opts.Pods != nil {
 		for _, p := range opts.Pods.List() {
 			// Recovered pods keep their names.
 			s.podNames.owner[podName(podMetadata(p))] = p.ID
+		}
+	}
+	if opts.Containers != nil && opts.Pods != nil {
+		for _, c := range opts.Containers.List(nil) {
+			if p, err := opts.Pods.Get(c.PodID); err == nil {
+				s.containerNames.owner[containerName(&runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}, podMetadata(p))] = c.ID
+			}
 		}
 	}
 	return s
@@ -62,3 +91,7 @@ var (
 	_ runtime.RuntimeServiceServer = (*Server)(nil)
 	_ runtime.ImageServiceServer   = (*Server)(nil)
 )
+
+// Close stops the server's background work (the shims' exit watchers); the
+// shims and their containers go on.
+func (s *Server) Close() { s.stopBg() }

@@ -122,6 +122,9 @@ func TestSnapshotsPinLayers(t *testing.T) {
 	if len(rootfs.Lower) != 2 || rootfs.Lower[0] != s.layerDir(img.Layers[1]) || rootfs.Upper == "" {
 		t.Fatalf("rootfs = %+v", rootfs)
 	}
+	if keys, err := s.SnapshotKeys(); err != nil || len(keys) != 1 || keys[0] != "ctr1" {
+		t.Fatalf("SnapshotKeys = %v, %v", keys, err)
+	}
 	if _, err := s.PrepareSnapshot(ctx, "ctr1", "a:1", false); !errdefs.IsAlreadyExists(err) {
 		t.Fatalf("second prepare = %v", err)
 	}

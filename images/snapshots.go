@@ -148,3 +148,16 @@ func (s *Service) RemoveSnapshot(ctx context.Context, key string) error {
 		return tx.Bucket(bucketSnapshots).Delete([]byte(key))
 	})
 }
+
+// SnapshotKeys lists the keys of every snapshot, so that the caller can
+// remove those whose owner is gone.
+func (s *Service) SnapshotKeys() ([]string, error) {
+	var keys []string
+	err := s.meta.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSnapshots).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	return keys, err
+}

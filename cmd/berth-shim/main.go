@@ -26,6 +26,10 @@ func init() {
 }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "pause" {
+		shim.RunPause()
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "serve" {
 		fmt.Fprintln(os.Stderr, "usage: berth-shim serve --socket PATH --root DIR")
 		os.Exit(2)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/berth-cri/berth/images"
 	"github.com/berth-cri/berth/images/remote"
 	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/container"
+	"github.com/berth-cri/berth/sandbox/runner"
 )
 
 // newServer builds every component from the configuration, recovers their
@@ -43,9 +46,19 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 		imageStore.Close()
 		return nil, nil, err
 	}
+	containers, err := container.NewStore(filepath.Join(cfg.Root, "containers"))
+	if err == nil {
+		err = containers.Load(ctx)
+	}
+	if err != nil {
+		imageStore.Close()
+		return nil, nil, err
+	}
 	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network,
-		Images: imageStore, Puller: imageStore, Pods: pods})
-	return srv, func() { imageStore.Close() }, nil
+		Images: imageStore, Puller: imageStore, Pods: pods, Containers: containers, Snapshots: imageStore,
+		Shims: runner.NewPool(shimBinary(), filepath.Join(cfg.State, "shims")), StateDir: cfg.State})
+	srv.Recover(ctx)
+	return srv, func() { srv.Close(); imageStore.Close() }, nil
 }
 
 func cniOptions(cfg *config.Config) cni.Options {
@@ -84,4 +97,14 @@ func imageOptions(cfg *config.Config) (images.Options, error) {
 		ProgressTimeout:        time.Duration(cfg.Image.PullProgressTimeout),
 		Pinned:                 cfg.Image.PinnedImages,
 	}, nil
+}
+
+// shimBinary is berth-shim beside berthd (make build and make install put
+// both in the same directory).
+func shimBinary() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "berth-shim"
+	}
+	return filepath.Join(filepath.Dir(self), "berth-shim")
 }

@@ -45,6 +45,8 @@ type Container struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	LogPath     string            `json:"log_path,omitempty"`
+	// StopSignal is the signal StopContainer sends first (a number).
+	StopSignal int `json:"stop_signal,omitempty"`
 	// Config is the CRI config as JSON, kept for verbose status.
 	Config []byte `json:"config,omitempty"`
 

@@ -5,31 +5,36 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/rpc"
 	"net/rpc/jsonrpc"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Client talks to one berth-shim.
 type Client struct {
-	rpc *rpc.Client
+	rpc  *rpc.Client
+	dead atomic.Bool // the connection broke: the shim exited or was killed
 }
 
 // Dial connects to the shim listening on socket.
 func Dial(ctx context.Context, socket string) (*Client, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
+	conn, err := DialUnix(ctx, socket)
 	if err != nil {
 		return nil, fmt.Errorf("connect to shim %s: %w", socket, err)
 	}
 	return &Client{rpc: jsonrpc.NewClient(conn)}, nil
 }
+
+// Dead says whether the connection to the shim broke.
+func (c *Client) Dead() bool { return c.dead.Load() }
 
 // Close drops the connection; the shim and its containers go on.
 func (c *Client) Close() error { return c.rpc.Close() }
@@ -38,6 +43,10 @@ func (c *Client) call(ctx context.Context, method string, args, reply any) error
 	call := c.rpc.Go(ServiceName+"."+method, args, reply, make(chan *rpc.Call, 1))
 	select {
 	case <-call.Done:
+		if errors.Is(call.Error, rpc.ErrShutdown) || errors.Is(call.Error, io.ErrUnexpectedEOF) || errors.Is(call.Error, io.EOF) {
+			c.dead.Store(true)
+			return fmt.Errorf("shim connection lost: %w", errdefs.ErrUnavailable)
+		}
 		return decodeError(call.Error)
 	case <-ctx.Done():
 		return ctx.Err()
@@ -67,6 +76,32 @@ func (c *Client) Signal(ctx context.Context, id string, sig syscall.Signal) erro
 func (c *Client) Wait(ctx context.Context, id string, timeout time.Duration) (WaitReply, error) {
 	var r WaitReply
 	err := c.call(ctx, "Wait", WaitArgs{ID: id, Timeout: timeout}, &r)
+	return r, err
+}
+
+// Exits waits up to timeout for exits numbered after seq.
+func (c *Client) Exits(ctx context.Context, after uint64, timeout time.Duration) ([]ExitEvent, error) {
+	var r ExitsReply
+	err := c.call(ctx, "Exits", ExitsArgs{After: after, Timeout: timeout}, &r)
+	return r.Exits, err
+}
+
+// List lists the IDs of the shim's containers.
+func (c *Client) List(ctx context.Context) ([]string, error) {
+	var r ListReply
+	err := c.call(ctx, "List", Empty{}, &r)
+	return r.IDs, err
+}
+
+// ReopenLog reopens a running container's log file.
+func (c *Client) ReopenLog(ctx context.Context, id string) error {
+	return c.call(ctx, "ReopenLog", IDArgs{ID: id}, &Empty{})
+}
+
+// Exec runs args in a running container; see ExecArgs.
+func (c *Client) Exec(ctx context.Context, id string, args []string, timeout time.Duration, limit int) (ExecReply, error) {
+	var r ExecReply
+	err := c.call(ctx, "Exec", ExecArgs{ID: id, Args: args, Timeout: timeout, Limit: limit}, &r)
 	return r, err
 }
 
@@ -110,4 +145,11 @@ func StartShim(ctx context.Context, binary, socket, root, logPath string) (int, 
 	}
 	_ = cmd.Process.Kill()
 	return 0, errors.New("shim did not come up within 10s (see " + logPath + ")")
+}
+
+// Pause starts (once) the pod's pause process and returns its pid.
+func (c *Client) Pause(ctx context.Context) (int, error) {
+	var r PauseReply
+	err := c.call(ctx, "Pause", Empty{}, &r)
+	return r.PID, err
 }

@@ -1,8 +1,11 @@
 package runner
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,11 +37,60 @@ type WaitArgs struct {
 	Timeout time.Duration
 }
 
-// Exit is how a container's init ended.
+// Exit is how a container's init ended; Reason is Completed, Error or
+// OOMKilled.
 type Exit struct {
 	Code   int
 	Signal string
+	Reason string
 	At     time.Time
+}
+
+// ExitFile is where the shim serving with state root records container id's
+// exit (JSON Exit), before it reports the exit.
+func ExitFile(root, id string) string { return filepath.Join(root, "exits", id+".json") }
+
+// ReadExit reads an exit the shim recorded (see ExitFile).
+func ReadExit(root, id string) (Exit, error) {
+	var e Exit
+	data, err := os.ReadFile(ExitFile(root, id))
+	if err != nil {
+		return e, err
+	}
+	return e, json.Unmarshal(data, &e)
+}
+
+// ExitsArgs ask for the exits numbered after After, waiting up to Timeout
+// when there is none yet.
+type ExitsArgs struct {
+	After   uint64
+	Timeout time.Duration
+}
+
+// ExitEvent is one container's exit; Seq orders them within one shim.
+type ExitEvent struct {
+	ID   string
+	Seq  uint64
+	Exit Exit
+}
+
+// ExitsReply lists exits (empty when the wait timed out).
+type ExitsReply struct{ Exits []ExitEvent }
+
+// ExecArgs run Args in a running container; each output stream is capped at
+// Limit bytes; the process is killed after Timeout (0: no timeout).
+type ExecArgs struct {
+	ID      string
+	Args    []string
+	Timeout time.Duration
+	Limit   int
+}
+
+// ExecReply is an exec'd process's output and exit code.
+type ExecReply struct {
+	Stdout, Stderr []byte
+	ExitCode       int
+	TimedOut       bool
 }
 
 // WaitReply says whether the container exited, and how.
@@ -87,3 +139,10 @@ func decodeError(err error) error {
 	}
 	return fmt.Errorf("shim: %s", msg)
 }
+
+// PauseReply carries the pid of the pod's pause process, PID 1 of the pod's
+// shared PID namespace (/proc/<pid>/ns/pid is the namespace to join).
+type PauseReply struct{ PID int }
+
+// ListReply lists the IDs of the containers a shim holds.
+type ListReply struct{ IDs []string }

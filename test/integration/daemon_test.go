@@ -95,10 +95,9 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	rc, _ := b.Clients(t)
 	ctx := ctxT(t)
 	calls := map[string]error{}
-	_, calls["StartContainer"] = rc.StartContainer(ctx, &runtime.StartContainerRequest{})
-	_, calls["CreateContainer"] = rc.CreateContainer(ctx, &runtime.CreateContainerRequest{})
-	_, calls["ExecSync"] = rc.ExecSync(ctx, &runtime.ExecSyncRequest{})
-	_, calls["ListContainers"] = rc.ListContainers(ctx, &runtime.ListContainersRequest{})
+	_, calls["Exec"] = rc.Exec(ctx, &runtime.ExecRequest{})
+	_, calls["ContainerStats"] = rc.ContainerStats(ctx, &runtime.ContainerStatsRequest{})
+	_, calls["UpdateContainerResources"] = rc.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{})
 	for rpc, err := range calls {
 		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), rpc) {
 			t.Errorf("%s: %v, want Unimplemented naming the RPC", rpc, err)

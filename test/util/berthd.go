@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,7 +73,9 @@ func NewBerthd(t *testing.T, configTOML string) *Berthd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		// Whatever a failed test left mounted under its dir goes first.
+		// What a failed test left running goes first: the shims it started
+		// and its pods' containers; then whatever it left mounted.
+		killLeftovers(dir)
 		for _, m := range MountsUnder(dir) {
 			_ = unix.Unmount(m, unix.MNT_DETACH)
 		}
@@ -356,4 +359,89 @@ func CopyRootfs(t *testing.T, src string) string {
 		t.Fatalf("copy rootfs: %v\n%s", err, out)
 	}
 	return dst
+}
+
+// ShimPids lists the berth-shim processes serving under dir.
+func ShimPids(dir string) []int {
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(data), "\x00")
+		if len(args) > 3 && filepath.Base(args[0]) == "berth-shim" && args[1] == "serve" && strings.Contains(string(data), dir+"/") {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// PodCgroups lists the cgroup dirs of a pod that has no cgroup_parent
+// (Berth's own /berth/<pod>), in every hierarchy.
+func PodCgroups(pod string) []string {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth/" + pod)
+	return dirs
+}
+
+// killLeftovers kills the shims serving under dir and every process in the
+// cgroups of the pods recorded under dir/root, then removes those cgroups.
+func killLeftovers(dir string) {
+	for _, pid := range ShimPids(dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	records, _ := filepath.Glob(filepath.Join(dir, "root", "pods", "*.json"))
+	for _, r := range records {
+		for _, cg := range PodCgroups(strings.TrimSuffix(filepath.Base(r), ".json")) {
+			killCgroup(cg)
+		}
+	}
+}
+
+func killCgroup(dir string) {
+	for try := 0; try < 50; try++ {
+		var pids []int
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				data, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+				for _, f := range strings.Fields(string(data)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						pids = append(pids, pid)
+					}
+				}
+			}
+			return nil
+		})
+		if len(pids) == 0 {
+			break
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	children, _ := filepath.Glob(dir + "/*/")
+	for _, c := range children {
+		_ = os.Remove(c)
+	}
+	_ = os.Remove(dir)
+}
+
+// PauseChildren lists the pause processes a shim started.
+func PauseChildren(shim int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", shim))
+	for _, task := range tasks {
+		data, _ := os.ReadFile(task)
+		for _, f := range strings.Fields(string(data)) {
+			cmd, _ := os.ReadFile("/proc/" + f + "/cmdline")
+			if pid, err := strconv.Atoi(f); err == nil && strings.HasSuffix(string(cmd), "\x00pause\x00") {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package shim
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,13 +16,16 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-cri/berth/sandbox/runner"
 )
 
 // Exit is how a container's init process ended.
 type Exit struct {
-	Code   int       `json:"code"`
-	Signal string    `json:"signal,omitempty"`
-	At     time.Time `json:"at"`
+	Code   int
+	Signal string
+	Reason string
+	At     time.Time
 }
 
 // Containers runs containers with libcontainer. Its state root (libcontainer's
@@ -30,6 +34,11 @@ type Containers struct {
 	root string
 	mu   sync.Mutex
 	ctrs map[string]*container
+	// seq numbers exits; changed is closed (and replaced) at each one.
+	seq     uint64
+	changed chan struct{}
+	// execs are the pids of exec'd processes that libcontainer waits for.
+	execs map[int]bool
 	// startMu is held from an init's start to its registration, so that the
 	// orphan reaper never takes an init for an orphan (reap.go).
 	startMu sync.Mutex
@@ -39,9 +48,12 @@ type container struct {
 	c       *libcontainer.Container
 	process *libcontainer.Process
 	pid     int
-	log     *os.File
+	logPath string
+	logw    *logWriter
+	spec    *specs.Process // for exec'd processes
 	exited  chan struct{}
 	exit    Exit
+	exitSeq uint64
 }
 
 // NewContainers uses root for libcontainer's state.
@@ -49,7 +61,7 @@ func NewContainers(root string) (*Containers, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
-	return &Containers{root: root, ctrs: map[string]*container{}}, nil
+	return &Containers{root: root, ctrs: map[string]*container{}, changed: make(chan struct{}), execs: map[int]bool{}}, nil
 }
 
 // Create makes the container and its init process, stopped before exec, with
@@ -65,7 +77,7 @@ func (cs *Containers) Create(id string, spec *specs.Spec, logPath string) (retEr
 	if err != nil {
 		return fmt.Errorf("container %s: spec: %v: %w", id, err, errdefs.ErrInvalidArgument)
 	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o640)
+	logf, err := openLog(logPath)
 	if err != nil {
 		return fmt.Errorf("container %s: log: %w", id, err)
 	}
@@ -95,17 +107,47 @@ func (cs *Containers) Create(id string, spec *specs.Spec, logPath string) (retEr
 	}
 	streams.closeChildEnds()
 	pid, _ := p.Pid()
-	ctr := &container{c: c, process: p, pid: pid, log: logf, exited: make(chan struct{})}
 	w := &logWriter{out: logf, now: time.Now}
+	ctr := &container{c: c, process: p, pid: pid, logPath: logPath, logw: w, spec: spec.Process, exited: make(chan struct{})}
 	var copying sync.WaitGroup
 	copying.Add(2)
 	go func() { defer copying.Done(); _ = w.copyStream("stdout", streams.stdout) }()
 	go func() { defer copying.Done(); _ = w.copyStream("stderr", streams.stderr) }()
-	go ctr.wait(&copying)
+	go cs.wait(id, ctr, &copying)
 	cs.mu.Lock()
 	cs.ctrs[id] = ctr
 	cs.mu.Unlock()
 	return nil
+}
+
+// openLog opens a container's log for appending, never through a symlink.
+func openLog(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o640)
+}
+
+// ReopenLog reopens a running container's log file (after the kubelet
+// rotated it): records from now on go to a file at the same path.
+func (cs *Containers) ReopenLog(id string) error {
+	c, err := cs.get(id)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-c.exited:
+		return fmt.Errorf("container %s is not running: %w", id, errdefs.ErrFailedPrecondition)
+	default:
+	}
+	f, err := openLog(c.logPath)
+	if err != nil {
+		return fmt.Errorf("reopen log of %s: %w", id, err)
+	}
+	old, ok := c.logw.replace(f).(io.Closer)
+	if !ok { // the init exited meanwhile and its log was closed
+		c.logw.replace(io.Discard)
+		f.Close()
+		return fmt.Errorf("container %s is not running: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	return old.Close()
 }
 
 // pipes hold a process's stdout and stderr.
@@ -139,9 +181,27 @@ func newProcess(sp *specs.Process) (*libcontainer.Process, *pipes, error) {
 	return p, &pipes{stdout: outR, stderr: errR, stdoutChild: outW, stderrChild: errW}, nil
 }
 
-// wait records the init's exit once its output is fully logged.
-func (c *container) wait(copying *sync.WaitGroup) {
-	state, err := c.process.Wait()
+// wait records the init's exit, durably, once its output is fully logged.
+func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
+	exit := processExit(c.process.Wait())
+	var paths map[string]string
+	if st, err := c.c.State(); err == nil {
+		paths = st.CgroupPaths
+	}
+	exit.Reason = exitReason(exit.Code, paths)
+	copying.Wait()
+	if f, ok := c.logw.replace(io.Discard).(io.Closer); ok {
+		f.Close()
+	}
+	if err := cs.writeExit(id, exit); err != nil {
+		fmt.Fprintf(os.Stderr, "berth-shim: record exit of %s: %v\n", id, err)
+	}
+	cs.noteExit(c, exit)
+}
+
+// processExit turns what Process.Wait returned into an exit code (128+signal
+// for a signalled process) and time.
+func processExit(state *os.ProcessState, err error) Exit {
 	exit := Exit{Code: -1, At: time.Now().UTC()}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -157,10 +217,7 @@ func (c *container) wait(copying *sync.WaitGroup) {
 			}
 		}
 	}
-	copying.Wait()
-	c.log.Close()
-	c.exit = exit
-	close(c.exited)
+	return exit
 }
 
 func (cs *Containers) get(id string) (*container, error) {
@@ -234,7 +291,21 @@ func (cs *Containers) Delete(id string) error {
 	cs.mu.Lock()
 	delete(cs.ctrs, id)
 	cs.mu.Unlock()
+	if err := os.Remove(runner.ExitFile(cs.root, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	return os.RemoveAll(filepath.Join(cs.root, id))
+}
+
+// IDs lists the containers the shim holds.
+func (cs *Containers) IDs() []string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	ids := make([]string, 0, len(cs.ctrs))
+	for id := range cs.ctrs {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (cs *Containers) count() int {

@@ -47,6 +47,16 @@ func (w *logWriter) copyStream(stream string, r io.Reader) error {
 	}
 }
 
+// replace makes the writer write to out from the next record on, and
+// returns what it wrote to before.
+func (w *logWriter) replace(out io.Writer) io.Writer {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.out
+	w.out = out
+	return old
+}
+
 func (w *logWriter) record(stream, tag string, text []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -15,7 +15,7 @@ import (
 // exited). They must be reaped, but not the containers' inits: libcontainer
 // waits for those itself and needs their status. A blanket wait(-1) would
 // steal them, so the reaper looks for zombie children in /proc and reaps only
-// those that are not an init.
+// those that are not an init or an exec'd process.
 
 // ReapOrphans reaps orphaned zombies whenever a child exits, until stop closes.
 func (cs *Containers) ReapOrphans(stop <-chan struct{}) {
@@ -50,6 +50,9 @@ func (cs *Containers) initPids() map[int]bool {
 	pids := map[int]bool{}
 	for _, c := range cs.ctrs {
 		pids[c.pid] = true
+	}
+	for pid := range cs.execs {
+		pids[pid] = true
 	}
 	return pids
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/rpc"
 	"net/rpc/jsonrpc"
 	"os"
@@ -20,7 +19,15 @@ import (
 // Service is the net/rpc service berth-shim serves (see runner/protocol.go).
 type Service struct {
 	cs       *Containers
+	pause    pause
 	shutdown chan struct{}
+}
+
+// Pause starts the pod's pause process (once) and returns its pid.
+func (s *Service) Pause(_ runner.Empty, reply *runner.PauseReply) error {
+	pid, err := s.pause.start()
+	reply.PID = pid
+	return runner.EncodeError(err)
 }
 
 // Create makes a container.
@@ -48,7 +55,40 @@ func (s *Service) Wait(args runner.WaitArgs, reply *runner.WaitReply) error {
 	if err != nil {
 		return runner.EncodeError(err)
 	}
-	*reply = runner.WaitReply{Exited: done, Exit: runner.Exit{Code: exit.Code, Signal: exit.Signal, At: exit.At}}
+	*reply = runner.WaitReply{Exited: done, Exit: wireExit(exit)}
+	return nil
+}
+
+func wireExit(e Exit) runner.Exit {
+	return runner.Exit{Code: e.Code, Signal: e.Signal, Reason: e.Reason, At: e.At}
+}
+
+// Exits long-polls for container exits.
+func (s *Service) Exits(args runner.ExitsArgs, reply *runner.ExitsReply) error {
+	for _, e := range s.cs.Exits(args.After, args.Timeout) {
+		reply.Exits = append(reply.Exits, runner.ExitEvent{ID: e.ID, Seq: e.Seq, Exit: wireExit(e.Exit)})
+	}
+	return nil
+}
+
+// List lists the shim's containers.
+func (s *Service) List(_ runner.Empty, reply *runner.ListReply) error {
+	reply.IDs = s.cs.IDs()
+	return nil
+}
+
+// ReopenLog reopens a container's log file.
+func (s *Service) ReopenLog(args runner.IDArgs, _ *runner.Empty) error {
+	return runner.EncodeError(s.cs.ReopenLog(args.ID))
+}
+
+// Exec runs a process in a running container and returns its output.
+func (s *Service) Exec(args runner.ExecArgs, reply *runner.ExecReply) error {
+	res, err := s.cs.Exec(args.ID, args.Args, args.Timeout, args.Limit)
+	if err != nil {
+		return runner.EncodeError(err)
+	}
+	*reply = runner.ExecReply{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode, TimedOut: res.TimedOut}
 	return nil
 }
 
@@ -62,6 +102,7 @@ func (s *Service) Shutdown(_ runner.Empty, _ *runner.Empty) error {
 	if n := s.cs.count(); n > 0 {
 		return runner.EncodeError(fmt.Errorf("%d containers remain: %w", n, errdefs.ErrFailedPrecondition))
 	}
+	s.pause.stop()
 	select {
 	case <-s.shutdown:
 	default:
@@ -80,7 +121,7 @@ func Serve(ctx context.Context, socket, root string) error {
 	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	l, err := net.Listen("unix", socket)
+	l, err := runner.ListenUnix(socket)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,126 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/sandbox/container"
+	"github.com/berth-cri/berth/sandbox/runner"
+)
+
+// ContainerStore keeps container records (container.Store).
+type ContainerStore interface {
+	Add(c container.Container) error
+	Get(id string) (*container.Container, error)
+	Find(idOrPrefix string) (*container.Container, error)
+	List(keep func(*container.Container) bool) []*container.Container
+	Update(id string, fn func(*container.Container) error) (*container.Container, error)
+	Delete(id string) error
+}
+
+// Shims gives each pod its berth-shim (runner.Pool).
+type Shims interface {
+	Get(ctx context.Context, pod string) (*runner.Client, error)
+	Lookup(ctx context.Context, pod string) (*runner.Client, error)
+	Stop(ctx context.Context, pod string) error
+	// RecordedExit is a container's exit as its shim recorded it; it
+	// outlives the shim.
+	RecordedExit(pod, id string) (runner.Exit, error)
+	// Pods lists the pods that have shim files.
+	Pods() []string
+}
+
+// Snapshots prepares containers' root filesystems (images.Service).
+type Snapshots interface {
+	PrepareSnapshot(ctx context.Context, key, image string, readOnly bool) (*images.Rootfs, error)
+	RemoveSnapshot(ctx context.Context, key string) error
+	SnapshotKeys() ([]string, error)
+}
+
+func containerName(md *runtime.ContainerMetadata, pod *runtime.PodSandboxMetadata) string {
+	return fmt.Sprintf("%s_%s_%s_%s_%d", md.GetName(), pod.GetName(), pod.GetNamespace(), pod.GetUid(), md.GetAttempt())
+}
+
+// containerDir holds a container's rootfs mount point and image volumes.
+func (s *Server) containerDir(id string) string { return s.stateDir + "/containers/" + id }
+
+func criState(st container.State) runtime.ContainerState {
+	switch st {
+	case container.Created:
+		return runtime.ContainerState_CONTAINER_CREATED
+	case container.Running:
+		return runtime.ContainerState_CONTAINER_RUNNING
+	case container.Exited:
+		return runtime.ContainerState_CONTAINER_EXITED
+	}
+	return runtime.ContainerState_CONTAINER_UNKNOWN
+}
+
+// refresh asks the shim whether a started container exited meanwhile and
+// records how. A lost shim makes the container UNKNOWN.
+func (s *Server) refresh(ctx context.Context, c *container.Container) *container.Container {
+	if c.State != container.Running {
+		return c
+	}
+	shim, err := s.shims.Lookup(ctx, c.PodID)
+	if err != nil {
+		return s.markUnknown(ctx, c, "the pod's shim is gone")
+	}
+	w, err := shim.Wait(ctx, c.ID, 0)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return s.markUnknown(ctx, c, "the shim does not know the container")
+		}
+		return c
+	}
+	if !w.Exited {
+		return c
+	}
+	updated, err := s.containers.Update(c.ID, func(c *container.Container) error {
+		c.State, c.ExitCode, c.FinishedAt = container.Exited, int32(w.Exit.Code), w.Exit.At
+		c.Reason = "Completed"
+		if w.Exit.Code != 0 {
+			c.Reason = "Error"
+		}
+		return nil
+	})
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("container", c.ID).Warn("record the exit")
+		return c
+	}
+	return updated
+}
+
+func (s *Server) markUnknown(ctx context.Context, c *container.Container, why string) *container.Container {
+	updated, err := s.containers.Update(c.ID, func(c *container.Container) error {
+		c.State, c.Message = container.Unknown, why
+		return nil
+	})
+	if err != nil {
+		return c
+	}
+	return updated
+}
+
+// waitExit waits up to timeout for a container to exit and records it.
+func (s *Server) waitExit(ctx context.Context, shim *runner.Client, c *container.Container, timeout time.Duration) (bool, error) {
+	w, err := shim.Wait(ctx, c.ID, timeout)
+	if err != nil || !w.Exited {
+		return false, err
+	}
+	s.refresh(ctx, c)
+	return true, nil
+}
+
+func isTerminal(st container.State) bool {
+	return st == container.Exited || st == container.Unknown
+}
+
+func trimSlash(s string) string { return "/" + strings.Trim(s, "/") }

@@ -1,0 +1,127 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"syscall"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"google.golang.org/protobuf/encoding/protojson"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/container"
+	"github.com/berth-cri/berth/sandbox/spec"
+)
+
+// CreateContainer makes a container in a READY pod: its name is reserved, its
+// writable rootfs prepared and mounted, its OCI spec built, its init created
+// by the pod's shim, then its record written. Any failure undoes every step.
+func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (_ *runtime.CreateContainerResponse, retErr error) {
+	cfg := req.GetConfig()
+	if cfg.GetMetadata().GetName() == "" || cfg.GetImage().GetImage() == "" {
+		return nil, fmt.Errorf("container config needs a name and an image: %w", errdefs.ErrInvalidArgument)
+	}
+	pod, err := s.pods.Find(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	if pod.State != sandbox.Ready {
+		return nil, fmt.Errorf("pod %s is not ready: %w", pod.ID, errdefs.ErrFailedPrecondition)
+	}
+	img, err := s.images.Get(ctx, cfg.GetImage().GetImage())
+	if err != nil {
+		return nil, fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
+	}
+	stopSignal, err := stopSignal(cfg, img)
+	if err != nil {
+		return nil, err
+	}
+	id, name := newID(), containerName(cfg.GetMetadata(), podMetadata(pod))
+	ctx = log.WithLogger(ctx, log.G(ctx).WithFields(log.Fields{"container": name, "id": id}))
+	if _, _, err := s.containerNames.reserve(name, id); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			s.containerNames.release(name, id)
+		}
+	}()
+	undo := context.WithoutCancel(ctx)
+	rootfs, err := s.mountRootfs(ctx, id, img)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			s.unmountRootfs(undo, id)
+		}
+	}()
+	logPath, err := s.createInShim(ctx, id, pod, img, cfg, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	raw, _ := protojson.Marshal(cfg)
+	rec := container.Container{ID: id, PodID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
+		Image: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: imageRef(img), Labels: cfg.GetLabels(),
+		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Config: raw}
+	if err := s.containers.Add(rec); err != nil {
+		if shim, serr := s.shims.Lookup(undo, pod.ID); serr == nil {
+			_ = shim.Delete(undo, id)
+		}
+		return nil, err
+	}
+	log.G(ctx).Info("created container")
+	return &runtime.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// stopSignal is the signal that stops the container: the CRI config's, else
+// the image's, else SIGTERM.
+func stopSignal(cfg *runtime.ContainerConfig, img *images.Image) (syscall.Signal, error) {
+	name := img.Config.StopSignal
+	if cfg.GetStopSignal() != runtime.Signal_SIGNAL_RUNTIME_DEFAULT {
+		name = cfg.GetStopSignal().String()
+	}
+	return spec.ParseSignal(name)
+}
+
+// imageRef is the repo digest the kubelet shows, or the ID.
+func imageRef(img *images.Image) string {
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
+}
+
+// mountRootfs prepares the container's writable layer and mounts its rootfs.
+func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image) (string, error) {
+	snap, err := s.snapshots.PrepareSnapshot(ctx, id, img.ID, false)
+	if err != nil {
+		return "", err
+	}
+	opts, chdir := snap.MountOptions()
+	target := filepath.Join(s.containerDir(id), "rootfs")
+	if chdir != "" {
+		err = fmt.Errorf("image %s has too many layers to mount yet: %w", img.ID, errdefs.ErrNotImplemented)
+	} else {
+		err = container.MountRootfs(opts, target)
+	}
+	if err != nil {
+		_ = s.snapshots.RemoveSnapshot(context.WithoutCancel(ctx), id)
+		return "", err
+	}
+	return target, nil
+}
+
+func (s *Server) unmountRootfs(ctx context.Context, id string) {
+	dir := s.containerDir(id)
+	if err := container.UnmountRootfs(filepath.Join(dir, "rootfs")); err != nil {
+		log.G(ctx).WithError(err).Warn("unmount rootfs")
+		return
+	}
+	_ = s.snapshots.RemoveSnapshot(ctx, id)
+	_ = container.RemoveDir(dir)
+}

@@ -1,0 +1,129 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/container"
+	"github.com/berth-cri/berth/sandbox/spec"
+	"github.com/berth-cri/berth/volumes"
+)
+
+// createInShim builds the container's spec and has the pod's shim create its
+// init. It returns the container's log path.
+func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig, rootfs string) (string, error) {
+	shim, err := s.shims.Get(ctx, pod.ID)
+	if err != nil {
+		return "", err
+	}
+	nsPaths, err := s.namespacePaths(ctx, pod, cfg)
+	if err != nil {
+		return "", err
+	}
+	built, err := s.buildSpec(id, pod, img, cfg, rootfs, nsPaths)
+	if err != nil {
+		return "", err
+	}
+	for _, w := range built.Warnings {
+		log.G(ctx).Warn(w)
+	}
+	logPath := filepath.Join(s.containerDir(id), "container.log")
+	if pod.Spec.LogDirectory != "" && cfg.GetLogPath() != "" {
+		logPath = filepath.Join(pod.Spec.LogDirectory, cfg.GetLogPath())
+	}
+	if err := container.PrepareLogPath(logPath); err != nil {
+		return "", err
+	}
+	s.watchShim(pod.ID)
+	if err := shim.Create(ctx, id, built.Spec, logPath); err != nil {
+		return "", err
+	}
+	return logPath, nil
+}
+
+// namespacePaths maps each namespace the container joins to its path: the
+// pod's pins, the pause's PID namespace, or "" for the host's.
+func (s *Server) namespacePaths(ctx context.Context, pod *sandbox.Pod, cfg *runtime.ContainerConfig) (map[specs.LinuxNamespaceType]string, error) {
+	ns := map[specs.LinuxNamespaceType]string{
+		specs.NetworkNamespace: pod.Pins[sandbox.NetNS],
+		specs.IPCNamespace:     pod.Pins[sandbox.IPCNS],
+		specs.UTSNamespace:     pod.Pins[sandbox.UTSNS],
+	}
+	opts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	switch opts.GetPid() {
+	case runtime.NamespaceMode_CONTAINER:
+	case runtime.NamespaceMode_NODE:
+		ns[specs.PIDNamespace] = ""
+	case runtime.NamespaceMode_POD:
+		shim, err := s.shims.Get(ctx, pod.ID)
+		if err != nil {
+			return nil, err
+		}
+		pid, err := shim.Pause(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ns[specs.PIDNamespace] = fmt.Sprintf("/proc/%d/ns/pid", pid)
+	default:
+		return nil, fmt.Errorf("PID namespace mode %v is not supported yet: %w", opts.GetPid(), errdefs.ErrInvalidArgument)
+	}
+	return ns, nil
+}
+
+func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig, rootfs string,
+	ns map[specs.LinuxNamespaceType]string) (*spec.Built, error) {
+	passwd, group, err := container.UserFiles(rootfs)
+	if err != nil {
+		return nil, err
+	}
+	sc := cfg.GetLinux().GetSecurityContext()
+	us := spec.UserSpec{RunAsUsername: sc.GetRunAsUsername(), ImageUser: img.Config.User,
+		SupplementalGroups: sc.GetSupplementalGroups(),
+		StrictGroups:       sc.GetSupplementalGroupsPolicy() == runtime.SupplementalGroupsPolicy_Strict}
+	if sc.GetRunAsUser() != nil {
+		v := sc.GetRunAsUser().GetValue()
+		us.RunAsUser = &v
+	}
+	if sc.GetRunAsGroup() != nil {
+		v := sc.GetRunAsGroup().GetValue()
+		us.RunAsGroup = &v
+	}
+	user, err := spec.ResolveUser(us, passwd, group)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := volumes.FromCRI(cfg.GetMounts(), volumes.HostMountInfo)
+	if err != nil {
+		return nil, err
+	}
+	imgVolumes, err := volumes.ImageVolumes(img.Config.Volumes, mounts, filepath.Join(s.containerDir(id), "volumes"))
+	if err != nil {
+		return nil, err
+	}
+	return spec.Build(spec.Input{
+		Config: cfg, User: user, Hostname: pod.Spec.Hostname, Rootfs: rootfs, Namespaces: ns,
+		Image:  spec.ImageConfig{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, Env: img.Config.Env, WorkingDir: img.Config.WorkingDir},
+		Mounts: append(mounts, imgVolumes...),
+		Pod: spec.PodFiles{Hostname: pod.HostnamePath(), Hosts: pod.HostsPath(), ResolvConf: pod.ResolvConfPath(),
+			Shm: pod.ShmPath},
+		CgroupsPath:    cgroupParent(pod) + "/" + id,
+		MinOOMScoreAdj: container.OwnOOMScoreAdj(),
+	})
+}
+
+// cgroupParent is the pod's cgroup (the kubelet's cgroup_parent), or Berth's
+// own parent when the pod names none.
+func cgroupParent(pod *sandbox.Pod) string {
+	if pod.Spec.CgroupParent == "" {
+		return "/berth/" + pod.ID
+	}
+	return trimSlash(pod.Spec.CgroupParent)
+}

@@ -1,0 +1,119 @@
+package cri
+
+import (
+	"context"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+
+	"github.com/berth-cri/berth/sandbox/cgroups"
+	"github.com/berth-cri/berth/sandbox/container"
+	"github.com/berth-cri/berth/sandbox/runner"
+)
+
+// Each pod shim has one watcher in berthd: it long-polls the shim for exits
+// and writes them into the container records, so that ListContainers and
+// ContainerStatus answer from memory. When the shim is gone, its containers
+// are reported exited with what the shim recorded, or killed and reported
+// exited when it recorded nothing.
+
+// exitPoll is how long one Exits call waits in the shim.
+const exitPoll = 5 * time.Minute
+
+// watchShim starts the pod's exit watcher unless it runs.
+func (s *Server) watchShim(pod string) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.watching[pod] {
+		return
+	}
+	s.watching[pod] = true
+	go s.followExits(pod)
+}
+
+func (s *Server) followExits(pod string) {
+	ctx := log.WithLogger(s.bg, log.G(s.bg).WithField("pod", pod))
+	defer func() {
+		s.watchMu.Lock()
+		delete(s.watching, pod)
+		s.watchMu.Unlock()
+	}()
+	var seq uint64
+	var last *runner.Client
+	for ctx.Err() == nil {
+		shim, err := s.shims.Lookup(ctx, pod)
+		if err != nil {
+			s.shimGone(ctx, pod)
+			return
+		}
+		if shim != last { // a new shim numbers its exits anew
+			seq, last = 0, shim
+		}
+		events, err := shim.Exits(ctx, seq, exitPoll)
+		if err != nil {
+			if !shim.Dead() && ctx.Err() == nil {
+				log.G(ctx).WithError(err).Warn("poll the shim for exits")
+				time.Sleep(time.Second)
+			}
+			continue
+		}
+		for _, e := range events {
+			s.recordExit(ctx, e.ID, e.Exit)
+			seq = max(seq, e.Seq)
+		}
+	}
+}
+
+// recordExit marks a created or running container exited, as the shim saw
+// it; a container already exited keeps its record.
+func (s *Server) recordExit(ctx context.Context, id string, e runner.Exit) {
+	_, err := s.containers.Update(id, func(c *container.Container) error {
+		if c.State == container.Exited {
+			return nil
+		}
+		c.State, c.ExitCode, c.FinishedAt, c.Reason = container.Exited, int32(e.Code), e.At, e.Reason
+		if c.Reason == "" {
+			c.Reason = exitReason(e.Code)
+		}
+		return nil
+	})
+	if err != nil && !errdefs.IsNotFound(err) {
+		log.G(ctx).WithError(err).WithField("container", id).Warn("record the exit")
+		return
+	}
+	log.G(ctx).WithFields(log.Fields{"container": id, "code": e.Code, "reason": e.Reason}).Info("container exited")
+}
+
+func exitReason(code int) string {
+	if code == 0 {
+		return "Completed"
+	}
+	return "Error"
+}
+
+// shimGone settles the containers of a pod whose shim no longer runs: each
+// one's recorded exit if the shim wrote it, else its processes are killed
+// (nothing holds their stdio any more) and it is reported killed.
+func (s *Server) shimGone(ctx context.Context, pod string) {
+	for _, c := range s.containers.List(func(c *container.Container) bool { return c.PodID == pod }) {
+		if c.State == container.Exited {
+			continue
+		}
+		if e, err := s.shims.RecordedExit(pod, c.ID); err == nil {
+			s.recordExit(ctx, c.ID, e)
+			continue
+		}
+		log.G(ctx).WithField("container", c.ID).Warn("the pod's shim is gone: killing what is left of the container")
+		if p, err := s.pods.Get(pod); err == nil {
+			if err := cgroups.Kill(cgroupParent(p)+"/"+c.ID, 10*time.Second); err != nil {
+				log.G(ctx).WithError(err).Warn("kill the container's cgroup")
+			}
+		}
+		s.recordExit(ctx, c.ID, runner.Exit{Code: 137, Reason: "Error", At: time.Now().UTC()})
+		_, _ = s.containers.Update(c.ID, func(c *container.Container) error {
+			c.Message = "berth-shim of the pod exited; the container was killed"
+			return nil
+		})
+	}
+}

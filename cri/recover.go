@@ -1,0 +1,82 @@
+package cri
+
+import (
+	"context"
+
+	"github.com/containerd/log"
+
+	"github.com/berth-cri/berth/sandbox/container"
+)
+
+// Recover reconciles containers with what survived a restart or a crash,
+// before the server answers: containers of pods that are gone are removed;
+// what a CreateContainer cut short left (a container in a shim, a rootfs
+// mount, a snapshot, all without a record) is undone; shims of pods that are
+// gone are shut down; every pod whose containers may still run gets its exit
+// watcher, which reports the exits that happened while berthd was down, or
+// settles the containers of a shim that died.
+func (s *Server) Recover(ctx context.Context) {
+	known := map[string]bool{}
+	for _, c := range s.containers.List(nil) {
+		if _, err := s.pods.Get(c.PodID); err != nil {
+			log.G(ctx).WithField("container", c.ID).Info("removing a container of a pod that is gone")
+			if err := s.removeContainer(ctx, c); err != nil {
+				log.G(ctx).WithError(err).Warn("remove container")
+			}
+			continue
+		}
+		known[c.ID] = true
+	}
+	s.recoverShims(ctx, known)
+	s.removeUnrecorded(ctx, known)
+	pods := map[string]bool{}
+	for _, c := range s.containers.List(func(c *container.Container) bool { return c.State != container.Exited }) {
+		pods[c.PodID] = true
+	}
+	for pod := range pods {
+		s.watchShim(pod)
+	}
+}
+
+// recoverShims deletes from live shims the containers without a record, and
+// stops the shims of pods that are gone.
+func (s *Server) recoverShims(ctx context.Context, known map[string]bool) {
+	for _, pod := range s.shims.Pods() {
+		if shim, err := s.shims.Lookup(ctx, pod); err == nil {
+			ids, _ := shim.List(ctx)
+			for _, id := range ids {
+				if !known[id] {
+					log.G(ctx).WithField("container", id).Info("deleting an unrecorded container from its shim")
+					_ = shim.Delete(ctx, id)
+				}
+			}
+		}
+		if _, err := s.pods.Get(pod); err != nil {
+			if err := s.shims.Stop(ctx, pod); err != nil {
+				log.G(ctx).WithError(err).WithField("pod", pod).Warn("stop the shim of a pod that is gone")
+			}
+		}
+	}
+}
+
+// removeUnrecorded unmounts and removes container dirs and snapshots that
+// belong to no container record.
+func (s *Server) removeUnrecorded(ctx context.Context, known map[string]bool) {
+	for _, id := range container.DirNames(s.stateDir + "/containers") {
+		if !known[id] {
+			log.G(ctx).WithField("container", id).Info("removing an unrecorded container rootfs")
+			s.unmountRootfs(ctx, id)
+		}
+	}
+	keys, err := s.snapshots.SnapshotKeys()
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("list snapshots")
+		return
+	}
+	for _, key := range keys {
+		if !known[key] {
+			log.G(ctx).WithField("snapshot", key).Info("removing an unrecorded snapshot")
+			_ = s.snapshots.RemoveSnapshot(ctx, key)
+		}
+	}
+}

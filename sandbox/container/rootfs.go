@@ -1,0 +1,90 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+)
+
+// MountRootfs mounts a container's overlay root filesystem at target with the
+// given options (absolute paths; see images.Rootfs.MountOptions).
+func MountRootfs(options, target string) error {
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("overlay", target, "overlay", 0, options); err != nil {
+		return fmt.Errorf("mount rootfs at %s: %w", target, err)
+	}
+	return nil
+}
+
+// UnmountRootfs unmounts a container's root filesystem; an unmounted or
+// missing target is fine.
+func UnmountRootfs(target string) error {
+	err := unix.Unmount(target, unix.MNT_DETACH)
+	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return fmt.Errorf("unmount rootfs %s: %w", target, err)
+}
+
+// UserFiles reads /etc/passwd and /etc/group inside a root filesystem,
+// resolving symlinks without leaving it; missing files are empty.
+func UserFiles(rootfs string) (passwd, group []byte, err error) {
+	read := func(name string) ([]byte, error) {
+		p, err := securejoin.SecureJoin(rootfs, name)
+		if err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return data, err
+	}
+	if passwd, err = read("/etc/passwd"); err != nil {
+		return nil, nil, err
+	}
+	group, err = read("/etc/group")
+	return passwd, group, err
+}
+
+// PrepareLogPath makes the directory of a container's log file.
+func PrepareLogPath(path string) error {
+	return os.MkdirAll(filepath.Dir(path), 0o755)
+}
+
+// OwnOOMScoreAdj is berthd's own oom_score_adj: the lowest value it may give
+// a container without CAP_SYS_RESOURCE.
+func OwnOOMScoreAdj() int {
+	data, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// RemoveDir removes a container's state dir once its rootfs is unmounted.
+func RemoveDir(dir string) error { return os.RemoveAll(dir) }
+
+// DirNames lists the names of the directories in dir (none if it is missing).
+func DirNames(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}

@@ -1,0 +1,353 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/test/util"
+)
+
+const busyboxImage = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
+
+// containerBerthd starts a berthd that pulls from the test registry, with
+// busybox pulled.
+func containerBerthd(t *testing.T) (*util.Berthd, string, runtime.RuntimeServiceClient) {
+	t.Helper()
+	bin := util.RequireIntegration(t)
+	reg := testRegistry(t)
+	b := util.NewBerthd(t, mirrorConfig(reg))
+	b.Start(t, bin)
+	rc, ic := b.Clients(t)
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: busyboxImage}}); err != nil {
+		t.Fatal(err)
+	}
+	return b, bin, rc
+}
+
+func runPod(t *testing.T, rc runtime.RuntimeServiceClient, cfg *runtime.PodSandboxConfig) string {
+	t.Helper()
+	resp, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.PodSandboxId
+}
+
+// startContainer creates and starts a busybox container running args.
+func startContainer(t *testing.T, rc runtime.RuntimeServiceClient, pod string, podCfg *runtime.PodSandboxConfig, name string,
+	edit func(*runtime.ContainerConfig), args ...string) string {
+	t.Helper()
+	cfg := &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: name},
+		Image:    &runtime.ImageSpec{Image: busyboxImage},
+		Command:  args,
+		LogPath:  name + ".log",
+		Labels:   map[string]string{"name": name},
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	resp, err := rc.CreateContainer(ctxT(t), &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.StartContainer(ctxT(t), &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	return resp.ContainerId
+}
+
+func containerStatus(t *testing.T, rc runtime.RuntimeServiceClient, id string) *runtime.ContainerStatus {
+	t.Helper()
+	st, err := rc.ContainerStatus(ctxT(t), &runtime.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Status
+}
+
+// waitExited waits until the container is reported EXITED, without any call
+// that would make berthd look (the exit watcher must report it).
+func waitExited(t *testing.T, rc runtime.RuntimeServiceClient, id string) *runtime.ContainerStatus {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := containerStatus(t, rc, id)
+		if st.State == runtime.ContainerState_CONTAINER_EXITED {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s still %v", id, st.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func execSync(t *testing.T, rc runtime.RuntimeServiceClient, id string, cmd ...string) *runtime.ExecSyncResponse {
+	t.Helper()
+	resp, err := rc.ExecSync(ctxT(t), &runtime.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: 30})
+	if err != nil {
+		t.Fatalf("exec %v: %v", cmd, err)
+	}
+	return resp
+}
+
+// waitLog waits until the container's log holds a full record of text.
+func waitLog(t *testing.T, path, text string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		if strings.Contains(string(data), " F "+text+"\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never logged %q; it holds:\n%s", path, text, data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// assertPodGone checks that nothing of the removed pods remains: no shim, no
+// mount, no cgroup.
+func assertPodGone(t *testing.T, b *util.Berthd, pods ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(util.ShimPids(b.Dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pids := util.ShimPids(b.Dir); len(pids) > 0 {
+		t.Errorf("shims left: %v", pids)
+	}
+	if m := util.MountsUnder(b.Dir); len(m) > 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	for _, p := range pods {
+		if cg := util.PodCgroups(p); len(cg) > 0 {
+			t.Errorf("cgroups left: %v", cg)
+		}
+	}
+}
+
+func TestContainerLifecycle(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	logDir := t.TempDir()
+	podCfg := podConfig("life")
+	podCfg.LogDirectory = logDir
+	pod := runPod(t, rc, podCfg)
+	id := startContainer(t, rc, pod, podCfg, "main", nil,
+		"sh", "-c", "trap '' TERM; echo hello; echo oops >&2; head -c 20000 /dev/zero | tr '\\0' x; echo; "+
+			"until [ -e /tmp/rotated ]; do sleep 0.05; done; echo rotated; exec sleep 1000")
+	logPath := filepath.Join(logDir, "main.log")
+	waitLog(t, logPath, "hello")
+	waitLog(t, logPath, strings.Repeat("x", 20000-16384)) // the rest of a line over 16 KiB
+	data, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(data), " stderr F oops\n") || !strings.Contains(string(data), " stdout P "+strings.Repeat("x", 16384)+"\n") {
+		t.Fatalf("log lacks the stderr record or the split long line:\n%.300s", data)
+	}
+	st := containerStatus(t, rc, id)
+	if st.State != runtime.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 || st.LogPath != logPath ||
+		st.ImageRef == "" || st.ImageId == "" || st.Labels["name"] != "main" || st.StopSignal != runtime.Signal_SIGNAL_SIGTERM {
+		t.Fatalf("status = %+v", st)
+	}
+	list, err := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{
+		PodSandboxId: pod, LabelSelector: map[string]string{"name": "main"},
+		State: &runtime.ContainerStateValue{State: runtime.ContainerState_CONTAINER_RUNNING}}})
+	if err != nil || len(list.Containers) != 1 || list.Containers[0].Id != id {
+		t.Fatalf("ListContainers = %v, %v", list, err)
+	}
+
+	// ExecSync: output, stderr, exit code, the container's environment.
+	r := execSync(t, rc, id, "sh", "-c", "echo out; echo err >&2; hostname; exit 3")
+	if string(r.Stdout) != "out\ntest-hostname\n" || string(r.Stderr) != "err\n" || r.ExitCode != 3 {
+		t.Fatalf("exec = %q %q %d", r.Stdout, r.Stderr, r.ExitCode)
+	}
+	// A timed-out exec fails with DeadlineExceeded and leaves no process.
+	_, err = rc.ExecSync(ctxT(t), &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sleep", "77"}, Timeout: 1})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("timed-out exec: %v", err)
+	}
+	if r := execSync(t, rc, id, "sh", "-c", "ps | grep 'sleep 77' | grep -v grep || true"); len(r.Stdout) != 0 {
+		t.Fatalf("the timed-out process remains: %s", r.Stdout)
+	}
+
+	// Log rotation: after the kubelet renames the file, the shim reopens it.
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.ReopenContainerLog(ctxT(t), &runtime.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	execSync(t, rc, id, "touch", "/tmp/rotated")
+	waitLog(t, logPath, "rotated")
+
+	// Stop: the command ignores SIGTERM, so the grace period passes and
+	// SIGKILL ends it.
+	start := time.Now()
+	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st = containerStatus(t, rc, id)
+	if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 || st.FinishedAt == 0 || time.Since(start) < time.Second {
+		t.Fatalf("after stop: %+v after %v", st, time.Since(start))
+	}
+	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	if _, err := rc.ExecSync(ctxT(t), &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("exec in an exited container: %v", err)
+	}
+	if _, err := rc.RemoveContainer(ctxT(t), &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.ContainerStatus(ctxT(t), &runtime.ContainerStatusRequest{ContainerId: id}); status.Code(err) != codes.NotFound {
+		t.Fatalf("status of a removed container: %v", err)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+func TestContainerExitsAreReported(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("exits")
+	pod := runPod(t, rc, podCfg)
+	done := startContainer(t, rc, pod, podCfg, "done", nil, "true")
+	failed := startContainer(t, rc, pod, podCfg, "failed", nil, "sh", "-c", "exit 3")
+	oom := startContainer(t, rc, pod, podCfg, "oom", func(c *runtime.ContainerConfig) {
+		c.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 32 << 20}}
+	}, "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1")
+	termed := startContainer(t, rc, pod, podCfg, "termed", func(c *runtime.ContainerConfig) {
+		c.StopSignal = runtime.Signal_SIGNAL_SIGUSR1
+	}, "sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.1; done")
+	for id, want := range map[string]struct {
+		code   int32
+		reason string
+	}{done: {0, "Completed"}, failed: {3, "Error"}, oom: {137, "OOMKilled"}} {
+		st := waitExited(t, rc, id)
+		if st.ExitCode != want.code || st.Reason != want.reason || st.FinishedAt < st.StartedAt {
+			t.Errorf("%s: exit %d reason %q, want %d %q", st.Metadata.Name, st.ExitCode, st.Reason, want.code, want.reason)
+		}
+	}
+	if st := containerStatus(t, rc, termed); st.StopSignal != runtime.Signal_SIGNAL_SIGUSR1 {
+		t.Errorf("stop signal reported %v", st.StopSignal)
+	}
+	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: termed, Timeout: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if st := containerStatus(t, rc, termed); st.ExitCode != 42 {
+		t.Errorf("the stop signal was not USR1: exit %d", st.ExitCode)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+// The restart test of the issue: containers keep running across a kill -9 of
+// berthd; those that exit meanwhile report their exit codes; logs go on;
+// ExecSync works.
+func TestContainersSurviveBerthdKill(t *testing.T) {
+	b, bin, rc := containerBerthd(t)
+	flags := t.TempDir()
+	type podInfo struct {
+		id, running1, running2, quitter string
+		logDir                          string
+	}
+	var pods []podInfo
+	for i := range 10 {
+		cfg := podConfig("survive" + string(rune('a'+i)))
+		cfg.LogDirectory = t.TempDir()
+		p := podInfo{id: runPod(t, rc, cfg), logDir: cfg.LogDirectory}
+		ticker := []string{"sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"}
+		p.running1 = startContainer(t, rc, p.id, cfg, "ticker", nil, ticker...)
+		p.running2 = startContainer(t, rc, p.id, cfg, "sleeper", nil, "sleep", "100000")
+		p.quitter = startContainer(t, rc, p.id, cfg, "quitter", func(c *runtime.ContainerConfig) {
+			c.Mounts = []*runtime.Mount{{HostPath: flags, ContainerPath: "/flags", Readonly: true}}
+		}, "sh", "-c", "until [ -e /flags/go ]; do sleep 0.05; done; exit 7")
+		pods = append(pods, p)
+	}
+	b.Kill(t)
+	if err := os.WriteFile(filepath.Join(flags, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the quitters exit while berthd is down
+	b.Start(t, bin)
+	rc, _ = b.Clients(t)
+	for _, p := range pods {
+		for _, id := range []string{p.running1, p.running2} {
+			if st := containerStatus(t, rc, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+				t.Fatalf("%s after the restart: %v (%s)", st.Metadata.Name, st.State, st.Message)
+			}
+		}
+		if st := waitExited(t, rc, p.quitter); st.ExitCode != 7 || st.Reason != "Error" {
+			t.Fatalf("quitter exited %d %q", st.ExitCode, st.Reason)
+		}
+		if r := execSync(t, rc, p.running2, "echo", "alive"); string(r.Stdout) != "alive\n" {
+			t.Fatalf("exec after the restart: %q", r.Stdout)
+		}
+	}
+	// Logs go on: ticks written after the restart appear.
+	logPath := filepath.Join(pods[0].logDir, "ticker.log")
+	data, _ := os.ReadFile(logPath)
+	waitLog(t, logPath, fmt.Sprintf("tick %d", strings.Count(string(data), "tick")+3))
+	var ids []string
+	for _, p := range pods {
+		if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, p.id)
+	}
+	assertPodGone(t, b, ids...)
+}
+
+// A shim killed from outside: its containers are reported exited (killed),
+// their processes are gone, and the pod is removed without leftovers.
+func TestKilledShimIsSettled(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("shimkill")
+	pod := runPod(t, rc, podCfg)
+	id := startContainer(t, rc, pod, podCfg, "sleeper", nil, "sleep", "100000")
+	shims := util.ShimPids(b.Dir)
+	if len(shims) != 1 {
+		t.Fatalf("shims: %v", shims)
+	}
+	pauses := util.PauseChildren(shims[0])
+	if len(pauses) != 1 {
+		t.Fatalf("the pod's pause: %v", pauses)
+	}
+	if err := syscall.Kill(shims[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	st := waitExited(t, rc, id)
+	if st.ExitCode != 137 || !strings.Contains(st.Message, "shim") {
+		t.Fatalf("status after the shim died: %+v", st)
+	}
+	for _, cg := range util.PodCgroups(pod) {
+		if procs, _ := os.ReadFile(filepath.Join(cg, id, "cgroup.procs")); len(procs) > 0 {
+			t.Fatalf("container processes left in %s: %s", cg, procs)
+		}
+	}
+	// The pause goes with its shim.
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pauses[0], 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("pause %d outlived its shim", pauses[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
