@@ -67,7 +67,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	raw, _ := protojson.Marshal(cfg)
 	rec := container.Container{ID: id, PodID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
 		Image: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: imageRef(img), Labels: cfg.GetLabels(),
-		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Config: raw}
+		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Mounts: recordMounts(cfg.GetMounts()),
+		Config: raw}
 	if err := s.containers.Add(rec); err != nil {
 		if shim, serr := s.shims.Lookup(undo, pod.ID); serr == nil {
 			_ = shim.Delete(undo, id)
@@ -86,6 +87,15 @@ func stopSignal(cfg *runtime.ContainerConfig, img *images.Image) (syscall.Signal
 		name = cfg.GetStopSignal().String()
 	}
 	return spec.ParseSignal(name)
+}
+
+func recordMounts(in []*runtime.Mount) []container.Mount {
+	var out []container.Mount
+	for _, m := range in {
+		out = append(out, container.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly(),
+			RecursiveReadOnly: m.GetRecursiveReadOnly(), SelinuxRelabel: m.GetSelinuxRelabel(), Propagation: int32(m.GetPropagation())})
+	}
+	return out
 }
 
 // imageRef is the repo digest the kubelet shows, or the ID.

@@ -108,6 +108,10 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 	if err != nil {
 		return nil, err
 	}
+	host, err := s.hostLimits(sc.GetPrivileged())
+	if err != nil {
+		return nil, err
+	}
 	return spec.Build(spec.Input{
 		Config: cfg, User: user, Hostname: pod.Spec.Hostname, Rootfs: rootfs, Namespaces: ns,
 		Image:  spec.ImageConfig{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, Env: img.Config.Env, WorkingDir: img.Config.WorkingDir},
@@ -116,7 +120,26 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 			Shm: pod.ShmPath},
 		CgroupsPath:    cgroupParent(pod) + "/" + id,
 		MinOOMScoreAdj: container.OwnOOMScoreAdj(),
+		Host:           host,
 	})
+}
+
+// hostLimits is what a container may get from the host: berthd's own
+// capabilities (read once) and, when privileged, the host's devices.
+func (s *Server) hostLimits(privileged bool) (spec.Host, error) {
+	s.hostCapsOnce.Do(func() { s.hostCaps, s.hostCapsErr = container.HostCapabilities() })
+	if s.hostCapsErr != nil {
+		return spec.Host{}, s.hostCapsErr
+	}
+	host := spec.Host{Capabilities: s.hostCaps}
+	if privileged {
+		devices, err := container.HostDevices()
+		if err != nil {
+			return spec.Host{}, err
+		}
+		host.Devices = devices
+	}
+	return host, nil
 }
 
 // cgroupParent is the pod's cgroup (the kubelet's cgroup_parent), or Berth's

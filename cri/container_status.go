@@ -24,13 +24,22 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 		FinishedAt: unixNano(c.FinishedAt.UnixNano(), c.FinishedAt.IsZero()), ExitCode: c.ExitCode,
 		Image: &runtime.ImageSpec{Image: c.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
 		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations, LogPath: c.LogPath,
-		StopSignal: criSignal(c.StopSignal),
+		StopSignal: criSignal(c.StopSignal), Mounts: criMounts(c.Mounts),
 	}}
 	if req.GetVerbose() {
 		info, _ := json.Marshal(map[string]any{"container": c, "config": json.RawMessage(orEmpty(c.Config))})
 		resp.Info = map[string]string{"info": string(info)}
 	}
 	return resp, nil
+}
+
+func criMounts(in []container.Mount) []*runtime.Mount {
+	var out []*runtime.Mount
+	for _, m := range in {
+		out = append(out, &runtime.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
+			RecursiveReadOnly: m.RecursiveReadOnly, SelinuxRelabel: m.SelinuxRelabel, Propagation: runtime.MountPropagation(m.Propagation)})
+	}
+	return out
 }
 
 func criSignal(sig int) runtime.Signal {

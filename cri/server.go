@@ -62,6 +62,10 @@ type Server struct {
 	stopBg   context.CancelFunc
 	watchMu  sync.Mutex
 	watching map[string]bool // pods whose shim has a watcher
+
+	hostCapsOnce sync.Once
+	hostCaps     []string
+	hostCapsErr  error
 }
 
 // New returns a Server. It starts nothing.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# hack/bench-pods.sh — pod sandbox benchmark, Berth against containerd in the
-# same run: RunPodSandbox and StopPodSandbox+RemovePodSandbox latency over
+# hack/bench-pods.sh — pod benchmark, Berth against containerd in the same
+# run: RunPodSandbox and StopPodSandbox+RemovePodSandbox latency over
 # BENCH_PODS (default 50) sequential pods on a bridge network of the script's
 # own, p50/p90 and ratios, and Berth's network share (CNI ADD and DEL p50/p90,
-# from its log). containerd (Debian's 1.6, unpacked, with Debian's runc) runs
+# from its log). Then hack/benchcri over the CRI socket: pod start with a
+# busybox sleep container (run + create + start), stop+remove, ExecSync of
+# /bin/true, and the RSS of the daemon and of each shim with 10 pods running. containerd (Debian's 1.6, unpacked, with Debian's runc) runs
 # with its own temp root, state, socket, CNI dir, bridge and cgroup parent;
 # its sandbox image is the local berth-test/pause:1.
 set -euo pipefail
@@ -121,6 +123,14 @@ bench() {
 	done
 }
 
+# bench_cri NAME SHIM_MATCH: hack/benchcri against the running daemon.
+bench_cri() {
+	local image="$BERTH_REGISTRY/e2e-test-images/busybox:1.29-2"
+	"$CRICTL" -r "unix://$SOCK" -i "unix://$SOCK" --timeout 60s pull "$image" >/dev/null
+	"$WORK/benchcri" -socket "$SOCK" -image "$image" -cgroup-parent "/berth-bench-cri-$1" -cycles "$PODS" \
+		-daemon-pid "$DAEMON_PID" -shim "$2" -under "$WORK" | sed "s/^/$1 /"
+}
+
 # percentiles FILE COLUMN: "p50 p90" of a column of numbers.
 percentiles() {
 	sort -n "$1" | awk '{v[NR] = $1} END {printf "%.1f %.1f", v[int((NR + 1) * 0.5)], v[int(NR * 0.9 + 0.5)]}'
@@ -129,14 +139,17 @@ percentiles() {
 [[ -x $BERTH_REPO/bin/berthd ]] || die "run make build first"
 "$BERTH_REPO/hack/registry.sh" status >/dev/null || die "start the registry first: hack/registry.sh start && hack/test-images.sh"
 fetch_peer_binaries
+(cd "$BERTH_REPO" && go build -o "$WORK/benchcri" ./hack/benchcri)
 log "$PODS pods on each runtime"
 start_berthd
 bench berth >"$WORK/results"
+bench_cri berth "berth-shim serve" >"$WORK/cri"
 grep -o 'cni_add=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_add=//' >"$WORK/add" || true
 grep -o 'cni_del=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_del=//' >"$WORK/del" || true
 stop_daemon
 start_containerd
 bench containerd >>"$WORK/results"
+bench_cri containerd "containerd-shim-runc-v2" >>"$WORK/cri"
 stop_daemon
 
 to_ms() { awk '/µs$/ {sub("µs", ""); print $1 / 1000; next} /ms$/ {sub("ms", ""); print $1; next} /s$/ {sub("s", ""); print $1 * 1000}' "$1"; }
@@ -155,3 +168,14 @@ read -r dp50 dp90 <<<"$(percentiles "$WORK/del-ms")"
 printf 'berth network share: CNI ADD p50 %.1f ms p90 %.1f ms, CNI DEL p50 %.1f ms p90 %.1f ms\n' "$ap50" "$ap90" "$dp50" "$dp90"
 printf 'pod start berth/containerd p50: %.2fx; stop+remove: %.2fx\n' \
 	"$(echo "$run_berth / $run_containerd" | bc -l)" "$(echo "$stop_berth / $stop_containerd" | bc -l)"
+
+# Containers: "<runtime> <metric> p50 <ms> p90 <ms>" and RSS lines from benchcri.
+cri() { awk -v r="$1" -v m="$2" -v f="$3" '$1 == r && $2 == m {print $f}' "$WORK/cri"; }
+for m in pod_start stop_remove exec_sync; do
+	printf '%-12s berth p50 %6.1f ms p90 %6.1f ms | containerd p50 %6.1f ms p90 %6.1f ms | p50 ratio %.2fx\n' "$m" \
+		"$(cri berth $m 4)" "$(cri berth $m 6)" "$(cri containerd $m 4)" "$(cri containerd $m 6)" \
+		"$(echo "$(cri berth $m 4) / $(cri containerd $m 4)" | bc -l)"
+done
+printf 'RSS with 10 pods: berthd %d KiB, berth-shim avg %d KiB (%s shims) | containerd %d KiB, containerd-shim-runc-v2 avg %d KiB (%s shims)\n' \
+	"$(cri berth daemon_rss_kib 3)" "$(cri berth shims 5)" "$(cri berth shims 3)" \
+	"$(cri containerd daemon_rss_kib 3)" "$(cri containerd shims 5)" "$(cri containerd shims 3)"

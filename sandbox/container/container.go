@@ -45,6 +45,7 @@ type Container struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	LogPath     string            `json:"log_path,omitempty"`
+	Mounts      []Mount           `json:"mounts,omitempty"`
 	// StopSignal is the signal StopContainer sends first (a number).
 	StopSignal int `json:"stop_signal,omitempty"`
 	// Config is the CRI config as JSON, kept for verbose status.
@@ -57,6 +58,17 @@ type Container struct {
 	ExitCode   int32     `json:"exit_code"`
 	Reason     string    `json:"reason,omitempty"`
 	Message    string    `json:"message,omitempty"`
+}
+
+// Mount is a CRI mount as the container was given it (Propagation is the
+// CRI enum's number).
+type Mount struct {
+	ContainerPath     string `json:"container_path"`
+	HostPath          string `json:"host_path"`
+	Readonly          bool   `json:"readonly,omitempty"`
+	RecursiveReadOnly bool   `json:"recursive_read_only,omitempty"`
+	SelinuxRelabel    bool   `json:"selinux_relabel,omitempty"`
+	Propagation       int32  `json:"propagation,omitempty"`
 }
 
 const recordVersion = 1

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path"
+	"slices"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -38,6 +39,8 @@ type Input struct {
 	// MinOOMScoreAdj is the lowest oom_score_adj the runtime may set (without
 	// CAP_SYS_RESOURCE, its own); lower requests are clamped to it.
 	MinOOMScoreAdj int
+	// Host bounds the capabilities and devices a container may get.
+	Host Host
 }
 
 // Built is the spec with the warnings building it produced.
@@ -51,9 +54,6 @@ type Built struct {
 // no new devices, the pod's namespaces and files.
 func Build(in Input) (*Built, error) {
 	cfg := in.Config
-	if cfg.GetLinux().GetSecurityContext().GetPrivileged() {
-		return nil, fmt.Errorf("privileged containers come with the security-context work: %w", errdefs.ErrNotImplemented)
-	}
 	process, err := buildProcess(in)
 	if err != nil {
 		return nil, err
@@ -73,12 +73,31 @@ func Build(in Input) (*Built, error) {
 			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
 		},
 	}
+	s.Linux.RootfsPropagation = rootfsPropagation(in.Mounts)
+	sc := cfg.GetLinux().GetSecurityContext()
+	if sc.GetPrivileged() {
+		applyPrivileged(s, in.Host)
+	} else {
+		applyPaths(s, sc)
+	}
 	if _, joinsUTS := in.Namespaces[specs.UTSNamespace]; !joinsUTS {
 		s.Hostname = in.Hostname // a joined UTS namespace keeps the pod's
 	}
 	b.Warnings = applyResources(s, cfg.GetLinux().GetResources(), in.MinOOMScoreAdj)
 	b.Spec = s
 	return b, nil
+}
+
+// rootfsPropagation is "rshared" when a mount propagates back to the host
+// (the container's mounts must reach it through a shared root), else ""
+// (libcontainer's rslave: host mounts still reach rslave mounts).
+func rootfsPropagation(mounts []specs.Mount) string {
+	for _, m := range mounts {
+		if slices.Contains(m.Options, "rshared") {
+			return "rshared"
+		}
+	}
+	return ""
 }
 
 func buildProcess(in Input) (*specs.Process, error) {
@@ -104,7 +123,10 @@ func buildProcess(in Input) (*specs.Process, error) {
 	if !path.IsAbs(cwd) {
 		return nil, fmt.Errorf("working dir %q is not absolute: %w", cwd, errdefs.ErrInvalidArgument)
 	}
-	caps := defaultCapabilities()
+	caps, err := capabilities(cfg.GetLinux().GetSecurityContext(), in.Host.Capabilities)
+	if err != nil {
+		return nil, err
+	}
 	return &specs.Process{
 		Terminal: cfg.GetTty(),
 		Args:     args,

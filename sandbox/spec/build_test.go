@@ -134,11 +134,6 @@ func TestBuildOwnNamespacesAndErrors(t *testing.T) {
 		t.Fatalf("/dev/shm = %+v, want its own tmpfs", m)
 	}
 
-	priv := baseInput()
-	priv.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true}}
-	if _, err := Build(priv); !errdefs.IsNotImplemented(err) {
-		t.Fatalf("privileged = %v", err)
-	}
 	rel := baseInput()
 	rel.Config.WorkingDir = "srv"
 	if _, err := Build(rel); !errdefs.IsInvalidArgument(err) {

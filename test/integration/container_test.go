@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -346,6 +348,108 @@ func TestKilledShimIsSettled(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+// Capabilities and privileged, checked from inside the containers.
+func TestCapabilitiesAndPrivileged(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("caps")
+	pod := runPod(t, rc, podCfg)
+	withSC := func(sc *runtime.LinuxContainerSecurityContext) func(*runtime.ContainerConfig) {
+		return func(c *runtime.ContainerConfig) { c.Linux = &runtime.LinuxContainerConfig{SecurityContext: sc} }
+	}
+	plain := startContainer(t, rc, pod, podCfg, "plain", nil, "sleep", "100000")
+	netAdmin := startContainer(t, rc, pod, podCfg, "netadmin", withSC(&runtime.LinuxContainerSecurityContext{
+		Capabilities: &runtime.Capability{AddCapabilities: []string{"NET_ADMIN"}}}), "sleep", "100000")
+	none := startContainer(t, rc, pod, podCfg, "none", withSC(&runtime.LinuxContainerSecurityContext{
+		Capabilities: &runtime.Capability{DropCapabilities: []string{"ALL"}}}), "sleep", "100000")
+	// Its own pod: sysfs is one superblock per network namespace, read-only
+	// for all once a container of the pod mounted it read-only.
+	privCfg := podConfig("capspriv")
+	privPod := runPod(t, rc, privCfg)
+	priv := startContainer(t, rc, privPod, privCfg, "priv", withSC(&runtime.LinuxContainerSecurityContext{Privileged: true}),
+		"sleep", "100000")
+	if r := execSync(t, rc, plain, "brctl", "addbr", "br-plain"); r.ExitCode == 0 {
+		t.Error("a default container could add a bridge")
+	}
+	if r := execSync(t, rc, netAdmin, "brctl", "addbr", "br-cap"); r.ExitCode != 0 {
+		t.Errorf("NET_ADMIN could not add a bridge: %s", r.Stderr)
+	}
+	if r := execSync(t, rc, none, "grep", "CapEff", "/proc/self/status"); !strings.Contains(string(r.Stdout), "0000000000000000") {
+		t.Errorf("drop ALL left %s", r.Stdout)
+	}
+	if r := execSync(t, rc, priv, "brctl", "addbr", "br-priv"); r.ExitCode != 0 {
+		t.Errorf("privileged could not add a bridge: %s", r.Stderr)
+	}
+	if r := execSync(t, rc, priv, "sh", "-c", "grep ' /sys ' /proc/mounts; ls /dev"); !strings.Contains(string(r.Stdout), "sysfs rw") ||
+		!strings.Contains(string(r.Stdout), "kmsg") {
+		t.Errorf("privileged: /sys or host devices missing:\n%s", r.Stdout)
+	}
+	if r := execSync(t, rc, plain, "sh", "-c", "grep ' /sys ' /proc/mounts; ls /dev"); !strings.Contains(string(r.Stdout), "sysfs ro") ||
+		strings.Contains(string(r.Stdout), "kmsg") {
+		t.Errorf("default container: writable /sys or host devices:\n%s", r.Stdout)
+	}
+	for _, p := range []string{pod, privPod} {
+		if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertPodGone(t, b, pod, privPod)
+}
+
+// Mount propagation: a host mount made after start reaches rslave and rshared
+// mounts, not private ones; a mount made in the container reaches the host
+// only through rshared.
+func TestMountPropagation(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("propagation")
+	pod := runPod(t, rc, podCfg)
+	src := filepath.Join(t.TempDir(), "shared")
+	if err := os.MkdirAll(filepath.Join(src, "from-host"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(src, src, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(src, unix.MNT_DETACH) })
+	if err := unix.Mount("", src, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[runtime.MountPropagation]string{}
+	for prop, name := range map[runtime.MountPropagation]string{runtime.MountPropagation_PROPAGATION_PRIVATE: "private",
+		runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER: "slave", runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL: "shared"} {
+		ids[prop] = startContainer(t, rc, pod, podCfg, name, func(c *runtime.ContainerConfig) {
+			c.Mounts = []*runtime.Mount{{HostPath: src, ContainerPath: "/mnt/vol", Propagation: prop}}
+			c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true}}
+		}, "sleep", "100000")
+	}
+	hostMount := filepath.Join(src, "from-host")
+	if err := unix.Mount("tmpfs", hostMount, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(hostMount, unix.MNT_DETACH) })
+	for prop, id := range ids {
+		r := execSync(t, rc, id, "grep", "-c", " /mnt/vol/from-host ", "/proc/self/mountinfo")
+		seen := strings.TrimSpace(string(r.Stdout)) != "0"
+		if seen != (prop != runtime.MountPropagation_PROPAGATION_PRIVATE) {
+			t.Errorf("%v: host mount seen in the container: %v", prop, seen)
+		}
+	}
+	r := execSync(t, rc, ids[runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL], "sh", "-c",
+		"mkdir -p /mnt/vol/from-ctr && mount -t tmpfs tmpfs /mnt/vol/from-ctr")
+	if r.ExitCode != 0 {
+		t.Fatalf("mount in the container: %s", r.Stderr)
+	}
+	ctrMount := filepath.Join(src, "from-ctr")
+	t.Cleanup(func() { _ = unix.Unmount(ctrMount, unix.MNT_DETACH) })
+	if m := util.MountsUnder(src); !slices.Contains(m, ctrMount) {
+		t.Fatalf("the container's mount did not reach the host: %v", m)
+	}
+	_ = unix.Unmount(ctrMount, unix.MNT_DETACH)
 	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,185 @@
+// Command benchcri measures a CRI runtime the way the kubelet uses it, over
+// its gRPC socket, so that Berth and its peers are measured alike
+// (hack/bench-containers.sh runs it against each):
+//
+//   - pod start: RunPodSandbox + CreateContainer + StartContainer of a busybox
+//     "sleep" container (StartContainer returns once it runs), per cycle;
+//   - stop+remove: StopContainer (timeout 0) + RemoveContainer +
+//     StopPodSandbox + RemovePodSandbox;
+//   - ExecSync of /bin/true in a running container;
+//   - resident memory of the daemon and of each shim with -hold pods running
+//     (shims found by -shim, a substring of their command line, and -under,
+//     a path their command line holds).
+//
+// Each figure is printed as "<metric> p50 <ms> p90 <ms>" or "<metric> <KiB>".
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+type bench struct {
+	ctx    context.Context
+	rc     runtime.RuntimeServiceClient
+	image  string
+	parent string
+	seq    int
+}
+
+func main() {
+	socket := flag.String("socket", "", "the runtime's CRI socket")
+	image := flag.String("image", "", "a busybox image, already pulled")
+	parent := flag.String("cgroup-parent", "/berth-bench", "cgroup parent of the pods")
+	cycles := flag.Int("cycles", 50, "pod start / stop cycles")
+	execs := flag.Int("execs", 100, "ExecSync calls")
+	hold := flag.Int("hold", 10, "pods held running while memory is measured")
+	daemon := flag.Int("daemon-pid", 0, "the runtime daemon's pid")
+	shim := flag.String("shim", "", "substring of a shim's command line")
+	under := flag.String("under", "", "path a shim's command line holds")
+	flag.Parse()
+	conn, err := grpc.NewClient("unix://"+*socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	c, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	b := &bench{ctx: c, rc: runtime.NewRuntimeServiceClient(conn), image: *image, parent: *parent}
+	var start, stop []time.Duration
+	for range *cycles {
+		pod, ctr, took := b.startPod()
+		start = append(start, took)
+		stop = append(stop, b.stopPod(pod, ctr))
+	}
+	report("pod_start", start)
+	report("stop_remove", stop)
+	pod, ctr, _ := b.startPod()
+	var execTimes []time.Duration
+	for range *execs {
+		t0 := time.Now()
+		resp, err := b.rc.ExecSync(b.ctx, &runtime.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"/bin/true"}, Timeout: 10})
+		if err != nil || resp.ExitCode != 0 {
+			log.Fatalf("ExecSync: %v %v", resp, err)
+		}
+		execTimes = append(execTimes, time.Since(t0))
+	}
+	report("exec_sync", execTimes)
+	held := [][2]string{{pod, ctr}}
+	for len(held) < *hold {
+		p, c, _ := b.startPod()
+		held = append(held, [2]string{p, c})
+	}
+	time.Sleep(2 * time.Second) // let the shims settle
+	fmt.Printf("daemon_rss_kib %d\n", rssKiB(*daemon))
+	shims := findShims(*shim, *under)
+	var total int
+	for _, pid := range shims {
+		total += rssKiB(pid)
+	}
+	if len(shims) > 0 {
+		fmt.Printf("shims %d shim_rss_kib_avg %d\n", len(shims), total/len(shims))
+	}
+	for _, h := range held {
+		b.stopPod(h[0], h[1])
+	}
+}
+
+func (b *bench) startPod() (pod, ctr string, took time.Duration) {
+	b.seq++
+	name := "bench-" + strconv.Itoa(b.seq)
+	podCfg := &runtime.PodSandboxConfig{
+		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: "uid-" + name},
+		Linux: &runtime.LinuxPodSandboxConfig{CgroupParent: b.parent + "/" + name,
+			SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}},
+	}
+	t0 := time.Now()
+	p, err := b.rc.RunPodSandbox(b.ctx, &runtime.RunPodSandboxRequest{Config: podCfg})
+	if err != nil {
+		log.Fatalf("RunPodSandbox: %v", err)
+	}
+	c, err := b.rc.CreateContainer(b.ctx, &runtime.CreateContainerRequest{PodSandboxId: p.PodSandboxId, SandboxConfig: podCfg,
+		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "sleep"}, Image: &runtime.ImageSpec{Image: b.image},
+			Command: []string{"sleep", "100000"},
+			Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+				NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}}}})
+	if err != nil {
+		log.Fatalf("CreateContainer: %v", err)
+	}
+	if _, err := b.rc.StartContainer(b.ctx, &runtime.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
+		log.Fatalf("StartContainer: %v", err)
+	}
+	return p.PodSandboxId, c.ContainerId, time.Since(t0)
+}
+
+func (b *bench) stopPod(pod, ctr string) time.Duration {
+	t0 := time.Now()
+	_, err := b.rc.StopContainer(b.ctx, &runtime.StopContainerRequest{ContainerId: ctr})
+	check("StopContainer", err)
+	_, err = b.rc.RemoveContainer(b.ctx, &runtime.RemoveContainerRequest{ContainerId: ctr})
+	check("RemoveContainer", err)
+	_, err = b.rc.StopPodSandbox(b.ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	check("StopPodSandbox", err)
+	_, err = b.rc.RemovePodSandbox(b.ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
+	check("RemovePodSandbox", err)
+	return time.Since(t0)
+}
+
+func check(call string, err error) {
+	if err != nil {
+		log.Fatalf("%s: %v", call, err)
+	}
+}
+
+func report(metric string, d []time.Duration) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	pct := func(p float64) float64 {
+		i := int(float64(len(d))*p+0.5) - 1
+		return float64(d[max(0, min(i, len(d)-1))].Microseconds()) / 1000
+	}
+	fmt.Printf("%s p50 %.1f p90 %.1f\n", metric, pct(0.5), pct(0.9))
+}
+
+func rssKiB(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+func findShims(match, under string) []int {
+	if match == "" {
+		return nil
+	}
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, _ := os.ReadFile(p)
+		cmd := strings.ReplaceAll(string(data), "\x00", " ")
+		if strings.Contains(cmd, match) && strings.Contains(cmd, under) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}

@@ -1,0 +1,73 @@
+package container
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/moby/sys/capability"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// HostCapabilities lists the capabilities in berthd's own bounding set, as
+// "CAP_*" names: the most a container may get.
+func HostCapabilities() ([]string, error) {
+	caps, err := capability.NewPid2(0)
+	if err != nil {
+		return nil, err
+	}
+	if err := caps.Load(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range capability.ListKnown() {
+		if caps.Get(capability.BOUNDING, c) {
+			out = append(out, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
+	return out, nil
+}
+
+// skipDevDirs are the /dev dirs whose devices a container gets its own of.
+var skipDevDirs = map[string]bool{"pts": true, "shm": true, "fd": true, "mqueue": true}
+
+// HostDevices lists the host's device nodes under /dev, for privileged
+// containers.
+func HostDevices() ([]specs.LinuxDevice, error) {
+	var out []specs.LinuxDevice
+	err := filepath.WalkDir("/dev", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a device that vanished meanwhile
+		}
+		if d.IsDir() {
+			if p != "/dev" && skipDevDirs[d.Name()] {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type()&(fs.ModeDevice|fs.ModeCharDevice) == 0 || p == "/dev/console" {
+			return nil
+		}
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) != nil {
+			return nil
+		}
+		out = append(out, device(p, &st))
+		return nil
+	})
+	return out, err
+}
+
+func device(path string, st *unix.Stat_t) specs.LinuxDevice {
+	typ := "c"
+	if st.Mode&syscall.S_IFMT == syscall.S_IFBLK {
+		typ = "b"
+	}
+	mode := os.FileMode(st.Mode & 0o777)
+	uid, gid := st.Uid, st.Gid
+	return specs.LinuxDevice{Path: path, Type: typ, Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)),
+		FileMode: &mode, UID: &uid, GID: &gid}
+}

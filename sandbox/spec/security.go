@@ -1,0 +1,95 @@
+package spec
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Host is what a container may get from the host at most: the capabilities
+// in berthd's own bounding set (a fixed list fails on hosts that lack one,
+// e.g. CAP_SYS_RESOURCE) and, for privileged containers, the host's devices.
+type Host struct {
+	Capabilities []string
+	Devices      []specs.LinuxDevice
+}
+
+// capabilities is the container's capability set: the defaults, or all the
+// host's for a privileged container; then add_capabilities ("ALL" is every
+// capability the host has) and drop_capabilities ("ALL" drops the defaults
+// first, so that only what is added remains), as containerd and CRI-O do.
+func capabilities(sc *runtime.LinuxContainerSecurityContext, host []string) ([]string, error) {
+	if sc.GetPrivileged() {
+		return slices.Clone(host), nil
+	}
+	add, err := capNames(sc.GetCapabilities().GetAddCapabilities())
+	if err != nil {
+		return nil, err
+	}
+	drop, err := capNames(sc.GetCapabilities().GetDropCapabilities())
+	if err != nil {
+		return nil, err
+	}
+	caps := defaultCapabilities()
+	if slices.Contains(add, "CAP_ALL") {
+		caps = slices.Clone(host)
+	}
+	if slices.Contains(drop, "CAP_ALL") {
+		caps = nil
+	}
+	for _, c := range add {
+		if c != "CAP_ALL" && !slices.Contains(caps, c) {
+			if !slices.Contains(host, c) {
+				return nil, fmt.Errorf("capability %s is not available on this host: %w", c, errdefs.ErrInvalidArgument)
+			}
+			caps = append(caps, c)
+		}
+	}
+	return slices.DeleteFunc(caps, func(c string) bool { return slices.Contains(drop, c) }), nil
+}
+
+// capNames normalises CRI capability names ("net_admin", "CAP_NET_ADMIN",
+// "ALL") to "CAP_NET_ADMIN" / "CAP_ALL".
+func capNames(in []string) ([]string, error) {
+	out := make([]string, 0, len(in))
+	for _, c := range in {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if c == "" || strings.ContainsAny(c, " \t") {
+			return nil, fmt.Errorf("capability %q: %w", c, errdefs.ErrInvalidArgument)
+		}
+		if !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// applyPrivileged gives a privileged container the host's devices, a
+// writable /sys and cgroupfs, and no masked or read-only paths.
+func applyPrivileged(s *specs.Spec, host Host) {
+	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+	s.Linux.Devices = append(s.Linux.Devices, host.Devices...)
+	s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	for i, m := range s.Mounts {
+		if m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup" {
+			s.Mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+		}
+	}
+}
+
+// applyPaths takes the masked and read-only paths the kubelet sends (it sends
+// the defaults unless the pod asks for an unmasked /proc); none sent keeps
+// Berth's defaults.
+func applyPaths(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext) {
+	if p := sc.GetMaskedPaths(); len(p) > 0 {
+		s.Linux.MaskedPaths = slices.Clone(p)
+	}
+	if p := sc.GetReadonlyPaths(); len(p) > 0 {
+		s.Linux.ReadonlyPaths = slices.Clone(p)
+	}
+}
