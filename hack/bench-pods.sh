@@ -176,6 +176,6 @@ for m in pod_start stop_remove exec_sync; do
 		"$(cri berth $m 4)" "$(cri berth $m 6)" "$(cri containerd $m 4)" "$(cri containerd $m 6)" \
 		"$(echo "$(cri berth $m 4) / $(cri containerd $m 4)" | bc -l)"
 done
-printf 'RSS with 10 pods: berthd %d KiB, berth-shim avg %d KiB (%s shims) | containerd %d KiB, containerd-shim-runc-v2 avg %d KiB (%s shims)\n' \
-	"$(cri berth daemon_rss_kib 3)" "$(cri berth shims 5)" "$(cri berth shims 3)" \
-	"$(cri containerd daemon_rss_kib 3)" "$(cri containerd shims 5)" "$(cri containerd shims 3)"
+printf 'memory with 10 pods: berthd RSS %d KiB, berth-shim RSS %d KiB PSS %d KiB (avg of %s) | containerd RSS %d KiB, containerd-shim-runc-v2 RSS %d KiB PSS %d KiB (avg of %s)\n' \
+	"$(cri berth daemon_rss_kib 3)" "$(cri berth shims 5)" "$(cri berth shims 7)" "$(cri berth shims 3)" \
+	"$(cri containerd daemon_rss_kib 3)" "$(cri containerd shims 5)" "$(cri containerd shims 7)" "$(cri containerd shims 3)"

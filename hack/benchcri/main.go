@@ -7,7 +7,8 @@
 //   - stop+remove: StopContainer (timeout 0) + RemoveContainer +
 //     StopPodSandbox + RemovePodSandbox;
 //   - ExecSync of /bin/true in a running container;
-//   - resident memory of the daemon and of each shim with -hold pods running
+//   - resident memory (RSS, and PSS for shims) of the daemon and of each shim
+//     with -hold pods running
 //     (shims found by -shim, a substring of their command line, and -under,
 //     a path their command line holds).
 //
@@ -85,12 +86,13 @@ func main() {
 	time.Sleep(2 * time.Second) // let the shims settle
 	fmt.Printf("daemon_rss_kib %d\n", rssKiB(*daemon))
 	shims := findShims(*shim, *under)
-	var total int
+	var rss, pss int
 	for _, pid := range shims {
-		total += rssKiB(pid)
+		rss += rssKiB(pid)
+		pss += pssKiB(pid)
 	}
 	if len(shims) > 0 {
-		fmt.Printf("shims %d shim_rss_kib_avg %d\n", len(shims), total/len(shims))
+		fmt.Printf("shims %d shim_rss_kib_avg %d shim_pss_kib_avg %d\n", len(shims), rss/len(shims), pss/len(shims))
 	}
 	for _, h := range held {
 		b.stopPod(h[0], h[1])
@@ -152,13 +154,20 @@ func report(metric string, d []time.Duration) {
 	fmt.Printf("%s p50 %.1f p90 %.1f\n", metric, pct(0.5), pct(0.9))
 }
 
-func rssKiB(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// rssKiB is a process's resident memory, shared file pages included.
+func rssKiB(pid int) int { return procKiB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:") }
+
+// pssKiB is its proportional share: pages shared with the other shims (the
+// binary's) count in part.
+func pssKiB(pid int) int { return procKiB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:") }
+
+func procKiB(file, key string) int {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, key); ok {
 			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			return n
 		}
