@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -35,9 +36,9 @@ func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, 
 	for _, w := range built.Warnings {
 		log.G(ctx).Warn(w)
 	}
-	logPath := filepath.Join(s.containerDir(id), "container.log")
-	if pod.Spec.LogDirectory != "" && cfg.GetLogPath() != "" {
-		logPath = filepath.Join(pod.Spec.LogDirectory, cfg.GetLogPath())
+	logPath, err := containerLogPath(s.containerDir(id), pod.Spec.LogDirectory, cfg.GetLogPath())
+	if err != nil {
+		return "", err
 	}
 	if err := container.PrepareLogPath(logPath); err != nil {
 		return "", err
@@ -47,6 +48,20 @@ func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, 
 		return "", err
 	}
 	return logPath, nil
+}
+
+// containerLogPath is the pod's log directory joined with the container's
+// log path, which must stay inside it; without either, the log goes into the
+// container's state dir.
+func containerLogPath(ctrDir, podLogDir, logPath string) (string, error) {
+	if podLogDir == "" || logPath == "" {
+		return filepath.Join(ctrDir, "container.log"), nil
+	}
+	p := filepath.Join(podLogDir, logPath)
+	if !strings.HasPrefix(p, filepath.Clean(podLogDir)+"/") {
+		return "", fmt.Errorf("log path %q leaves the pod's log directory: %w", logPath, errdefs.ErrInvalidArgument)
+	}
+	return p, nil
 }
 
 // namespacePaths maps each namespace the container joins to its path: the
