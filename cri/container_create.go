@@ -68,7 +68,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	rec := container.Container{ID: id, PodID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
 		Image: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: imageRef(img), Labels: cfg.GetLabels(),
 		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Mounts: recordMounts(cfg.GetMounts()),
-		Config: raw}
+		Resources: recordResources(cfg.GetLinux().GetResources()),
+		Config:    raw}
 	if err := s.containers.Add(rec); err != nil {
 		if shim, serr := s.shims.Lookup(undo, pod.ID); serr == nil {
 			_ = shim.Delete(undo, id)
@@ -112,14 +113,9 @@ func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image) 
 	if err != nil {
 		return "", err
 	}
-	opts, chdir := snap.MountOptions()
+	opts, dir := snap.MountOptions()
 	target := filepath.Join(s.containerDir(id), "rootfs")
-	if chdir != "" {
-		err = fmt.Errorf("image %s has too many layers to mount yet: %w", img.ID, errdefs.ErrNotImplemented)
-	} else {
-		err = container.MountRootfs(opts, target)
-	}
-	if err != nil {
+	if err := container.MountRootfs(opts, dir, target); err != nil {
 		_ = s.snapshots.RemoveSnapshot(context.WithoutCancel(ctx), id)
 		return "", err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/berth-cri/berth/images"
 	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/container"
+	"github.com/berth-cri/berth/sandbox/runner"
 	"github.com/berth-cri/berth/sandbox/spec"
 	"github.com/berth-cri/berth/volumes"
 )
@@ -44,7 +45,7 @@ func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, 
 		return "", err
 	}
 	s.watchShim(pod.ID)
-	if err := shim.Create(ctx, id, built.Spec, logPath); err != nil {
+	if err := shim.Create(ctx, id, built.Spec, runner.IO{LogPath: logPath, Stdin: cfg.GetStdin()}); err != nil {
 		return "", err
 	}
 	return logPath, nil

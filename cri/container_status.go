@@ -26,6 +26,9 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations, LogPath: c.LogPath,
 		StopSignal: criSignal(c.StopSignal), Mounts: criMounts(c.Mounts),
 	}}
+	if c.Resources != nil {
+		resp.Status.Resources = &runtime.ContainerResources{Linux: criResources(c.Resources)}
+	}
 	if req.GetVerbose() {
 		info, _ := json.Marshal(map[string]any{"container": c, "config": json.RawMessage(orEmpty(c.Config))})
 		resp.Info = map[string]string{"info": string(info)}

@@ -190,6 +190,9 @@ func (b *builder) berthImages() error {
 	if err := b.layersImage(); err != nil {
 		return err
 	}
+	if err := b.deepImage(); err != nil {
+		return err
+	}
 	for _, c := range []struct{ how, ref string }{{"zstd", "zstd:1"}, {"none", "uncompressed:1"}} {
 		data, err := tarOfEntries(dir("data/"), file("data/compression", c.how+"\n", 0o644))
 		if err != nil {
@@ -250,6 +253,24 @@ func (b *builder) layersImage() error {
 		return err
 	}
 	return b.push(img, berthT+"layers:1")
+}
+
+// deepImage has 100 layers: too many for their paths to fit in one page of
+// overlay mount options.
+func (b *builder) deepImage() error {
+	layers := []v1.Layer{b.busybox}
+	for i := range 99 {
+		l, err := filesLayer(dir("deep/"), file(fmt.Sprintf("deep/%02d", i), "", 0o644))
+		if err != nil {
+			return err
+		}
+		layers = append(layers, l)
+	}
+	img, err := image(true, v1.Config{Env: []string{path}, Cmd: []string{"sh"}}, layers...)
+	if err != nil {
+		return err
+	}
+	return b.push(img, berthT+"deep:1")
 }
 
 func (b *builder) multiarch() error {

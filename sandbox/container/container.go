@@ -46,6 +46,8 @@ type Container struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	LogPath     string            `json:"log_path,omitempty"`
 	Mounts      []Mount           `json:"mounts,omitempty"`
+	// Resources are the container's current cgroup settings.
+	Resources *Resources `json:"resources,omitempty"`
 	// StopSignal is the signal StopContainer sends first (a number).
 	StopSignal int `json:"stop_signal,omitempty"`
 	// Config is the CRI config as JSON, kept for verbose status.
@@ -69,6 +71,21 @@ type Mount struct {
 	RecursiveReadOnly bool   `json:"recursive_read_only,omitempty"`
 	SelinuxRelabel    bool   `json:"selinux_relabel,omitempty"`
 	Propagation       int32  `json:"propagation,omitempty"`
+}
+
+// Resources are a container's cgroup settings and oom_score_adj, as CRI's
+// LinuxContainerResources gives them.
+type Resources struct {
+	CPUPeriod       int64             `json:"cpu_period,omitempty"`
+	CPUQuota        int64             `json:"cpu_quota,omitempty"`
+	CPUShares       int64             `json:"cpu_shares,omitempty"`
+	MemoryLimit     int64             `json:"memory_limit,omitempty"`
+	MemorySwapLimit int64             `json:"memory_swap_limit,omitempty"`
+	OOMScoreAdj     int64             `json:"oom_score_adj,omitempty"`
+	CpusetCPUs      string            `json:"cpuset_cpus,omitempty"`
+	CpusetMems      string            `json:"cpuset_mems,omitempty"`
+	Hugepages       map[string]uint64 `json:"hugepages,omitempty"`
+	Unified         map[string]string `json:"unified,omitempty"`
 }
 
 const recordVersion = 1

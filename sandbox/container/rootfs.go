@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -13,15 +14,43 @@ import (
 )
 
 // MountRootfs mounts a container's overlay root filesystem at target with the
-// given options (absolute paths; see images.Rootfs.MountOptions).
-func MountRootfs(options, target string) error {
+// given options; when dir is set, their paths are relative to it (long layer
+// chains; see images.Rootfs.MountOptions).
+func MountRootfs(options, dir, target string) error {
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount("overlay", target, "overlay", 0, options); err != nil {
+	mount := func() error { return unix.Mount("overlay", target, "overlay", 0, options) }
+	var err error
+	if dir == "" {
+		err = mount()
+	} else {
+		err = inDir(dir, mount)
+	}
+	if err != nil {
 		return fmt.Errorf("mount rootfs at %s: %w", target, err)
 	}
 	return nil
+}
+
+// inDir runs fn on an OS thread of its own whose working directory is dir,
+// leaving the process's untouched: the thread stops sharing its filesystem
+// context (CLONE_FS) first, and exits afterwards.
+func inDir(dir string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the changed thread dies with the goroutine
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("unshare fs: %w", err)
+			return
+		}
+		if err := unix.Chdir(dir); err != nil {
+			errc <- fmt.Errorf("chdir %s: %w", dir, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
 }
 
 // UnmountRootfs unmounts a container's root filesystem; an unmounted or

@@ -53,18 +53,25 @@ func (c *Client) call(ctx context.Context, method string, args, reply any) error
 	}
 }
 
-// Create makes a container from spec; its init waits for Start.
-func (c *Client) Create(ctx context.Context, id string, spec *specs.Spec, logPath string) error {
+// Create makes a container from spec, its stdio wired as stdio says; its
+// init
+// waits for Start.
+func (c *Client) Create(ctx context.Context, id string, spec *specs.Spec, stdio IO) error {
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return err
 	}
-	return c.call(ctx, "Create", CreateArgs{ID: id, Spec: data, LogPath: logPath}, &Empty{})
+	return c.call(ctx, "Create", CreateArgs{ID: id, Spec: data, IO: stdio}, &Empty{})
 }
 
 // Start runs a created container's command.
 func (c *Client) Start(ctx context.Context, id string) error {
 	return c.call(ctx, "Start", IDArgs{ID: id}, &Empty{})
+}
+
+// Update sets a created or running container's cgroup resources.
+func (c *Client) Update(ctx context.Context, id string, r *specs.LinuxResources) error {
+	return c.call(ctx, "Update", UpdateArgs{ID: id, Resources: *r}, &Empty{})
 }
 
 // Signal signals a container's init.

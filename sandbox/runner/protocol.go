@@ -10,16 +10,33 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // ServiceName is the net/rpc service berth-shim registers.
 const ServiceName = "Shim"
 
-// CreateArgs create a container from an OCI spec (JSON), logging to LogPath.
+// CreateArgs create a container from an OCI spec (JSON), its stdio wired as
+// IO says.
 type CreateArgs struct {
-	ID      string
-	Spec    []byte
+	ID   string
+	Spec []byte
+	IO   IO
+}
+
+// IO is how a container's init is wired: its stdout and stderr (or, when the
+// spec asks for a terminal, the terminal's output, as stdout) are logged to
+// LogPath in the CRI format. With Stdin, its stdin is a pipe (or the
+// terminal) the shim holds open; without, it reads /dev/null.
+type IO struct {
 	LogPath string
+	Stdin   bool
+}
+
+// UpdateArgs set a container's cgroup resources.
+type UpdateArgs struct {
+	ID        string
+	Resources specs.LinuxResources
 }
 
 // IDArgs name a container.

@@ -161,7 +161,24 @@ func applyResources(s *specs.Spec, r *runtime.LinuxContainerResources, minOOM in
 	if r == nil {
 		return nil
 	}
-	res := s.Linux.Resources
+	res := Resources(r)
+	res.Devices = s.Linux.Resources.Devices
+	s.Linux.Resources = res
+	oom := int(r.GetOomScoreAdj())
+	if oom < minOOM {
+		warnings = append(warnings, fmt.Sprintf("oom_score_adj %d clamped to %d: the runtime may not set lower values on this host", oom, minOOM))
+		oom = minOOM
+	}
+	if oom != 0 {
+		s.Process.OOMScoreAdj = &oom
+	}
+	return warnings
+}
+
+// Resources are the cgroup settings of r (all but oom_score_adj, which is
+// the process's).
+func Resources(r *runtime.LinuxContainerResources) *specs.LinuxResources {
+	res := &specs.LinuxResources{}
 	cpu := &specs.LinuxCPU{Cpus: r.GetCpusetCpus(), Mems: r.GetCpusetMems()}
 	if v := uint64(r.GetCpuShares()); v > 0 {
 		cpu.Shares = &v
@@ -185,13 +202,5 @@ func applyResources(s *specs.Spec, r *runtime.LinuxContainerResources, minOOM in
 	if len(r.GetUnified()) > 0 {
 		res.Unified = r.GetUnified()
 	}
-	oom := int(r.GetOomScoreAdj())
-	if oom < minOOM {
-		warnings = append(warnings, fmt.Sprintf("oom_score_adj %d clamped to %d: the runtime may not set lower values on this host", oom, minOOM))
-		oom = minOOM
-	}
-	if oom != 0 {
-		s.Process.OOMScoreAdj = &oom
-	}
-	return warnings
+	return res
 }

@@ -455,3 +455,121 @@ func TestMountPropagation(t *testing.T) {
 	}
 	assertPodGone(t, b, pod)
 }
+
+// A tty container logs its terminal's output as stdout; a stdin container
+// keeps reading the stdin the shim holds open.
+func TestTerminalAndStdin(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	logDir := t.TempDir()
+	podCfg := podConfig("tty")
+	podCfg.LogDirectory = logDir
+	pod := runPod(t, rc, podCfg)
+	tty := startContainer(t, rc, pod, podCfg, "tty", func(c *runtime.ContainerConfig) { c.Tty = true },
+		"sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; exec sleep 100000")
+	stdin := startContainer(t, rc, pod, podCfg, "stdin", func(c *runtime.ContainerConfig) { c.Stdin = true }, "cat")
+	noStdin := startContainer(t, rc, pod, podCfg, "nostdin", nil, "cat")
+	waitLog(t, filepath.Join(logDir, "tty.log"), "/dev/pts/0")
+	waitLog(t, filepath.Join(logDir, "tty.log"), "stdin-is-a-tty")
+	if data, _ := os.ReadFile(filepath.Join(logDir, "tty.log")); strings.Contains(string(data), "\r") || strings.Contains(string(data), " stderr ") {
+		t.Errorf("tty log holds carriage returns or stderr records:\n%q", data)
+	}
+	if st := waitExited(t, rc, noStdin); st.ExitCode != 0 {
+		t.Errorf("cat without stdin: %+v", st)
+	}
+	if st := containerStatus(t, rc, stdin); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("cat with stdin is %v: its stdin was not held open", st.State)
+	}
+	if st := containerStatus(t, rc, tty); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("tty container is %v", st.State)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+// UpdateContainerResources changes the cgroup of a running container and
+// its status; a setting the kernel refuses changes nothing.
+func TestUpdateContainerResources(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("update")
+	pod := runPod(t, rc, podCfg)
+	id := startContainer(t, rc, pod, podCfg, "main", func(c *runtime.ContainerConfig) {
+		c.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{
+			CpuShares: 512, MemoryLimitInBytes: 128 << 20}}
+	}, "sleep", "100000")
+	cgroupFile := func(controller, name string) string {
+		t.Helper()
+		dirs, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/%s/berth/%s/%s", controller, pod, id))
+		if len(dirs) != 1 {
+			t.Fatalf("container cgroup in %s: %v", controller, dirs)
+		}
+		data, err := os.ReadFile(filepath.Join(dirs[0], name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	if v := cgroupFile("memory", "memory.limit_in_bytes"); v != fmt.Sprint(128<<20) {
+		t.Fatalf("memory limit at start = %s", v)
+	}
+	update := &runtime.LinuxContainerResources{CpuShares: 256, CpuQuota: 50000, CpuPeriod: 100000, MemoryLimitInBytes: 64 << 20}
+	if _, err := rc.UpdateContainerResources(ctxT(t), &runtime.UpdateContainerResourcesRequest{ContainerId: id, Linux: update}); err != nil {
+		t.Fatal(err)
+	}
+	if m, s, q := cgroupFile("memory", "memory.limit_in_bytes"), cgroupFile("cpu", "cpu.shares"), cgroupFile("cpu", "cpu.cfs_quota_us"); m != fmt.Sprint(64<<20) ||
+		s != "256" || q != "50000" {
+		t.Fatalf("after update: memory %s, shares %s, quota %s", m, s, q)
+	}
+	if r := containerStatus(t, rc, id).GetResources().GetLinux(); r.GetMemoryLimitInBytes() != 64<<20 || r.GetCpuQuota() != 50000 || r.GetCpuShares() != 256 {
+		t.Fatalf("status resources = %v", r)
+	}
+	// The kernel refuses a CFS quota under 1 ms: the update fails and the
+	// memory limit, written before the quota, is set back.
+	bad := &runtime.LinuxContainerResources{CpuShares: 256, MemoryLimitInBytes: 32 << 20, CpuQuota: 500, CpuPeriod: 100000}
+	if _, err := rc.UpdateContainerResources(ctxT(t), &runtime.UpdateContainerResourcesRequest{ContainerId: id, Linux: bad}); err == nil {
+		t.Fatal("an update with a 0.5 ms quota worked")
+	}
+	if m := cgroupFile("memory", "memory.limit_in_bytes"); m != fmt.Sprint(64<<20) {
+		t.Errorf("memory limit after a failed update = %s", m)
+	}
+	if r := containerStatus(t, rc, id).GetResources().GetLinux(); r.GetMemoryLimitInBytes() != 64<<20 {
+		t.Errorf("status after a failed update = %v", r)
+	}
+	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := rc.UpdateContainerResources(ctxT(t), &runtime.UpdateContainerResourcesRequest{ContainerId: id, Linux: update})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("update of an exited container: %v", err)
+	}
+	_, err = rc.UpdateContainerResources(ctxT(t), &runtime.UpdateContainerResourcesRequest{ContainerId: "nonesuch", Linux: update})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("update of a missing container: %v", err)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+// An image of 100 layers, whose layer paths overflow one page of overlay
+// mount options, runs.
+func TestDeepImageRuns(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	_, ic := b.Clients(t)
+	deep := testRegistry(t) + "/berth-test/deep:1"
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: deep}}); err != nil {
+		t.Fatal(err)
+	}
+	podCfg := podConfig("deep")
+	pod := runPod(t, rc, podCfg)
+	id := startContainer(t, rc, pod, podCfg, "deep", func(c *runtime.ContainerConfig) { c.Image.Image = deep }, "sleep", "100000")
+	if r := execSync(t, rc, id, "sh", "-c", "ls /deep | wc -l"); strings.TrimSpace(string(r.Stdout)) != "99" {
+		t.Fatalf("/deep holds %q entries, want 99 (one per layer)", r.Stdout)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}

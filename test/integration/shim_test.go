@@ -57,7 +57,7 @@ func TestShimKeepsContainersAcrossClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "c1.log")
-	if err := c.Create(ctx, "c1", spec, logPath); err != nil {
+	if err := c.Create(ctx, "c1", spec, runner.IO{LogPath: logPath}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Start(ctx, "c1"); err != nil {

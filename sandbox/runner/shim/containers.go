@@ -48,6 +48,7 @@ type container struct {
 	c       *libcontainer.Container
 	process *libcontainer.Process
 	pid     int
+	stdio   *stdio
 	logPath string
 	logw    *logWriter
 	spec    *specs.Process // for exec'd processes
@@ -65,19 +66,19 @@ func NewContainers(root string) (*Containers, error) {
 }
 
 // Create makes the container and its init process, stopped before exec, with
-// stdout and stderr written to logPath in the CRI format.
-func (cs *Containers) Create(id string, spec *specs.Spec, logPath string) (retErr error) {
+// its stdio wired as wiring says.
+func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (retErr error) {
 	if _, err := cs.get(id); err == nil {
 		return fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
 	}
-	if spec.Process == nil || spec.Process.Terminal {
-		return fmt.Errorf("container %s: a process without a terminal is needed (TTYs come later): %w", id, errdefs.ErrInvalidArgument)
+	if spec.Process == nil {
+		return fmt.Errorf("container %s: the spec has no process: %w", id, errdefs.ErrInvalidArgument)
 	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec, NoNewKeyring: true})
 	if err != nil {
 		return fmt.Errorf("container %s: spec: %v: %w", id, err, errdefs.ErrInvalidArgument)
 	}
-	logf, err := openLog(logPath)
+	logf, err := openLog(wiring.LogPath)
 	if err != nil {
 		return fmt.Errorf("container %s: log: %w", id, err)
 	}
@@ -95,29 +96,50 @@ func (cs *Containers) Create(id string, spec *specs.Spec, logPath string) (retEr
 			_ = c.Destroy()
 		}
 	}()
-	p, streams, err := newProcess(spec.Process)
+	p, st, err := newProcess(spec.Process, spec.Process.Terminal, wiring.Stdin)
 	if err != nil {
 		return err
 	}
-	cs.startMu.Lock()
-	defer cs.startMu.Unlock()
-	if err := c.Start(p); err != nil {
-		streams.close()
+	ctr, err := cs.startInit(c, p, st)
+	if err != nil {
 		return fmt.Errorf("start init of %s: %w", id, err)
 	}
-	streams.closeChildEnds()
-	pid, _ := p.Pid()
-	w := &logWriter{out: logf, now: time.Now}
-	ctr := &container{c: c, process: p, pid: pid, logPath: logPath, logw: w, spec: spec.Process, exited: make(chan struct{})}
+	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now}, spec.Process
 	var copying sync.WaitGroup
-	copying.Add(2)
-	go func() { defer copying.Done(); _ = w.copyStream("stdout", streams.stdout) }()
-	go func() { defer copying.Done(); _ = w.copyStream("stderr", streams.stderr) }()
+	for stream, r := range st.outputs() {
+		copying.Add(1)
+		go func() { defer copying.Done(); _ = ctr.logw.copyStream(stream, r) }()
+	}
 	go cs.wait(id, ctr, &copying)
 	cs.mu.Lock()
 	cs.ctrs[id] = ctr
 	cs.mu.Unlock()
 	return nil
+}
+
+// startInit starts the init (under startMu, so that the orphan reaper never
+// takes it) and, for a terminal, receives its pty master.
+func (cs *Containers) startInit(c *libcontainer.Container, p *libcontainer.Process, st *stdio) (*container, error) {
+	cs.startMu.Lock()
+	defer cs.startMu.Unlock()
+	if err := c.Start(p); err != nil {
+		st.close()
+		return nil, err
+	}
+	st.closeChildEnds()
+	if st.consoleSocket != nil {
+		master, err := receiveConsole(st.consoleSocket)
+		st.consoleSocket.Close()
+		if err != nil {
+			_ = c.Signal(syscall.SIGKILL)
+			_, _ = p.Wait()
+			st.close()
+			return nil, err
+		}
+		st.console = master
+	}
+	pid, _ := p.Pid()
+	return &container{c: c, process: p, pid: pid, stdio: st, exited: make(chan struct{})}, nil
 }
 
 // openLog opens a container's log for appending, never through a symlink.
@@ -128,14 +150,9 @@ func openLog(path string) (*os.File, error) {
 // ReopenLog reopens a running container's log file (after the kubelet
 // rotated it): records from now on go to a file at the same path.
 func (cs *Containers) ReopenLog(id string) error {
-	c, err := cs.get(id)
+	c, err := cs.running(id)
 	if err != nil {
 		return err
-	}
-	select {
-	case <-c.exited:
-		return fmt.Errorf("container %s is not running: %w", id, errdefs.ErrFailedPrecondition)
-	default:
 	}
 	f, err := openLog(c.logPath)
 	if err != nil {
@@ -150,35 +167,95 @@ func (cs *Containers) ReopenLog(id string) error {
 	return old.Close()
 }
 
-// pipes hold a process's stdout and stderr.
-type pipes struct {
-	stdout, stderr           *os.File // our ends
-	stdoutChild, stderrChild *os.File
+// stdio holds our ends of a process's stdin, stdout and stderr: pipes, or
+// the pty master of a terminal (which is all three).
+type stdio struct {
+	stdin, stdout, stderr *os.File
+	console               *os.File
+	consoleSocket         *os.File
+	childEnds             []*os.File // closed once the process started
 }
 
-func (p *pipes) closeChildEnds() { p.stdoutChild.Close(); p.stderrChild.Close() }
-func (p *pipes) close()          { p.closeChildEnds(); p.stdout.Close(); p.stderr.Close() }
+// outputs maps each stream to log to what it is read from.
+func (s *stdio) outputs() map[string]*os.File {
+	if s.console != nil {
+		return map[string]*os.File{"stdout": s.console}
+	}
+	return map[string]*os.File{"stdout": s.stdout, "stderr": s.stderr}
+}
 
-func newProcess(sp *specs.Process) (*libcontainer.Process, *pipes, error) {
-	outR, outW, err := os.Pipe()
+// pipe makes a pipe the process writes to (or, when !output, reads from):
+// it returns our end and keeps the process's end in childEnds.
+func (s *stdio) pipe(output bool) (*os.File, error) {
+	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, nil, err
+	if output {
+		s.childEnds = append(s.childEnds, w)
+		return r, nil
 	}
+	s.childEnds = append(s.childEnds, r)
+	return w, nil
+}
+
+func (s *stdio) closeChildEnds() {
+	for _, f := range s.childEnds {
+		f.Close()
+	}
+	s.childEnds = nil
+}
+
+func (s *stdio) close() {
+	s.closeChildEnds()
+	for _, f := range []*os.File{s.stdin, s.stdout, s.stderr, s.console, s.consoleSocket} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// newProcess makes the libcontainer process for sp with its stdio: a
+// terminal, or pipes for stdout and stderr and, with stdin, for stdin
+// (/dev/null otherwise).
+func newProcess(sp *specs.Process, terminal, stdin bool) (_ *libcontainer.Process, _ *stdio, retErr error) {
 	p := &libcontainer.Process{
 		Args: sp.Args, Env: sp.Env, Cwd: sp.Cwd,
-		UID: int(sp.User.UID), GID: int(sp.User.GID),
-		Stdout: outW, Stderr: errW, Init: true,
+		UID: int(sp.User.UID), GID: int(sp.User.GID), Init: true,
 	}
 	for _, g := range sp.User.AdditionalGids {
 		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
 	}
-	return p, &pipes{stdout: outR, stderr: errR, stdoutChild: outW, stderrChild: errW}, nil
+	st := &stdio{}
+	defer func() {
+		if retErr != nil {
+			st.close()
+		}
+	}()
+	if terminal {
+		ours, theirs, err := consoleSocket()
+		if err != nil {
+			return nil, nil, err
+		}
+		st.consoleSocket, p.ConsoleSocket = ours, theirs
+		st.childEnds = append(st.childEnds, theirs)
+		return p, st, nil
+	}
+	var err error
+	if st.stdout, err = st.pipe(true); err != nil {
+		return nil, nil, err
+	}
+	if st.stderr, err = st.pipe(true); err != nil {
+		return nil, nil, err
+	}
+	p.Stdout, p.Stderr = st.childEnds[0], st.childEnds[1]
+	if stdin {
+		if st.stdin, err = st.pipe(false); err != nil {
+			return nil, nil, err
+		}
+		p.Stdin = st.childEnds[2]
+	}
+	return p, st, nil
 }
 
 // wait records the init's exit, durably, once its output is fully logged.
@@ -189,6 +266,10 @@ func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 		paths = st.CgroupPaths
 	}
 	exit.Reason = exitReason(exit.Code, paths)
+	// A process the init left behind may keep its output open: read what
+	// is left for a while, then stop.
+	waitTimeout(copying, outputGrace)
+	c.stdio.close()
 	copying.Wait()
 	if f, ok := c.logw.replace(io.Discard).(io.Closer); ok {
 		f.Close()
@@ -228,6 +309,21 @@ func (cs *Containers) get(id string) (*container, error) {
 		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 	}
 	return c, nil
+}
+
+// running returns the container if its init has not exited, else
+// FailedPrecondition.
+func (cs *Containers) running(id string) (*container, error) {
+	c, err := cs.get(id)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.exited:
+		return nil, fmt.Errorf("container %s is not running: %w", id, errdefs.ErrFailedPrecondition)
+	default:
+		return c, nil
+	}
 }
 
 // Start lets the created init exec the container's command.

@@ -2,8 +2,6 @@ package shim
 
 import (
 	"os"
-
-	"github.com/containerd/errdefs"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the init re-exec needs it linked in
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-cri/berth/sandbox/runner"
 )
 
 // The test binary is also the container's init: libcontainer re-executes it
@@ -89,10 +90,10 @@ func TestContainerRunsAndLogs(t *testing.T) {
 	}
 	logPath := filepath.Join(dir, "c1.log")
 	spec := testSpec(rootfs, "c1", "/bin/sh", "-c", "echo hello; echo oops >&2; exit 3")
-	if err := cs.Create("c1", spec, logPath); err != nil {
+	if err := cs.Create("c1", spec, runner.IO{LogPath: logPath}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cs.Create("c1", spec, logPath); !errdefs.IsAlreadyExists(err) {
+	if err := cs.Create("c1", spec, runner.IO{LogPath: logPath}); !errdefs.IsAlreadyExists(err) {
 		t.Fatalf("second create = %v, want AlreadyExists", err)
 	}
 	if err := cs.Start("c1"); err != nil {
@@ -133,7 +134,7 @@ func TestContainerKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cs.Create("c2", testSpec(rootfs, "c2", "/bin/sleep", "1000"), filepath.Join(dir, "c2.log")); err != nil {
+	if err := cs.Create("c2", testSpec(rootfs, "c2", "/bin/sleep", "1000"), runner.IO{LogPath: filepath.Join(dir, "c2.log")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cs.Start("c2"); err != nil {
@@ -177,7 +178,7 @@ func TestOrphansAreReaped(t *testing.T) {
 	// to the subreaper when sh exits.
 	spec := testSpec(rootfs, "c3", "/bin/sh", "-c", "sleep 0.2 & exit 5")
 	spec.Linux.Namespaces = spec.Linux.Namespaces[1:]
-	if err := cs.Create("c3", spec, filepath.Join(dir, "c3.log")); err != nil {
+	if err := cs.Create("c3", spec, runner.IO{LogPath: filepath.Join(dir, "c3.log")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cs.Start("c3"); err != nil {

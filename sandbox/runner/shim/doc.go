@@ -2,10 +2,13 @@
 // with runc's libcontainer (linked in), holds their stdio, writes their logs in
 // the CRI format and records how they exited.
 //
-// Today it holds the log writer and the container lifecycle on libcontainer
-// (Create → Start → Wait / Signal → Delete); the shim's socket protocol and its
-// process model (one shim per pod, subreaper, surviving berthd restarts) come
-// next.
+// It serves berthd over net/rpc with JSON on a unix socket (runner/protocol.go):
+// the container lifecycle on libcontainer (Create → Start → Wait / Signal /
+// Update / Exec → Delete), durable exit records, the pod's pause process, log
+// reopening. One shim runs per pod, as child subreaper, and outlives berthd.
+// A container's stdio are pipes, or a pseudo-terminal whose master the init
+// sends back over a console socket (tty.go); the shim holds stdin open when
+// the container asks for it.
 //
 // Locking: Containers.mu guards the map; each container's exit is recorded
 // once by the goroutine that waits for it.

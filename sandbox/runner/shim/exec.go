@@ -28,21 +28,16 @@ const outputGrace = time.Second
 // rest is read and dropped). When timeout passes first, the process is killed
 // and reaped and TimedOut is set.
 func (cs *Containers) Exec(id string, args []string, timeout time.Duration, limit int) (ExecResult, error) {
-	c, err := cs.get(id)
+	c, err := cs.running(id)
 	if err != nil {
 		return ExecResult{}, err
-	}
-	select {
-	case <-c.exited:
-		return ExecResult{}, fmt.Errorf("container %s is not running: %w", id, errdefs.ErrFailedPrecondition)
-	default:
 	}
 	if len(args) == 0 {
 		return ExecResult{}, fmt.Errorf("exec needs a command: %w", errdefs.ErrInvalidArgument)
 	}
 	sp := *c.spec
 	sp.Args = args
-	p, streams, err := newProcess(&sp)
+	p, streams, err := newProcess(&sp, false, false)
 	if err != nil {
 		return ExecResult{}, err
 	}

@@ -14,19 +14,8 @@ import (
 
 func runningContainer(t *testing.T, id string, args ...string) *Containers {
 	t.Helper()
-	rootfs := testRootfs(t)
-	dir := t.TempDir()
-	cs, err := NewContainers(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.Create(id, testSpec(rootfs, id, args...), filepath.Join(dir, id+".log")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cs.Delete(id) })
-	if err := cs.Start(id); err != nil {
-		t.Fatal(err)
-	}
+	rootfs, dir, cs := newTestContainers(t)
+	startWith(t, cs, dir, id, testSpec(rootfs, id, args...), runner.IO{})
 	return cs
 }
 
@@ -87,7 +76,7 @@ func TestOOMKilledReason(t *testing.T) {
 	spec := testSpec(rootfs, "o1", "/bin/sh", "-c", "dd if=/dev/zero of=/dev/null bs=200M count=1")
 	limit := int64(32 << 20)
 	spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
-	if err := cs.Create("o1", spec, filepath.Join(dir, "o1.log")); err != nil {
+	if err := cs.Create("o1", spec, runner.IO{LogPath: filepath.Join(dir, "o1.log")}); err != nil {
 		t.Fatal(err)
 	}
 	defer cs.Delete("o1")
@@ -121,7 +110,7 @@ func TestReopenLog(t *testing.T) {
 	}
 	logPath := filepath.Join(dir, "r1.log")
 	spec := testSpec(rootfs, "r1", "/bin/sh", "-c", "echo one; until [ -e /tmp/go ]; do sleep 0.05; done; echo two; sleep 1000")
-	if err := cs.Create("r1", spec, logPath); err != nil {
+	if err := cs.Create("r1", spec, runner.IO{LogPath: logPath}); err != nil {
 		t.Fatal(err)
 	}
 	defer cs.Delete("r1")

@@ -36,12 +36,17 @@ func (s *Service) Create(args runner.CreateArgs, _ *runner.Empty) error {
 	if err := json.Unmarshal(args.Spec, &spec); err != nil {
 		return runner.EncodeError(fmt.Errorf("spec: %v: %w", err, errdefs.ErrInvalidArgument))
 	}
-	return runner.EncodeError(s.cs.Create(args.ID, &spec, args.LogPath))
+	return runner.EncodeError(s.cs.Create(args.ID, &spec, args.IO))
 }
 
 // Start starts a created container.
 func (s *Service) Start(args runner.IDArgs, _ *runner.Empty) error {
 	return runner.EncodeError(s.cs.Start(args.ID))
+}
+
+// Update sets a container's cgroup resources.
+func (s *Service) Update(args runner.UpdateArgs, _ *runner.Empty) error {
+	return runner.EncodeError(s.cs.Update(args.ID, &args.Resources))
 }
 
 // Signal signals a container's init.
