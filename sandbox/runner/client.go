@@ -5,24 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/rpc"
-	"net/rpc/jsonrpc"
 	"os"
 	"os/exec"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Client talks to one berth-shim.
-type Client struct {
-	rpc  *rpc.Client
-	dead atomic.Bool // the connection broke: the shim exited or was killed
-}
+type Client struct{ conn *conn }
 
 // Dial connects to the shim listening on socket.
 func Dial(ctx context.Context, socket string) (*Client, error) {
@@ -30,27 +22,18 @@ func Dial(ctx context.Context, socket string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to shim %s: %w", socket, err)
 	}
-	return &Client{rpc: jsonrpc.NewClient(conn)}, nil
+	return &Client{conn: newConn(conn)}, nil
 }
 
-// Dead says whether the connection to the shim broke.
-func (c *Client) Dead() bool { return c.dead.Load() }
+// Dead says whether the connection to the shim broke: the shim exited or was
+// killed.
+func (c *Client) Dead() bool { return c.conn.isBroken() }
 
 // Close drops the connection; the shim and its containers go on.
-func (c *Client) Close() error { return c.rpc.Close() }
+func (c *Client) Close() error { return c.conn.nc.Close() }
 
 func (c *Client) call(ctx context.Context, method string, args, reply any) error {
-	call := c.rpc.Go(ServiceName+"."+method, args, reply, make(chan *rpc.Call, 1))
-	select {
-	case <-call.Done:
-		if errors.Is(call.Error, rpc.ErrShutdown) || errors.Is(call.Error, io.ErrUnexpectedEOF) || errors.Is(call.Error, io.EOF) {
-			c.dead.Store(true)
-			return fmt.Errorf("shim connection lost: %w", errdefs.ErrUnavailable)
-		}
-		return decodeError(call.Error)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return c.conn.call(ctx, ServiceName+"."+method, args, reply)
 }
 
 // Create makes a container from spec, its stdio wired as stdio says; its

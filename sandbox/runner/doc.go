@@ -2,9 +2,10 @@
 // (detached, in its own session, so that berthd can restart while containers
 // run), and talks to it over a unix socket.
 //
-// The protocol is Go's net/rpc with JSON encoding (service "Shim"): small,
-// documented by the argument types in protocol.go, and cheap for the shim's
-// memory. Errors cross it as "<kind>: message", kind being an errdefs
+// The protocol is JSON-RPC 1.0 as Go's net/rpc/jsonrpc writes it (service
+// "Shim"; wire.go), spoken without net/rpc so that the shim links neither
+// net/http nor TLS: small, documented by the argument types in protocol.go,
+// and cheap for the shim's memory. Errors cross it as "<kind>: message", kind being an errdefs
 // sentinel's name, so that callers keep the error vocabulary.
 //
 // Only runner and runner/shim import libcontainer (the shim side).

@@ -13,7 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// ServiceName is the net/rpc service berth-shim registers.
+// ServiceName prefixes the methods of the shim protocol ("Shim.Create").
 const ServiceName = "Shim"
 
 // CreateArgs create a container from an OCI spec (JSON), its stdio wired as

@@ -97,7 +97,7 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	calls := map[string]error{}
 	_, calls["Exec"] = rc.Exec(ctx, &runtime.ExecRequest{})
 	_, calls["ContainerStats"] = rc.ContainerStats(ctx, &runtime.ContainerStatsRequest{})
-	_, calls["UpdateContainerResources"] = rc.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{})
+	_, calls["Attach"] = rc.Attach(ctx, &runtime.AttachRequest{})
 	for rpc, err := range calls {
 		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), rpc) {
 			t.Errorf("%s: %v, want Unimplemented naming the RPC", rpc, err)

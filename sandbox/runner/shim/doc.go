@@ -2,7 +2,7 @@
 // with runc's libcontainer (linked in), holds their stdio, writes their logs in
 // the CRI format and records how they exited.
 //
-// It serves berthd over net/rpc with JSON on a unix socket (runner/protocol.go):
+// It serves berthd the shim protocol on a unix socket (runner/wire.go, rpc.go):
 // the container lifecycle on libcontainer (Create → Start → Wait / Signal /
 // Update / Exec → Delete), durable exit records, the pod's pause process, log
 // reopening. One shim runs per pod, as child subreaper, and outlives berthd.

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/rpc"
-	"net/rpc/jsonrpc"
 	"os"
 	"syscall"
 
@@ -16,7 +14,7 @@ import (
 	"github.com/berth-cri/berth/sandbox/runner"
 )
 
-// Service is the net/rpc service berth-shim serves (see runner/protocol.go).
+// Service is what berth-shim serves (see runner/protocol.go).
 type Service struct {
 	cs       *Containers
 	pause    pause
@@ -116,6 +114,25 @@ func (s *Service) Shutdown(_ runner.Empty, _ *runner.Empty) error {
 	return nil
 }
 
+// handlers maps each method of the protocol to the service's.
+func (s *Service) handlers() map[string]handler {
+	name := func(m string) string { return runner.ServiceName + "." + m }
+	return map[string]handler{
+		name("Pause"):     method(s.Pause),
+		name("Create"):    method(s.Create),
+		name("Start"):     method(s.Start),
+		name("Update"):    method(s.Update),
+		name("Signal"):    method(s.Signal),
+		name("Wait"):      method(s.Wait),
+		name("Exits"):     method(s.Exits),
+		name("List"):      method(s.List),
+		name("ReopenLog"): method(s.ReopenLog),
+		name("Exec"):      method(s.Exec),
+		name("Delete"):    method(s.Delete),
+		name("Shutdown"):  method(s.Shutdown),
+	}
+}
+
 // Serve serves the shim protocol on socket until ctx ends or Shutdown is
 // called, with libcontainer state under root.
 func Serve(ctx context.Context, socket, root string) error {
@@ -132,10 +149,7 @@ func Serve(ctx context.Context, socket, root string) error {
 	}
 	svc := &Service{cs: cs, shutdown: make(chan struct{})}
 	go cs.ReapOrphans(svc.shutdown)
-	srv := rpc.NewServer()
-	if err := srv.RegisterName(runner.ServiceName, svc); err != nil {
-		return err
-	}
+	handlers := svc.handlers()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -148,6 +162,6 @@ func Serve(ctx context.Context, socket, root string) error {
 		if err != nil {
 			return nil // listener closed: shutting down
 		}
-		go srv.ServeCodec(jsonrpc.NewServerCodec(conn))
+		go serveConn(conn, handlers)
 	}
 }
