@@ -42,18 +42,29 @@ func (s *Server) Recover(ctx context.Context) {
 // stops the shims of pods that are gone.
 func (s *Server) recoverShims(ctx context.Context, known map[string]bool) {
 	for _, pod := range s.shims.Pods() {
-		if shim, err := s.shims.Lookup(ctx, pod); err == nil {
-			ids, _ := shim.List(ctx)
-			for _, id := range ids {
-				if !known[id] {
-					log.G(ctx).WithField("container", id).Info("deleting an unrecorded container from its shim")
-					_ = shim.Delete(ctx, id)
-				}
-			}
-		}
+		s.deleteUnrecorded(ctx, pod, known)
 		if _, err := s.pods.Get(pod); err != nil {
 			if err := s.shims.Stop(ctx, pod); err != nil {
 				log.G(ctx).WithError(err).WithField("pod", pod).Warn("stop the shim of a pod that is gone")
+			}
+		}
+	}
+}
+
+// deleteUnrecorded deletes from the pod's shim (if it runs) the containers
+// that are not known: what a CreateContainer cut short by a crash left. The
+// shim lists its containers only once the creates in flight are done.
+func (s *Server) deleteUnrecorded(ctx context.Context, pod string, known map[string]bool) {
+	shim, err := s.shims.Lookup(ctx, pod)
+	if err != nil {
+		return
+	}
+	ids, _ := shim.List(ctx)
+	for _, id := range ids {
+		if !known[id] {
+			log.G(ctx).WithField("container", id).Info("deleting an unrecorded container from its shim")
+			if err := shim.Delete(ctx, id); err != nil {
+				log.G(ctx).WithError(err).WithField("container", id).Warn("delete an unrecorded container")
 			}
 		}
 	}

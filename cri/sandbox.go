@@ -57,15 +57,17 @@ func podSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
 	if err != nil {
 		return sandbox.Spec{}, err
 	}
-	return sandbox.Spec{
+	spec := sandbox.Spec{
 		Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
 		Hostname: cfg.GetHostname(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
 		LogDirectory: cfg.GetLogDirectory(), CgroupParent: cfg.GetLinux().GetCgroupParent(),
 		NetworkMode: namespaceModes[ns.GetNetwork()], PIDMode: namespaceModes[ns.GetPid()], IPCMode: namespaceModes[ns.GetIpc()],
 		DNS: sandbox.DNS{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(),
 			Options: cfg.GetDnsConfig().GetOptions()},
-		Config: raw,
-	}, nil
+		Sysctls: cfg.GetLinux().GetSysctls(),
+		Config:  raw,
+	}
+	return spec, sandbox.ValidateSysctls(spec.Sysctls, spec)
 }
 
 func criNamespaceMode(mode string) runtime.NamespaceMode {

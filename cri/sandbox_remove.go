@@ -54,6 +54,7 @@ func (s *Server) removePodContainers(ctx context.Context, podID string) error {
 			return err
 		}
 	}
+	s.deleteUnrecorded(ctx, podID, nil) // none of the pod's is recorded any more
 	if err := s.shims.Stop(ctx, podID); err != nil {
 		return err
 	}

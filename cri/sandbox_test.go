@@ -19,7 +19,7 @@ import (
 // memOS pretends to pin and mount (sandbox.OS), for tests without root.
 type memOS struct{ fail bool }
 
-func (m memOS) PinNamespaces(dir string, kinds []string, _ string) (map[string]string, error) {
+func (m memOS) PinNamespaces(dir string, kinds []string, _ string, _ map[string]string) (map[string]string, error) {
 	if m.fail {
 		return nil, errors.New("injected failure")
 	}

@@ -48,6 +48,9 @@ func NewManager(osys OS, root, state string) (*Manager, error) {
 // Create makes the pod's namespaces and files and records it READY. On error
 // nothing is left: no pin, no mount, no dir, no record.
 func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, retErr error) {
+	if err := ValidateSysctls(spec.Sysctls, spec); err != nil {
+		return nil, err
+	}
 	p := &Pod{ID: id, Spec: spec, State: Ready, CreatedAt: time.Now().UTC(), Dir: filepath.Join(m.stateDir, id)}
 	if err := os.MkdirAll(p.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", id, err)
@@ -60,7 +63,7 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, ret
 		}
 	}()
 	if kinds := ownNamespaces(spec); len(kinds) > 0 {
-		pins, err := m.os.PinNamespaces(filepath.Join(p.Dir, "ns"), kinds, spec.Hostname)
+		pins, err := m.os.PinNamespaces(filepath.Join(p.Dir, "ns"), kinds, spec.Hostname, spec.Sysctls)
 		p.Pins = pins
 		if err != nil {
 			return nil, fmt.Errorf("pod %s: %w", id, err)

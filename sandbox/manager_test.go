@@ -20,7 +20,7 @@ type fakeOS struct {
 
 func newFakeOS() *fakeOS { return &fakeOS{pinned: map[string]bool{}, mounted: map[string]bool{}} }
 
-func (f *fakeOS) PinNamespaces(dir string, kinds []string, hostname string) (map[string]string, error) {
+func (f *fakeOS) PinNamespaces(dir string, kinds []string, hostname string, _ map[string]string) (map[string]string, error) {
 	pins := map[string]string{}
 	for i, k := range kinds {
 		if f.failOn == "pin" && i == len(kinds)-1 {

@@ -20,9 +20,10 @@ const (
 var cloneFlags = map[string]uintptr{NetNS: unix.CLONE_NEWNET, IPCNS: unix.CLONE_NEWIPC, UTSNS: unix.CLONE_NEWUTS}
 
 // PinNamespaces creates new namespaces of the given kinds and pins each at
-// dir/<kind>; a new UTS namespace gets hostname. It returns the pin paths by
+// dir/<kind>; a new UTS namespace gets hostname, and sysctls (validated by
+// ValidateSysctls) are set in the new namespaces. It returns the pin paths by
 // kind. On error nothing stays pinned.
-func PinNamespaces(dir string, kinds []string, hostname string) (pins map[string]string, retErr error) {
+func PinNamespaces(dir string, kinds []string, hostname string, sysctls map[string]string) (pins map[string]string, retErr error) {
 	var flags uintptr
 	for _, k := range kinds {
 		f, ok := cloneFlags[k]
@@ -50,6 +51,9 @@ func PinNamespaces(dir string, kinds []string, hostname string) (pins map[string
 			return
 		}
 		err = pinOnThisThread(dir, kinds, flags, hostname, pins)
+		if err == nil {
+			err = writeSysctls(sysctls)
+		}
 		// Back to the thread's own namespaces before anyone goes on. If that
 		// fails the thread stays locked and dies with this goroutine (the
 		// runtime parks it instead if it is the main thread).

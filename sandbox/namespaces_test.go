@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -76,12 +77,28 @@ func mountsUnder(t *testing.T, dir string) []string {
 	return out
 }
 
+// readSysctls reads the current values of the named sysctls.
+func readSysctls(t *testing.T, names map[string]string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for name := range names {
+		data, err := os.ReadFile(sysctlPath(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = strings.TrimSpace(string(data))
+	}
+	return out
+}
+
 func TestPinNamespaces(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root")
 	}
 	dir := filepath.Join(t.TempDir(), "pod1")
-	pins, err := PinNamespaces(dir, []string{NetNS, IPCNS, UTSNS}, "test-hostname")
+	sysctls := map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_unprivileged_port_start": "100", "fs/mqueue/msg_max": "100"}
+	hostValues := readSysctls(t, sysctls)
+	pins, err := PinNamespaces(dir, []string{NetNS, IPCNS, UTSNS}, "test-hostname", sysctls)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +110,9 @@ func TestPinNamespaces(t *testing.T) {
 	}
 	var ifaces []string
 	var hostname string
+	var podValues map[string]string
 	inNamespaces(t, pins, func() {
+		podValues = readSysctls(t, sysctls)
 		list, _ := net.Interfaces()
 		for _, i := range list {
 			ifaces = append(ifaces, i.Name)
@@ -107,6 +126,12 @@ func TestPinNamespaces(t *testing.T) {
 	}
 	if host, _ := os.Hostname(); host == "test-hostname" {
 		t.Fatal("the host's hostname changed")
+	}
+	if !maps.Equal(podValues, sysctls) {
+		t.Fatalf("sysctls inside: %v, want %v", podValues, sysctls)
+	}
+	if now := readSysctls(t, sysctls); !maps.Equal(now, hostValues) {
+		t.Fatalf("the host's sysctls changed: %v, were %v", now, hostValues)
 	}
 
 	if err := UnpinNamespaces(pins); err != nil {
@@ -130,7 +155,7 @@ func TestPinNamespacesFailureLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	// An existing file where the UTS pin goes makes the third pin fail.
 	os.WriteFile(filepath.Join(dir, UTSNS), nil, 0o600)
-	if _, err := PinNamespaces(dir, []string{NetNS, IPCNS, UTSNS}, ""); err == nil {
+	if _, err := PinNamespaces(dir, []string{NetNS, IPCNS, UTSNS}, "", nil); err == nil {
 		t.Fatal("pinning over an existing file succeeded")
 	}
 	if m := mountsUnder(t, dir); len(m) != 0 {
@@ -141,8 +166,15 @@ func TestPinNamespacesFailureLeavesNothing(t *testing.T) {
 			t.Fatalf("%s pin left after a failed pin", k)
 		}
 	}
-	if _, err := PinNamespaces(dir, []string{"pid"}, ""); err == nil {
+	if _, err := PinNamespaces(dir, []string{"pid"}, "", nil); err == nil {
 		t.Fatal("unknown kind accepted")
+	}
+	// A sysctl the kernel does not have fails after the pins were made.
+	if _, err := PinNamespaces(dir, []string{NetNS}, "", map[string]string{"net.ipv4.nonesuch": "1"}); err == nil {
+		t.Fatal("a missing sysctl was set")
+	}
+	if m := mountsUnder(t, dir); len(m) != 0 {
+		t.Fatalf("mounts left after a failed sysctl: %v", m)
 	}
 }
 
@@ -151,7 +183,7 @@ func TestIsMountPoint(t *testing.T) {
 		t.Skip("needs root")
 	}
 	dir := t.TempDir()
-	pins, err := PinNamespaces(dir, []string{NetNS}, "")
+	pins, err := PinNamespaces(dir, []string{NetNS}, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // OS is what the manager does to the host; tests fake it to inject failures.
 type OS interface {
-	PinNamespaces(dir string, kinds []string, hostname string) (map[string]string, error)
+	PinNamespaces(dir string, kinds []string, hostname string, sysctls map[string]string) (map[string]string, error)
 	UnpinNamespaces(pins map[string]string) error
 	MountShm(path string, size int64) error
 	Unmount(path string) error
@@ -23,8 +23,8 @@ type OS interface {
 type HostOS struct{}
 
 // PinNamespaces pins new namespaces (see PinNamespaces).
-func (HostOS) PinNamespaces(dir string, kinds []string, hostname string) (map[string]string, error) {
-	return PinNamespaces(dir, kinds, hostname)
+func (HostOS) PinNamespaces(dir string, kinds []string, hostname string, sysctls map[string]string) (map[string]string, error) {
+	return PinNamespaces(dir, kinds, hostname, sysctls)
 }
 
 // UnpinNamespaces removes pins (see UnpinNamespaces).

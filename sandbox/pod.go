@@ -50,6 +50,8 @@ type Spec struct {
 	NetworkMode, PIDMode, IPCMode string
 	DNS                           DNS
 	ShmSize                       int64 // bytes; 0 means DefaultShmSize
+	// Sysctls are set in the pod's own namespaces (see ValidateSysctls).
+	Sysctls map[string]string
 	// Config is the CRI config as JSON, kept for verbose status.
 	Config []byte
 }

@@ -1,11 +1,13 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-cri/berth/sandbox/runner"
 	"github.com/berth-cri/berth/test/util"
 )
 
@@ -567,6 +570,136 @@ func TestDeepImageRuns(t *testing.T) {
 	id := startContainer(t, rc, pod, podCfg, "deep", func(c *runtime.ContainerConfig) { c.Image.Image = deep }, "sleep", "100000")
 	if r := execSync(t, rc, id, "sh", "-c", "ls /deep | wc -l"); strings.TrimSpace(string(r.Stdout)) != "99" {
 		t.Fatalf("/deep holds %q entries, want 99 (one per layer)", r.Stdout)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+// berthd killed while CreateContainer calls are in flight: after the restart
+// every container is whole — a record, its rootfs mounted, its snapshot and
+// its init in the shim — or entirely gone.
+func TestKillDuringCreateContainer(t *testing.T) {
+	b, bin, rc := containerBerthd(t)
+	podCfg := podConfig("crashcreate")
+	pod := runPod(t, rc, podCfg)
+	startContainer(t, rc, pod, podCfg, "first", nil, "sleep", "100000") // the shim is up
+	var calls sync.WaitGroup
+	for i := range 12 {
+		calls.Add(1)
+		go func() {
+			defer calls.Done()
+			cfg := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: fmt.Sprint("c", i)},
+				Image: &runtime.ImageSpec{Image: busyboxImage}, Command: []string{"sleep", "100000"}}
+			_, _ = rc.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
+		}()
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		list, err := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{})
+		if err == nil && len(list.Containers) > 1 {
+			break
+		}
+	}
+	b.Kill(t)
+	calls.Wait()
+	b.Start(t, bin)
+	rc, _ = b.Clients(t)
+	list, err := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records []string
+	for _, c := range list.Containers {
+		records = append(records, c.Id)
+	}
+	slices.Sort(records)
+	shim, err := runner.Dial(ctxT(t), filepath.Join(b.State, "shims", pod, "shim.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shim.Close()
+	inShim, err := shim.List(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(inShim)
+	var mounted []string
+	for _, m := range util.MountsUnder(filepath.Join(b.State, "containers")) {
+		mounted = append(mounted, filepath.Base(filepath.Dir(m)))
+	}
+	slices.Sort(mounted)
+	for what, ids := range map[string][]string{"in the shim": inShim, "mounted": mounted,
+		"with a snapshot": dirNames(t, filepath.Join(b.Root, "images", "snapshots")), "with a dir": dirNames(t, filepath.Join(b.State, "containers"))} {
+		if !slices.Equal(ids, records) {
+			t.Errorf("containers %s: %v; recorded: %v", what, ids, records)
+		}
+	}
+	t.Logf("%d of 13 containers were whole when berthd was killed", len(records))
+	for _, id := range records {
+		if st := containerStatus(t, rc, id); st.State == runtime.ContainerState_CONTAINER_CREATED {
+			if _, err := rc.StartContainer(ctxT(t), &runtime.StartContainerRequest{ContainerId: id}); err != nil {
+				t.Errorf("start %s after the restart: %v", id, err)
+			}
+		}
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+	return names
+}
+
+// A pod's sysctls hold in its namespaces and not on the host; one that
+// would reach the host is refused, leaving nothing.
+func TestPodSysctls(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("sysctls")
+	podCfg.Linux = &runtime.LinuxPodSandboxConfig{Sysctls: map[string]string{
+		"kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100", "net.ipv4.ip_unprivileged_port_start": "99"}}
+	host := func(path string) string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	hostBefore := host("/proc/sys/fs/mqueue/msg_max") + host("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	pod := runPod(t, rc, podCfg)
+	id := startContainer(t, rc, pod, podCfg, "main", nil, "sleep", "100000")
+	r := execSync(t, rc, id, "cat", "/proc/sys/kernel/shm_rmid_forced", "/proc/sys/fs/mqueue/msg_max", "/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if string(r.Stdout) != "1\n100\n99\n" {
+		t.Errorf("sysctls in the container: %q", r.Stdout)
+	}
+	if after := host("/proc/sys/fs/mqueue/msg_max") + host("/proc/sys/net/ipv4/ip_unprivileged_port_start"); after != hostBefore {
+		t.Errorf("the host's sysctls changed: %s, were %s", after, hostBefore)
+	}
+	hostNet := podConfig("sysctlshost")
+	hostNet.Linux = &runtime.LinuxPodSandboxConfig{Sysctls: map[string]string{"net.ipv4.ip_forward": "1"},
+		SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE}}}
+	if _, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: hostNet}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a net sysctl in a hostNetwork pod: %v, want InvalidArgument", err)
+	}
+	bad := podConfig("sysctlsbad")
+	bad.Linux = &runtime.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.core_pattern": "|/tmp/x"}}
+	if _, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: bad}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a host-wide sysctl: %v, want InvalidArgument", err)
+	}
+	if list, _ := rc.ListPodSandbox(ctxT(t), &runtime.ListPodSandboxRequest{}); len(list.GetItems()) != 1 {
+		t.Errorf("pods after the refused ones: %d, want 1", len(list.GetItems()))
 	}
 	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatal(err)

@@ -42,6 +42,10 @@ type Containers struct {
 	// startMu is held from an init's start to its registration, so that the
 	// orphan reaper never takes an init for an orphan (reap.go).
 	startMu sync.Mutex
+	// creating is read-held by each Create, so that listing waits for the
+	// creates in flight: after a crash of berthd, its successor must see
+	// what the creates it never heard back from made.
+	creating sync.RWMutex
 }
 
 type container struct {
@@ -68,6 +72,8 @@ func NewContainers(root string) (*Containers, error) {
 // Create makes the container and its init process, stopped before exec, with
 // its stdio wired as wiring says.
 func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (retErr error) {
+	cs.creating.RLock()
+	defer cs.creating.RUnlock()
 	if _, err := cs.get(id); err == nil {
 		return fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
 	}
@@ -393,8 +399,11 @@ func (cs *Containers) Delete(id string) error {
 	return os.RemoveAll(filepath.Join(cs.root, id))
 }
 
-// IDs lists the containers the shim holds.
+// IDs lists the containers the shim holds, once the creates in flight are
+// done.
 func (cs *Containers) IDs() []string {
+	cs.creating.Lock()
+	defer cs.creating.Unlock()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	ids := make([]string, 0, len(cs.ctrs))
