@@ -46,7 +46,8 @@ type Attachment struct {
 	Result  json.RawMessage `json:"result"`
 }
 
-const podInterface = "eth0"
+// PodInterface is the interface CNI adds to a pod.
+const PodInterface = "eth0"
 
 func (m *Manager) config() *libcni.CNIConfig {
 	return libcni.NewCNIConfigWithCacheDir(m.opts.BinDirs, m.opts.CacheDir, nil)
@@ -93,7 +94,7 @@ func (m *Manager) Setup(ctx context.Context, p Pod) (*Attachment, error) {
 	if err := m.loopback(ctx, c, p); err != nil {
 		return nil, err
 	}
-	rt := runtimeConf(p, podInterface)
+	rt := runtimeConf(p, PodInterface)
 	res, err := c.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		// libcni caches only successful ADDs: undo this one by hand, then

@@ -98,7 +98,7 @@ func (m *Manager) gc(ctx context.Context, live map[string]bool) {
 	}
 	args := &libcni.GCArgs{}
 	for id := range live {
-		args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: id, IfName: podInterface})
+		args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: id, IfName: PodInterface})
 	}
 	if err := m.config().GCNetworkList(ctx, list, args); err != nil {
 		log.G(ctx).WithError(err).Warn("CNI GC failed")

@@ -42,6 +42,10 @@ type Snapshots interface {
 	PrepareSnapshot(ctx context.Context, key, image string, readOnly bool) (*images.Rootfs, error)
 	RemoveSnapshot(ctx context.Context, key string) error
 	SnapshotKeys() ([]string, error)
+	// SnapshotUsage is the disk use of a writable layer, measured at
+	// most every few seconds; SnapshotsDir is where they are.
+	SnapshotUsage(key string) (bytes, inodes int64, err error)
+	SnapshotsDir() string
 }
 
 func containerName(md *runtime.ContainerMetadata, pod *runtime.PodSandboxMetadata) string {

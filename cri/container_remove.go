@@ -50,6 +50,7 @@ func (s *Server) removeContainer(ctx context.Context, c *container.Container) er
 	if p, err := s.pods.Get(c.PodID); err == nil {
 		s.containerNames.release(containerName(&runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}, podMetadata(p)), c.ID)
 	}
+	s.cpuSamples.forget(c.ID)
 	log.G(ctx).WithField("container", c.ID).Info("removed container")
 	return nil
 }

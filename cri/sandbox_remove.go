@@ -37,6 +37,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 	if err := s.pods.Stop(ctx, p.ID); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
+	s.cpuSamples.forget(p.ID)
 	if err := s.pods.Remove(ctx, p.ID); err != nil {
 		return nil, err
 	}

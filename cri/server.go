@@ -36,6 +36,8 @@ type Options struct {
 	Snapshots  Snapshots
 	// StateDir is berthd's volatile state dir (rootfs mount points).
 	StateDir string
+	// Stats reads cgroups and pod network counters.
+	Stats StatsReader
 }
 
 // Server implements runtime.v1 RuntimeService and ImageService.
@@ -54,6 +56,8 @@ type Server struct {
 	shims      Shims
 	snapshots  Snapshots
 	stateDir   string
+	stats      StatsReader
+	cpuSamples cpuSamples
 
 	podNames, containerNames *names
 
@@ -72,7 +76,7 @@ type Server struct {
 func New(opts Options) *Server {
 	s := &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images,
 		puller: opts.Puller, pods: opts.Pods, podNames: newNames(), containerNames: newNames(),
-		containers: opts.Containers, shims: opts.Shims, snapshots: opts.Snapshots, stateDir: opts.StateDir,
+		containers: opts.Containers, shims: opts.Shims, snapshots: opts.Snapshots, stateDir: opts.StateDir, stats: opts.Stats,
 		watching: map[string]bool{}}
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if opts.Pods != nil {

@@ -198,8 +198,8 @@ printf 'pod start berth/containerd p50: %.2fx; stop+remove: %.2fx\n' \
 
 # Containers: "<runtime> <metric> p50 <ms> p90 <ms>" and RSS lines from benchcri.
 cri() { awk -v r="$1" -v m="$2" -v f="$3" '$1 == r && $2 == m {print $f}' "$WORK/cri"; }
-for m in pod_start stop_remove exec_sync; do
-	printf '%-12s berth p50 %6.1f ms p90 %6.1f ms | containerd p50 %6.1f ms p90 %6.1f ms | p50 ratio %.2fx\n' "$m" \
+for m in pod_start stop_remove exec_sync list_container_stats_100 list_pod_stats_10; do
+	printf '%-24s berth p50 %6.1f ms p90 %6.1f ms | containerd p50 %6.1f ms p90 %6.1f ms | p50 ratio %.2fx\n' "$m" \
 		"$(cri berth $m 4)" "$(cri berth $m 6)" "$(cri containerd $m 4)" "$(cri containerd $m 6)" \
 		"$(echo "$(cri berth $m 4) / $(cri containerd $m 4)" | bc -l)"
 done

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -231,5 +232,37 @@ func TestLongChainMounts(t *testing.T) {
 	entries, _ := os.ReadDir(target)
 	if len(entries) != 80 {
 		t.Fatalf("merged view has %d entries, want 80 (one file per layer)", len(entries))
+	}
+}
+
+// Writable-layer usage is measured per snapshot, and in total.
+func TestSnapshotUsage(t *testing.T) {
+	s := newService(t, t.TempDir())
+	addImage(t, s, "img", []string{"docker.io/library/img:1"}, "layer-0")
+	for _, key := range []string{"small", "big"} {
+		rootfs, err := s.PrepareSnapshot(context.Background(), key, "img:1", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key == "big" {
+			if err := os.WriteFile(filepath.Join(rootfs.Upper, "data"), bytes.Repeat([]byte("x"), 100000), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	small, smallInodes, err := s.SnapshotUsage("small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, bigInodes, err := s.SnapshotUsage("big")
+	if err != nil || big < small+100000 || bigInodes != smallInodes+1 {
+		t.Fatalf("big: %d bytes %d inodes (small: %d, %d), %v", big, bigInodes, small, smallInodes, err)
+	}
+	total, _, err := s.SnapshotsUsage()
+	if err != nil || total != small+big {
+		t.Fatalf("total %d, want %d, %v", total, small+big, err)
+	}
+	if _, _, err := s.SnapshotUsage("nonesuch"); !errdefs.IsNotFound(err) {
+		t.Fatalf("missing snapshot: %v", err)
 	}
 }

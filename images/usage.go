@@ -2,11 +2,15 @@ package images
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/containerd/errdefs"
 )
 
 // snapshotUsageTTL is how long a measured writable-layer usage is reused. The
@@ -17,26 +21,59 @@ const snapshotUsageTTL = 10 * time.Second
 type usageCache struct {
 	mu       sync.Mutex
 	at       time.Time
-	bytes    int64
-	inodes   int64
 	measured bool
+	total    usage
+	byKey    map[string]usage
 }
+
+type usage struct{ bytes, inodes int64 }
 
 // SnapshotsUsage returns the disk use of the containers' writable layers,
 // measured at most once per snapshotUsageTTL.
 func (s *Service) SnapshotsUsage() (bytes, inodes int64, err error) {
+	total, _, err := s.measureSnapshots()
+	return total.bytes, total.inodes, err
+}
+
+// SnapshotUsage returns the disk use of one container's writable layer (key
+// is the container ID), from the same measure as SnapshotsUsage. A snapshot
+// that did not exist at the last measure is NotFound.
+func (s *Service) SnapshotUsage(key string) (bytes, inodes int64, err error) {
+	_, byKey, err := s.measureSnapshots()
+	if err != nil {
+		return 0, 0, err
+	}
+	u, ok := byKey[key]
+	if !ok {
+		return 0, 0, fmt.Errorf("snapshot %q: %w", key, errdefs.ErrNotFound)
+	}
+	return u.bytes, u.inodes, nil
+}
+
+// measureSnapshots walks the snapshots dir, one snapshot at a time, unless
+// the last walk is recent enough.
+func (s *Service) measureSnapshots() (usage, map[string]usage, error) {
 	c := &s.snapUsage
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.measured && time.Since(c.at) < snapshotUsageTTL {
-		return c.bytes, c.inodes, nil
+		return c.total, c.byKey, nil
 	}
-	b, n, err := diskUsage(s.snapshotsDir)
-	if err != nil {
-		return 0, 0, err
+	entries, err := os.ReadDir(s.snapshotsDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return usage{}, nil, err
 	}
-	c.bytes, c.inodes, c.at, c.measured = b, n, time.Now(), true
-	return b, n, nil
+	total, byKey := usage{inodes: 1}, map[string]usage{}
+	for _, e := range entries {
+		b, n, err := diskUsage(filepath.Join(s.snapshotsDir, e.Name()))
+		if err != nil {
+			return usage{}, nil, err
+		}
+		byKey[e.Name()] = usage{b, n}
+		total.bytes, total.inodes = total.bytes+b, total.inodes+n
+	}
+	c.total, c.byKey, c.at, c.measured = total, byKey, time.Now(), true
+	return total, byKey, nil
 }
 
 // diskUsage sums the allocated bytes and counts the inodes under dir, counting

@@ -54,9 +54,14 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 		imageStore.Close()
 		return nil, nil, err
 	}
+	stats, err := sandbox.NewStatsReader()
+	if err != nil {
+		imageStore.Close()
+		return nil, nil, err
+	}
 	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network,
 		Images: imageStore, Puller: imageStore, Pods: pods, Containers: containers, Snapshots: imageStore,
-		Shims: runner.NewPool(shimBinary(), filepath.Join(cfg.State, "shims")), StateDir: cfg.State})
+		Shims: runner.NewPool(shimBinary(), filepath.Join(cfg.State, "shims")), StateDir: cfg.State, Stats: stats})
 	srv.Recover(ctx)
 	return srv, func() { srv.Close(); imageStore.Close() }, nil
 }

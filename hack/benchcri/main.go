@@ -10,7 +10,9 @@
 //   - resident memory (RSS, and PSS for shims) of the daemon and of each shim
 //     with -hold pods running
 //     (shims found by -shim, a substring of their command line, and -under,
-//     a path their command line holds).
+//     a path their command line holds);
+//   - ListContainerStats and ListPodSandboxStats with -stats containers
+//     running in the held pods (the kubelet polls them).
 //
 // Each figure is printed as "<metric> p50 <ms> p90 <ms>" or "<metric> <KiB>".
 package main
@@ -33,11 +35,12 @@ import (
 )
 
 type bench struct {
-	ctx    context.Context
-	rc     runtime.RuntimeServiceClient
-	image  string
-	parent string
-	seq    int
+	ctx     context.Context
+	rc      runtime.RuntimeServiceClient
+	image   string
+	parent  string
+	seq     int
+	configs map[string]*runtime.PodSandboxConfig // by pod
 }
 
 func main() {
@@ -50,6 +53,7 @@ func main() {
 	daemon := flag.Int("daemon-pid", 0, "the runtime daemon's pid")
 	shim := flag.String("shim", "", "substring of a shim's command line")
 	under := flag.String("under", "", "path a shim's command line holds")
+	statsFor := flag.Int("stats", 100, "containers running while stats are listed")
 	flag.Parse()
 	conn, err := grpc.NewClient("unix://"+*socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -58,7 +62,8 @@ func main() {
 	defer conn.Close()
 	c, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	b := &bench{ctx: c, rc: runtime.NewRuntimeServiceClient(conn), image: *image, parent: *parent}
+	b := &bench{ctx: c, rc: runtime.NewRuntimeServiceClient(conn), image: *image, parent: *parent,
+		configs: map[string]*runtime.PodSandboxConfig{}}
 	var start, stop []time.Duration
 	for range *cycles {
 		pod, ctr, took := b.startPod()
@@ -94,9 +99,40 @@ func main() {
 	if len(shims) > 0 {
 		fmt.Printf("shims %d shim_rss_kib_avg %d shim_pss_kib_avg %d\n", len(shims), rss/len(shims), pss/len(shims))
 	}
+	extra := b.listStats(held, *statsFor)
 	for _, h := range held {
+		for _, c := range extra[h[0]] {
+			b.removeContainer(c)
+		}
 		b.stopPod(h[0], h[1])
 	}
+}
+
+// listStats adds containers to the held pods until n run, then times the
+// stats lists. It returns the containers it added, by pod.
+func (b *bench) listStats(held [][2]string, n int) map[string][]string {
+	extra := map[string][]string{}
+	for i := len(held); i < n; i++ {
+		pod := held[i%len(held)][0]
+		extra[pod] = append(extra[pod], b.addContainer(pod, fmt.Sprint("extra-", i)))
+	}
+	var ctrTimes, podTimes []time.Duration
+	for range 20 {
+		t0 := time.Now()
+		resp, err := b.rc.ListContainerStats(b.ctx, &runtime.ListContainerStatsRequest{})
+		check("ListContainerStats", err)
+		if len(resp.Stats) < n {
+			log.Fatalf("ListContainerStats listed %d containers, want %d", len(resp.Stats), n)
+		}
+		ctrTimes = append(ctrTimes, time.Since(t0))
+		t0 = time.Now()
+		_, err = b.rc.ListPodSandboxStats(b.ctx, &runtime.ListPodSandboxStatsRequest{})
+		check("ListPodSandboxStats", err)
+		podTimes = append(podTimes, time.Since(t0))
+	}
+	report(fmt.Sprintf("list_container_stats_%d", n), ctrTimes)
+	report(fmt.Sprintf("list_pod_stats_%d", len(held)), podTimes)
+	return extra
 }
 
 func (b *bench) startPod() (pod, ctr string, took time.Duration) {
@@ -112,8 +148,15 @@ func (b *bench) startPod() (pod, ctr string, took time.Duration) {
 	if err != nil {
 		log.Fatalf("RunPodSandbox: %v", err)
 	}
-	c, err := b.rc.CreateContainer(b.ctx, &runtime.CreateContainerRequest{PodSandboxId: p.PodSandboxId, SandboxConfig: podCfg,
-		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "sleep"}, Image: &runtime.ImageSpec{Image: b.image},
+	b.configs[p.PodSandboxId] = podCfg
+	ctr = b.addContainer(p.PodSandboxId, "sleep")
+	return p.PodSandboxId, ctr, time.Since(t0)
+}
+
+// addContainer creates and starts a busybox sleep container in pod.
+func (b *bench) addContainer(pod, name string) string {
+	c, err := b.rc.CreateContainer(b.ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: b.configs[pod],
+		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: b.image},
 			Command: []string{"sleep", "100000"},
 			Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
 				NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}}}})
@@ -123,16 +166,20 @@ func (b *bench) startPod() (pod, ctr string, took time.Duration) {
 	if _, err := b.rc.StartContainer(b.ctx, &runtime.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
 		log.Fatalf("StartContainer: %v", err)
 	}
-	return p.PodSandboxId, c.ContainerId, time.Since(t0)
+	return c.ContainerId
 }
 
-func (b *bench) stopPod(pod, ctr string) time.Duration {
-	t0 := time.Now()
+func (b *bench) removeContainer(ctr string) {
 	_, err := b.rc.StopContainer(b.ctx, &runtime.StopContainerRequest{ContainerId: ctr})
 	check("StopContainer", err)
 	_, err = b.rc.RemoveContainer(b.ctx, &runtime.RemoveContainerRequest{ContainerId: ctr})
 	check("RemoveContainer", err)
-	_, err = b.rc.StopPodSandbox(b.ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+}
+
+func (b *bench) stopPod(pod, ctr string) time.Duration {
+	t0 := time.Now()
+	b.removeContainer(ctr)
+	_, err := b.rc.StopPodSandbox(b.ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
 	check("StopPodSandbox", err)
 	_, err = b.rc.RemovePodSandbox(b.ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
 	check("RemovePodSandbox", err)

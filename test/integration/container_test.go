@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -705,4 +706,98 @@ func TestPodSysctls(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPodGone(t, b, pod)
+}
+
+// Stats of a container that burns a CPU and holds 20 MB (of /dev/shm),
+// checked against its cgroup's files; pod stats with its network and
+// processes; the filters.
+func TestStats(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	logDir := t.TempDir()
+	podCfg := podConfig("stats")
+	podCfg.LogDirectory = logDir
+	pod := runPod(t, rc, podCfg)
+	id := startContainer(t, rc, pod, podCfg, "burner", nil, "sh", "-c",
+		"head -c 5000000 /dev/urandom > /data; (while :; do :; done) & head -c 20000000 /dev/zero > /dev/shm/fill; echo ready; sleep 100000")
+	idle := startContainer(t, rc, pod, podCfg, "idle", func(c *runtime.ContainerConfig) { c.Labels["role"] = "idle" }, "sleep", "100000")
+	waitLog(t, filepath.Join(logDir, "burner.log"), "ready")
+	execSync(t, rc, idle, "ping", "-c", "1", "-W", "1", "10.201.0.1") // some traffic on eth0
+	cgroupValue := func(controller, file, key string) uint64 {
+		t.Helper()
+		data, err := os.ReadFile(fmt.Sprintf("/sys/fs/cgroup/%s/berth/%s/%s/%s", controller, pod, id, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); key == "" && len(f) == 1 || len(f) == 2 && f[0] == key {
+				v, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
+				return v
+			}
+		}
+		t.Fatalf("%s has no %q", file, key)
+		return 0
+	}
+	before := cgroupValue("cpuacct", "cpuacct.usage", "")
+	stats := func() *runtime.ContainerStats {
+		t.Helper()
+		resp, err := rc.ContainerStats(ctxT(t), &runtime.ContainerStatsRequest{ContainerId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Stats
+	}
+	first := stats()
+	after := cgroupValue("cpuacct", "cpuacct.usage", "")
+	if cpu := first.GetCpu().GetUsageCoreNanoSeconds().GetValue(); cpu < before || cpu > after {
+		t.Errorf("CPU %d, the cgroup said %d then %d", cpu, before, after)
+	}
+	usage, inactive := cgroupValue("memory", "memory.usage_in_bytes", ""), cgroupValue("memory", "memory.stat", "total_inactive_file")
+	if ws := first.GetMemory().GetWorkingSetBytes().GetValue(); ws < 20_000_000 || absDiff(ws, usage-inactive) > 2<<20 {
+		t.Errorf("working set %d, the cgroup says %d - %d", ws, usage, inactive)
+	}
+	if wl := first.GetWritableLayer(); wl.GetUsedBytes().GetValue() < 5_000_000 || wl.GetInodesUsed().GetValue() == 0 {
+		t.Errorf("writable layer: %v", wl)
+	}
+	time.Sleep(time.Second)
+	if cores := stats().GetCpu().GetUsageNanoCores().GetValue(); cores < 3e8 {
+		t.Errorf("a busy loop uses %d nanocores", cores)
+	}
+	list := func(f *runtime.ContainerStatsFilter) int {
+		resp, err := rc.ListContainerStats(ctxT(t), &runtime.ListContainerStatsRequest{Filter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Stats)
+	}
+	if all, byPod, byLabel, byID, none := list(nil), list(&runtime.ContainerStatsFilter{PodSandboxId: pod}),
+		list(&runtime.ContainerStatsFilter{LabelSelector: map[string]string{"role": "idle"}}), list(&runtime.ContainerStatsFilter{Id: id}),
+		list(&runtime.ContainerStatsFilter{LabelSelector: map[string]string{"role": "none"}}); all != 2 || byPod != 2 || byLabel != 1 || byID != 1 || none != 0 {
+		t.Errorf("listed %d, by pod %d, by label %d, by id %d, by a label no one has %d", all, byPod, byLabel, byID, none)
+	}
+	ps, err := rc.PodSandboxStats(ctxT(t), &runtime.PodSandboxStatsRequest{PodSandboxId: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ps.GetStats().GetLinux()
+	if l.GetProcess().GetProcessCount().GetValue() < 3 || l.GetMemory().GetWorkingSetBytes().GetValue() < 20_000_000 || len(l.GetContainers()) != 2 ||
+		l.GetNetwork().GetDefaultInterface().GetName() != "eth0" || l.GetNetwork().GetDefaultInterface().GetTxBytes().GetValue() == 0 {
+		t.Errorf("pod stats: %v", l)
+	}
+	if resp, err := rc.ListPodSandboxStats(ctxT(t), &runtime.ListPodSandboxStatsRequest{}); err != nil || len(resp.Stats) != 1 {
+		t.Errorf("ListPodSandboxStats = %v, %v", resp, err)
+	}
+	if _, err := rc.ContainerStats(ctxT(t), &runtime.ContainerStatsRequest{ContainerId: "nonesuch"}); status.Code(err) != codes.NotFound {
+		t.Errorf("stats of a missing container: %v", err)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+func absDiff(a, b uint64) uint64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }

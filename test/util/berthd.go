@@ -127,7 +127,27 @@ func restoreForwarding(t *testing.T) {
 		if !portmapBefore {
 			removePortmapChains()
 		}
+		removeSubnetMasquerade()
 	})
+}
+
+// removeSubnetMasquerade removes the masquerade rules the bridge plugin made
+// for pods of TestSubnet that a failed test left attached: the POSTROUTING
+// jump and its chain.
+func removeSubnetMasquerade() {
+	prefix := strings.TrimSuffix(TestSubnet, "0/24")
+	for _, line := range strings.Split(natRules(), "\n") {
+		f := ruleFields(line)
+		if len(f) < 6 || f[0] != "-A" || f[1] != "POSTROUTING" || f[2] != "-s" || !strings.HasPrefix(f[3], prefix) ||
+			!strings.HasPrefix(f[len(f)-1], "CNI-") {
+			continue
+		}
+		chain := f[len(f)-1]
+		_ = exec.Command("iptables", append([]string{"-w", "-t", "nat", "-D"}, f[1:]...)...).Run()
+		if exec.Command("iptables", "-w", "-t", "nat", "-F", chain).Run() == nil {
+			_ = exec.Command("iptables", "-w", "-t", "nat", "-X", chain).Run()
+		}
+	}
 }
 
 func natRules() string {

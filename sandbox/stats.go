@@ -1,0 +1,61 @@
+package sandbox
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/berth-cri/berth/sandbox/cgroups"
+)
+
+// InterfaceStats are a network interface's counters.
+type InterfaceStats struct {
+	Name                                 string
+	RxBytes, RxErrors, TxBytes, TxErrors uint64
+}
+
+// StatsReader reads the resource use of pods and containers: cgroups and
+// the interfaces of pinned network namespaces.
+type StatsReader struct{ cgroups *cgroups.Reader }
+
+// NewStatsReader probes the host's cgroup layout.
+func NewStatsReader() (*StatsReader, error) {
+	r, err := cgroups.NewReader()
+	if err != nil {
+		return nil, err
+	}
+	return &StatsReader{cgroups: r}, nil
+}
+
+// Cgroup reads the stats of the cgroup at path (see cgroups.Reader.Stats).
+func (r *StatsReader) Cgroup(path string) (*cgroups.Stats, error) { return r.cgroups.Stats(path) }
+
+// Network reads the counters of the interfaces (but loopback) of the network
+// namespace pinned at pin, over netlink, without entering it.
+func (r *StatsReader) Network(pin string) ([]InterfaceStats, error) {
+	ns, err := netns.GetFromPath(pin)
+	if err != nil {
+		return nil, fmt.Errorf("network namespace %s: %w", pin, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", pin, err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("interfaces in %s: %w", pin, err)
+	}
+	var out []InterfaceStats
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Name == "lo" || a.Statistics == nil {
+			continue
+		}
+		out = append(out, InterfaceStats{Name: a.Name, RxBytes: a.Statistics.RxBytes, RxErrors: a.Statistics.RxErrors,
+			TxBytes: a.Statistics.TxBytes, TxErrors: a.Statistics.TxErrors})
+	}
+	return out, nil
+}
