@@ -12,6 +12,8 @@ BERTH_CACHE ?= /var/cache/berth-dev
 BERTH_BIN   := $(BERTH_CACHE)/bin
 BERTH_REGISTRY ?= 127.0.0.1:5000
 export BERTH_CACHE BERTH_REGISTRY
+# libcontainer's seccomp support (cgo, libseccomp from hack/install-deps.sh).
+export GOFLAGS := -tags=seccomp
 
 # Fuzz targets run briefly by `make test`: package:FuzzName.
 FUZZ_TARGETS := $(shell grep -lr --include='*_test.go' '^func Fuzz' . 2>/dev/null | xargs -r grep -ho '^func Fuzz[A-Za-z0-9_]*' | sort -u | sed 's/^func //')

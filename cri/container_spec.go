@@ -128,6 +128,10 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 	if err != nil {
 		return nil, err
 	}
+	profile, err := seccompProfile(sc)
+	if err != nil {
+		return nil, err
+	}
 	return spec.Build(spec.Input{
 		Config: cfg, User: user, Hostname: pod.Spec.Hostname, Rootfs: rootfs, Namespaces: ns,
 		Image:  spec.ImageConfig{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, Env: img.Config.Env, WorkingDir: img.Config.WorkingDir},
@@ -137,7 +141,19 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 		CgroupsPath:    cgroupParent(pod) + "/" + id,
 		MinOOMScoreAdj: container.OwnOOMScoreAdj(),
 		Host:           host,
+		Seccomp:        profile,
 	})
+}
+
+// seccompProfile resolves the container's seccomp profile, reading a
+// Localhost one from the host (a privileged container runs without).
+func seccompProfile(sc *runtime.LinuxContainerSecurityContext) (spec.Seccomp, error) {
+	kind, path, err := spec.SeccompChoice(sc)
+	if err != nil || kind != spec.SeccompLocalhost || sc.GetPrivileged() {
+		return spec.Seccomp{Kind: kind}, err
+	}
+	data, err := container.ReadProfile(path)
+	return spec.Seccomp{Kind: kind, Profile: data}, err
 }
 
 // hostLimits is what a container may get from the host: berthd's own

@@ -3,12 +3,14 @@ package container
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
@@ -82,6 +84,27 @@ func UserFiles(rootfs string) (passwd, group []byte, err error) {
 	}
 	group, err = read("/etc/group")
 	return passwd, group, err
+}
+
+// maxProfile is the largest security profile file read.
+const maxProfile = 1 << 20
+
+// ReadProfile reads a security profile file (a seccomp Localhost profile)
+// the pod spec names; a missing or oversized one is InvalidArgument.
+func ReadProfile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxProfile+1))
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", path, err)
+	}
+	if len(data) > maxProfile {
+		return nil, fmt.Errorf("profile %s is over %d bytes: %w", path, maxProfile, errdefs.ErrInvalidArgument)
+	}
+	return data, nil
 }
 
 // PrepareLogPath makes the directory of a container's log file.

@@ -41,6 +41,9 @@ type Input struct {
 	MinOOMScoreAdj int
 	// Host bounds the capabilities and devices a container may get.
 	Host Host
+	// Seccomp is the profile the security context asks for (see
+	// SeccompChoice); privileged containers run without one.
+	Seccomp Seccomp
 }
 
 // Built is the spec with the warnings building it produced.
@@ -79,6 +82,9 @@ func Build(in Input) (*Built, error) {
 		applyPrivileged(s, in.Host)
 	} else {
 		applyPaths(s, sc)
+		if s.Linux.Seccomp, err = seccomp(in.Seccomp, process.Capabilities.Bounding); err != nil {
+			return nil, err
+		}
 	}
 	if _, joinsUTS := in.Namespaces[specs.UTSNamespace]; !joinsUTS {
 		s.Hostname = in.Hostname // a joined UTS namespace keeps the pod's

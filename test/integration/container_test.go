@@ -227,6 +227,7 @@ func TestContainerLifecycle(t *testing.T) {
 func TestContainerExitsAreReported(t *testing.T) {
 	b, _, rc := containerBerthd(t)
 	podCfg := podConfig("exits")
+	podCfg.LogDirectory = t.TempDir()
 	pod := runPod(t, rc, podCfg)
 	done := startContainer(t, rc, pod, podCfg, "done", nil, "true")
 	failed := startContainer(t, rc, pod, podCfg, "failed", nil, "sh", "-c", "exit 3")
@@ -235,7 +236,7 @@ func TestContainerExitsAreReported(t *testing.T) {
 	}, "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1")
 	termed := startContainer(t, rc, pod, podCfg, "termed", func(c *runtime.ContainerConfig) {
 		c.StopSignal = runtime.Signal_SIGNAL_SIGUSR1
-	}, "sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.1; done")
+	}, "sh", "-c", "trap 'exit 42' USR1; echo trapped; while true; do sleep 0.1; done")
 	for id, want := range map[string]struct {
 		code   int32
 		reason string
@@ -245,6 +246,7 @@ func TestContainerExitsAreReported(t *testing.T) {
 			t.Errorf("%s: exit %d reason %q, want %d %q", st.Metadata.Name, st.ExitCode, st.Reason, want.code, want.reason)
 		}
 	}
+	waitLog(t, filepath.Join(podCfg.LogDirectory, "termed.log"), "trapped") // USR1 before the trap would kill sh
 	if st := containerStatus(t, rc, termed); st.StopSignal != runtime.Signal_SIGNAL_SIGUSR1 {
 		t.Errorf("stop signal reported %v", st.StopSignal)
 	}
@@ -800,4 +802,65 @@ func absDiff(a, b uint64) uint64 {
 		return a - b
 	}
 	return b - a
+}
+
+// Seccomp: the default profile filters (a new user namespace is refused),
+// unconfined does not, a Localhost profile applies, privileged ignores it.
+func TestSeccomp(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("seccomp")
+	pod := runPod(t, rc, podCfg)
+	profile := filepath.Join(t.TempDir(), "block-chmod.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction": "SCMP_ACT_ALLOW",
+		"syscalls": [{"names": ["chmod", "fchmodat", "fchmodat2"], "action": "SCMP_ACT_ERRNO"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withProfile := func(p *runtime.SecurityProfile, privileged bool) func(*runtime.ContainerConfig) {
+		return func(c *runtime.ContainerConfig) {
+			c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Seccomp: p, Privileged: privileged}}
+		}
+	}
+	def := startContainer(t, rc, pod, podCfg, "default", withProfile(&runtime.SecurityProfile{}, false), "sleep", "100000")
+	unconfined := startContainer(t, rc, pod, podCfg, "unconfined", withProfile(nil, false), "sleep", "100000")
+	local := startContainer(t, rc, pod, podCfg, "local", withProfile(&runtime.SecurityProfile{
+		ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: profile}, false), "sleep", "100000")
+	privCfg := podConfig("seccomppriv") // privileged in a pod of its own (see TestCapabilitiesAndPrivileged)
+	privPod := runPod(t, rc, privCfg)
+	priv := startContainer(t, rc, privPod, privCfg, "priv", withProfile(&runtime.SecurityProfile{
+		ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: profile}, true), "sleep", "100000")
+	mode := func(id string) string {
+		r := execSync(t, rc, id, "grep", "^Seccomp:", "/proc/self/status")
+		return strings.TrimSpace(strings.TrimPrefix(string(r.Stdout), "Seccomp:"))
+	}
+	if m, u := mode(def), mode(unconfined); m != "2" || u != "0" {
+		t.Errorf("seccomp mode: default %q, unconfined %q", m, u)
+	}
+	if r := execSync(t, rc, def, "busybox", "unshare", "-U", "true"); r.ExitCode == 0 {
+		t.Error("the default profile let a container make a user namespace")
+	}
+	if r := execSync(t, rc, unconfined, "busybox", "unshare", "-U", "true"); r.ExitCode != 0 {
+		t.Errorf("an unconfined container could not make a user namespace: %s", r.Stderr)
+	}
+	if r := execSync(t, rc, local, "chmod", "600", "/etc/hostname"); r.ExitCode == 0 || !strings.Contains(string(r.Stderr), "not permitted") {
+		t.Errorf("the localhost profile let chmod through: %d %s", r.ExitCode, r.Stderr)
+	}
+	if r := execSync(t, rc, priv, "touch", "/tmp/f"); r.ExitCode != 0 {
+		t.Fatal(string(r.Stderr))
+	}
+	if r := execSync(t, rc, priv, "chmod", "600", "/tmp/f"); r.ExitCode != 0 || mode(priv) != "0" {
+		t.Errorf("a privileged container was filtered: %d %s", r.ExitCode, r.Stderr)
+	}
+	_, err := rc.CreateContainer(ctxT(t), &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podCfg,
+		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "missing"}, Image: &runtime.ImageSpec{Image: busyboxImage},
+			Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Seccomp: &runtime.SecurityProfile{
+				ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: "/nonexistent/profile.json"}}}}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a missing localhost profile: %v, want InvalidArgument", err)
+	}
+	for _, p := range []string{pod, privPod} {
+		if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertPodGone(t, b, pod, privPod)
 }
