@@ -7,6 +7,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/cri/config"
+	"github.com/berth-cri/berth/cri/streaming"
 )
 
 // NetworkStatus tells whether the pod network is usable (implemented by cni.Manager).
@@ -58,6 +59,7 @@ type Server struct {
 	stateDir   string
 	stats      StatsReader
 	cpuSamples cpuSamples
+	streaming  *streaming.Server
 
 	podNames, containerNames *names
 
@@ -100,6 +102,11 @@ var (
 	_ runtime.ImageServiceServer   = (*Server)(nil)
 )
 
-// Close stops the server's background work (the shims' exit watchers); the
-// shims and their containers go on.
-func (s *Server) Close() { s.stopBg() }
+// Close stops the server's background work (the shims' exit watchers, the
+// streaming sessions); the shims and their containers go on.
+func (s *Server) Close() {
+	s.stopBg()
+	if s.streaming != nil {
+		_ = s.streaming.Stop()
+	}
+}

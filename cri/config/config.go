@@ -25,6 +25,8 @@ type Config struct {
 	CNI CNI `toml:"cni" json:"cni"`
 	// Image configures pulls and the image store.
 	Image Image `toml:"image" json:"image"`
+	// Streaming configures the exec / attach / port-forward server.
+	Streaming Streaming `toml:"streaming" json:"streaming"`
 	// Registries holds per-registry-host settings, keyed by host[:port].
 	Registries map[string]Registry `toml:"registries" json:"registries,omitempty"`
 
@@ -52,6 +54,14 @@ type Image struct {
 	PinnedImages []string `toml:"pinned_images" json:"pinned_images"`
 	// RegistryConfigPath is a containerd-style certs.d directory of <host>/hosts.toml.
 	RegistryConfigPath string `toml:"registry_config_path" json:"registry_config_path"`
+}
+
+// Streaming is the [streaming] table: where the server the kubelet proxies
+// exec, attach and port-forward sessions to listens.
+type Streaming struct {
+	Address string `toml:"address" json:"address"`
+	// Port is a number; "0" picks a free port at each start.
+	Port string `toml:"port" json:"port"`
 }
 
 // Registry is one [registries."host"] table.
@@ -99,6 +109,7 @@ func Default() *Config {
 			PullProgressTimeout:    Duration(time.Minute),
 			PinnedImages:           []string{},
 		},
+		Streaming: Streaming{Address: "127.0.0.1", Port: "0"},
 	}
 }
 

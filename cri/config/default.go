@@ -66,6 +66,15 @@ pinned_images = {{qs .Image.PinnedImages}}
 # and [host."https://mirror"] tables (capabilities, skip_verify, ca). Empty: none.
 registry_config_path = {{q .Image.RegistryConfigPath}}
 
+# The streaming server: the kubelet proxies exec, attach and port-forward
+# sessions to it (URLs are valid once, for a minute).
+[streaming]
+# Its IP address; keep it on loopback unless something else must reach it.
+address = {{q .Streaming.Address}}
+
+# Its port; "0" picks a free one at each start.
+port = {{q .Streaming.Port}}
+
 # Per-registry settings, one table per host[:port]; none by default. Example:
 #
 # [registries."registry.k8s.io"]

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,12 @@ func (c *Config) Validate() error {
 	}
 	c.validateCNI(bad)
 	c.validateImage(bad)
+	if net.ParseIP(c.Streaming.Address) == nil {
+		bad("streaming.address", c.Streaming.Address, "must be an IP address such as 127.0.0.1")
+	}
+	if p, err := strconv.ParseUint(c.Streaming.Port, 10, 16); err != nil || p > 65535 {
+		bad("streaming.port", c.Streaming.Port, "must be a port number, or 0 for a free one")
+	}
 	return errors.Join(errs...)
 }
 

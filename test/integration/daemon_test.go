@@ -96,7 +96,7 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	ctx := ctxT(t)
 	calls := map[string]error{}
 	_, calls["Exec"] = rc.Exec(ctx, &runtime.ExecRequest{})
-	_, calls["PortForward"] = rc.PortForward(ctx, &runtime.PortForwardRequest{})
+	_, calls["ListMetricDescriptors"] = rc.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
 	_, calls["Attach"] = rc.Attach(ctx, &runtime.AttachRequest{})
 	for rpc, err := range calls {
 		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), rpc) {
