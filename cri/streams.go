@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	utilexec "k8s.io/utils/exec"
 
 	"github.com/berth-cri/berth/cri/streaming"
 	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/container"
+	"github.com/berth-cri/berth/sandbox/runner"
 )
 
 // StartStreaming starts the server of exec, attach and port-forward sessions
@@ -30,6 +36,25 @@ func (s *Server) streamer() (*streaming.Server, error) {
 		return nil, fmt.Errorf("the streaming server is not running: %w", errdefs.ErrUnavailable)
 	}
 	return s.streaming, nil
+}
+
+// Exec returns the URL of an interactive exec session in a running
+// container.
+func (s *Server) Exec(ctx context.Context, req *runtime.ExecRequest) (*runtime.ExecResponse, error) {
+	if len(req.GetCmd()) == 0 {
+		return nil, fmt.Errorf("exec needs a command: %w", errdefs.ErrInvalidArgument)
+	}
+	if !req.GetStdin() && !req.GetStdout() && !req.GetStderr() {
+		return nil, fmt.Errorf("exec needs one of stdin, stdout and stderr: %w", errdefs.ErrInvalidArgument)
+	}
+	if _, _, err := s.runningContainer(ctx, req.GetContainerId()); err != nil {
+		return nil, err
+	}
+	st, err := s.streamer()
+	if err != nil {
+		return nil, err
+	}
+	return st.GetExec(req)
 }
 
 // PortForward returns the URL of a port-forward session into a ready pod.
@@ -51,9 +76,116 @@ func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardReques
 // streamRuntime runs the sessions of the streaming server.
 type streamRuntime struct{ s *Server }
 
-// Exec sessions are not built yet (the Exec RPC says so before any URL).
-func (r *streamRuntime) Exec(context.Context, string, []string, io.Reader, io.WriteCloser, io.WriteCloser, bool, <-chan streaming.TerminalSize) error {
-	return errdefs.ErrNotImplemented
+// Exec runs cmd in a running container with the session's streams, through
+// FIFOs the shim connects the process (or its terminal) to, and returns its
+// exit code as an ExitError. When the session ends first (the client went
+// away), the process is killed.
+func (r *streamRuntime) Exec(ctx context.Context, containerID string, cmd []string, in io.Reader, out, errw io.WriteCloser,
+	tty bool, resize <-chan streaming.TerminalSize) error {
+	c, shim, err := r.s.runningContainer(ctx, containerID)
+	if err != nil {
+		return err
+	}
+	execID := newID()[:32]
+	f, err := container.NewFifos(filepath.Join(r.s.stateDir, "io", execID), in != nil, out != nil, errw != nil && !tty)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	args := runner.ExecStartArgs{ID: c.ID, ExecID: execID, Args: cmd, TTY: tty,
+		Stdin: f.StdinPath, Stdout: f.StdoutPath, Stderr: f.StderrPath}
+	if tty {
+		if size, ok := firstSize(resize); ok {
+			args.Width, args.Height = size.Width, size.Height
+		}
+	}
+	if err := shim.ExecStart(ctx, args); err != nil {
+		return err
+	}
+	log.G(ctx).WithFields(log.Fields{"container": c.ID, "exec": execID, "cmd": cmd, "tty": tty}).Debug("exec session")
+	copying := copyStreams(f, in, out, errw)
+	go forwardResize(context.WithoutCancel(ctx), shim, execID, resize)
+	code, err := waitSession(ctx, shim, execID)
+	waitTimeout(copying, outputGrace) // what the process wrote last
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
+	}
+	return nil
+}
+
+// outputGrace is how long the last output is awaited after the process
+// exited (a child it left behind may hold the streams open).
+const outputGrace = 2 * time.Second
+
+// firstSize takes the terminal size the client sends first, if it came.
+func firstSize(resize <-chan streaming.TerminalSize) (streaming.TerminalSize, bool) {
+	select {
+	case size, ok := <-resize:
+		return size, ok
+	case <-time.After(100 * time.Millisecond):
+		return streaming.TerminalSize{}, false
+	}
+}
+
+func forwardResize(ctx context.Context, shim *runner.Client, execID string, resize <-chan streaming.TerminalSize) {
+	for size := range resize {
+		if err := shim.Resize(ctx, execID, size.Width, size.Height); err != nil {
+			return // the session ended
+		}
+	}
+}
+
+// copyStreams copies the client's stdin into the stdin FIFO (closing it at
+// the client's EOF) and the output FIFOs to the client, until their EOF.
+func copyStreams(f *container.Fifos, in io.Reader, out, errw io.WriteCloser) *sync.WaitGroup {
+	if f.Stdin != nil {
+		go func() {
+			_, _ = io.Copy(f.Stdin, in)
+			f.CloseStdin()
+		}()
+	}
+	var copying sync.WaitGroup
+	for _, s := range []struct {
+		from *os.File
+		to   io.Writer
+	}{{f.Stdout, out}, {f.Stderr, errw}} {
+		if s.from != nil {
+			copying.Add(1)
+			go func() { defer copying.Done(); _, _ = io.Copy(s.to, s.from) }()
+		}
+	}
+	return &copying
+}
+
+// waitSession waits for the session's process; when ctx ends first, it is
+// killed and reaped.
+func waitSession(ctx context.Context, shim *runner.Client, execID string) (int, error) {
+	bg := context.WithoutCancel(ctx)
+	for {
+		w, err := shim.ExecWait(bg, execID, time.Second)
+		if err != nil {
+			return 0, err
+		}
+		if w.Exited {
+			return w.ExitCode, nil
+		}
+		if ctx.Err() != nil {
+			_ = shim.ExecKill(bg, execID)
+		}
+	}
+}
+
+// waitTimeout waits for wg, at most d.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // Attach sessions are not built yet (the Attach RPC says so before any URL).

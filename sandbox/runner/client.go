@@ -95,6 +95,29 @@ func (c *Client) Exec(ctx context.Context, id string, args []string, timeout tim
 	return r, err
 }
 
+// ExecStart starts an interactive process in a running container.
+func (c *Client) ExecStart(ctx context.Context, args ExecStartArgs) error {
+	return c.call(ctx, "ExecStart", args, &Empty{})
+}
+
+// ExecWait waits at most timeout for an exec session's process to exit; an
+// exited session is forgotten once reported.
+func (c *Client) ExecWait(ctx context.Context, execID string, timeout time.Duration) (ExecWaitReply, error) {
+	var r ExecWaitReply
+	err := c.call(ctx, "ExecWait", ExecWaitArgs{ExecID: execID, Timeout: timeout}, &r)
+	return r, err
+}
+
+// ExecKill kills an exec session's process.
+func (c *Client) ExecKill(ctx context.Context, execID string) error {
+	return c.call(ctx, "ExecKill", ExecIDArgs{ExecID: execID}, &Empty{})
+}
+
+// Resize sets the terminal size of an exec session.
+func (c *Client) Resize(ctx context.Context, execID string, width, height uint16) error {
+	return c.call(ctx, "Resize", ResizeArgs{ExecID: execID, Width: width, Height: height}, &Empty{})
+}
+
 // Delete removes a container (killing it if needed).
 func (c *Client) Delete(ctx context.Context, id string) error {
 	return c.call(ctx, "Delete", IDArgs{ID: id}, &Empty{})

@@ -110,6 +110,40 @@ type ExecReply struct {
 	TimedOut       bool
 }
 
+// ExecStartArgs start an interactive process (ExecID names the session) in a
+// running container. Its streams are FIFOs the caller made and opened first
+// (stdin for writing, the outputs for reading); "" leaves a stream out. With
+// TTY the process gets a terminal of Width x Height, whose output goes to
+// Stdout.
+type ExecStartArgs struct {
+	ID, ExecID            string
+	Args                  []string
+	TTY                   bool
+	Stdin, Stdout, Stderr string
+	Width, Height         uint16
+}
+
+// ExecIDArgs name an exec session.
+type ExecIDArgs struct{ ExecID string }
+
+// ExecWaitArgs wait at most Timeout for an exec session's process to exit.
+type ExecWaitArgs struct {
+	ExecID  string
+	Timeout time.Duration
+}
+
+// ExecWaitReply says whether the process exited, and its exit code.
+type ExecWaitReply struct {
+	Exited   bool
+	ExitCode int
+}
+
+// ResizeArgs set the terminal size of an exec session.
+type ResizeArgs struct {
+	ExecID        string
+	Width, Height uint16
+}
+
 // WaitReply says whether the container exited, and how.
 type WaitReply struct {
 	Exited bool

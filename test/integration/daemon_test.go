@@ -95,7 +95,7 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	rc, _ := b.Clients(t)
 	ctx := ctxT(t)
 	calls := map[string]error{}
-	_, calls["Exec"] = rc.Exec(ctx, &runtime.ExecRequest{})
+	_, calls["UpdatePodSandboxResources"] = rc.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{})
 	_, calls["ListMetricDescriptors"] = rc.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
 	_, calls["Attach"] = rc.Attach(ctx, &runtime.AttachRequest{})
 	for rpc, err := range calls {

@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/test/util"
@@ -95,4 +98,47 @@ func TestPortForward(t *testing.T) {
 		}
 	}
 	assertPodGone(t, b, pod, hostPod)
+}
+
+// crictl exec: output, stderr and exit code; stdin; a terminal (crictl run
+// under script(1), which gives it one).
+func TestExecSessions(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("exec")
+	pod := runPod(t, rc, podCfg)
+	id := startContainer(t, rc, pod, podCfg, "main", nil, "sleep", "100000")
+	var stdout, stderr strings.Builder
+	cmd := crictlCmd(t, b, "exec", id, "sh", "-c", "echo out; echo err >&2; exit 3")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run() // crictl reports the exit code in a message and exits 1
+	if err == nil || stdout.String() != "out\n" || !strings.Contains(stderr.String(), "err\n") ||
+		!strings.Contains(stderr.String(), "exit code 3") {
+		t.Errorf("exec: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+	cmd = crictlCmd(t, b, "exec", "-i", id, "sh", "-c", "cat; echo done")
+	cmd.Stdin = strings.NewReader("hello\nworld\n")
+	if out, err := cmd.Output(); err != nil || string(out) != "hello\nworld\ndone\n" {
+		t.Errorf("exec with stdin: %q, %v", out, err)
+	}
+	line := fmt.Sprintf("%s --runtime-endpoint unix://%s exec -it %s sh -c 'tty; stty size'", os.Getenv("CRICTL"), b.Socket, id)
+	out, err := exec.Command("script", "-qec", "stty cols 123 rows 45; "+line, "/dev/null").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "/dev/pts/") || !strings.Contains(string(out), "45 123") {
+		t.Errorf("exec with a terminal: %q, %v", out, err)
+	}
+	if _, err := rc.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Cmd: []string{"true"}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("exec without a stream: %v", err)
+	}
+	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("exec in an exited container: %v", err)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+	if entries, _ := os.ReadDir(filepath.Join(b.State, "io")); len(entries) != 0 {
+		t.Errorf("session FIFOs left: %d", len(entries))
+	}
 }

@@ -39,6 +39,8 @@ type Containers struct {
 	changed chan struct{}
 	// execs are the pids of exec'd processes that libcontainer waits for.
 	execs map[int]bool
+	// sessions are the interactive execs, by exec ID.
+	sessions map[string]*session
 	// startMu is held from an init's start to its registration, so that the
 	// orphan reaper never takes an init for an orphan (reap.go).
 	startMu sync.Mutex
@@ -66,7 +68,8 @@ func NewContainers(root string) (*Containers, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
-	return &Containers{root: root, ctrs: map[string]*container{}, changed: make(chan struct{}), execs: map[int]bool{}}, nil
+	return &Containers{root: root, ctrs: map[string]*container{}, changed: make(chan struct{}), execs: map[int]bool{},
+		sessions: map[string]*session{}}, nil
 }
 
 // Create makes the container and its init process, stopped before exec, with
@@ -225,13 +228,8 @@ func (s *stdio) close() {
 // terminal, or pipes for stdout and stderr and, with stdin, for stdin
 // (/dev/null otherwise).
 func newProcess(sp *specs.Process, terminal, stdin bool) (_ *libcontainer.Process, _ *stdio, retErr error) {
-	p := &libcontainer.Process{
-		Args: sp.Args, Env: sp.Env, Cwd: sp.Cwd,
-		UID: int(sp.User.UID), GID: int(sp.User.GID), Init: true,
-	}
-	for _, g := range sp.User.AdditionalGids {
-		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
-	}
+	p := baseProcess(sp, sp.Args)
+	p.Init = true
 	st := &stdio{}
 	defer func() {
 		if retErr != nil {
@@ -262,6 +260,16 @@ func newProcess(sp *specs.Process, terminal, stdin bool) (_ *libcontainer.Proces
 		p.Stdin = st.childEnds[2]
 	}
 	return p, st, nil
+}
+
+// baseProcess runs args as sp's user, with its environment and working dir,
+// with no stdio yet.
+func baseProcess(sp *specs.Process, args []string) *libcontainer.Process {
+	p := &libcontainer.Process{Args: args, Env: sp.Env, Cwd: sp.Cwd, UID: int(sp.User.UID), GID: int(sp.User.GID)}
+	for _, g := range sp.User.AdditionalGids {
+		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
+	}
+	return p
 }
 
 // wait records the init's exit, durably, once its output is fully logged.

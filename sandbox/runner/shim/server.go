@@ -95,6 +95,28 @@ func (s *Service) Exec(args runner.ExecArgs, reply *runner.ExecReply) error {
 	return nil
 }
 
+// ExecStart starts an interactive exec session.
+func (s *Service) ExecStart(args runner.ExecStartArgs, _ *runner.Empty) error {
+	return runner.EncodeError(s.cs.ExecStart(args))
+}
+
+// ExecWait waits for a session's process.
+func (s *Service) ExecWait(args runner.ExecWaitArgs, reply *runner.ExecWaitReply) error {
+	r, err := s.cs.ExecWait(args.ExecID, args.Timeout)
+	*reply = r
+	return runner.EncodeError(err)
+}
+
+// ExecKill kills a session's process.
+func (s *Service) ExecKill(args runner.ExecIDArgs, _ *runner.Empty) error {
+	return runner.EncodeError(s.cs.ExecKill(args.ExecID))
+}
+
+// Resize sets a session's terminal size.
+func (s *Service) Resize(args runner.ResizeArgs, _ *runner.Empty) error {
+	return runner.EncodeError(s.cs.Resize(args.ExecID, args.Width, args.Height))
+}
+
 // Delete removes a container.
 func (s *Service) Delete(args runner.IDArgs, _ *runner.Empty) error {
 	return runner.EncodeError(s.cs.Delete(args.ID))
@@ -128,6 +150,10 @@ func (s *Service) handlers() map[string]handler {
 		name("List"):      method(s.List),
 		name("ReopenLog"): method(s.ReopenLog),
 		name("Exec"):      method(s.Exec),
+		name("ExecStart"): method(s.ExecStart),
+		name("ExecWait"):  method(s.ExecWait),
+		name("ExecKill"):  method(s.ExecKill),
+		name("Resize"):    method(s.Resize),
 		name("Delete"):    method(s.Delete),
 		name("Shutdown"):  method(s.Shutdown),
 	}

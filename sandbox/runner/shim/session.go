@@ -1,0 +1,223 @@
+package shim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-cri/berth/sandbox/runner"
+)
+
+// session is an interactive exec: its process, its terminal (if any) and,
+// once it ended, its exit code.
+type session struct {
+	process *libcontainer.Process
+	console *os.File
+	done    chan struct{}
+	code    int
+}
+
+// fifos are our ends of a session's FIFOs (nil for a stream left out).
+type fifos struct{ stdin, stdout, stderr *os.File }
+
+func (f *fifos) close() {
+	for _, file := range []*os.File{f.stdin, f.stdout, f.stderr} {
+		if file != nil {
+			file.Close()
+		}
+	}
+}
+
+// openFifos opens the caller's FIFOs without blocking: it has them open on
+// its side already; a FIFO nobody reads fails instead of hanging the shim.
+func openFifos(a runner.ExecStartArgs) (*fifos, error) {
+	f := &fifos{}
+	for _, s := range []struct {
+		path string
+		file **os.File
+		flag int
+	}{{a.Stdin, &f.stdin, os.O_RDONLY}, {a.Stdout, &f.stdout, os.O_WRONLY}, {a.Stderr, &f.stderr, os.O_WRONLY}} {
+		if s.path == "" {
+			continue
+		}
+		file, err := os.OpenFile(s.path, s.flag|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			f.close()
+			return nil, fmt.Errorf("open %s: %w", s.path, err)
+		}
+		*s.file = file
+	}
+	return f, nil
+}
+
+// ExecStart starts an interactive process in a running container, its stdio
+// on the caller's FIFOs, or on a terminal whose I/O the shim copies to and
+// from them.
+func (cs *Containers) ExecStart(a runner.ExecStartArgs) error {
+	c, err := cs.running(a.ID)
+	if err != nil {
+		return err
+	}
+	if len(a.Args) == 0 || a.ExecID == "" {
+		return fmt.Errorf("exec needs an ID and a command: %w", errdefs.ErrInvalidArgument)
+	}
+	cs.mu.Lock()
+	_, taken := cs.sessions[a.ExecID]
+	cs.mu.Unlock()
+	if taken {
+		return fmt.Errorf("exec session %s: %w", a.ExecID, errdefs.ErrAlreadyExists)
+	}
+	f, err := openFifos(a)
+	if err != nil {
+		return err
+	}
+	p := baseProcess(c.spec, a.Args)
+	s := &session{process: p, done: make(chan struct{})}
+	var pid int
+	if a.TTY {
+		pid, err = cs.startTerminal(c, p, a, f, s)
+	} else {
+		pid, err = cs.startPlain(c, p, f)
+	}
+	if err != nil {
+		f.close()
+		return fmt.Errorf("exec in %s: %w", a.ID, err)
+	}
+	cs.mu.Lock()
+	cs.sessions[a.ExecID] = s
+	cs.mu.Unlock()
+	go cs.endSession(s, pid, f)
+	return nil
+}
+
+// startPlain gives the process the FIFOs themselves as stdio (set blocking,
+// as a process expects); the shim keeps no copy.
+func (cs *Containers) startPlain(c *container, p *libcontainer.Process, f *fifos) (int, error) {
+	if f.stdin != nil {
+		p.Stdin = blocking(f.stdin)
+	}
+	if f.stdout != nil {
+		p.Stdout = blocking(f.stdout)
+	}
+	if f.stderr != nil {
+		p.Stderr = blocking(f.stderr)
+	}
+	pid, err := cs.run(c.c, p)
+	if err == nil {
+		f.close()
+	}
+	return pid, err
+}
+
+func blocking(f *os.File) *os.File {
+	f.Fd() // leaves the descriptor in blocking mode
+	return f
+}
+
+// startTerminal runs the process on a new terminal and copies its output to
+// the stdout FIFO and the stdin FIFO to it.
+func (cs *Containers) startTerminal(c *container, p *libcontainer.Process, a runner.ExecStartArgs, f *fifos, s *session) (int, error) {
+	ours, theirs, err := consoleSocket()
+	if err != nil {
+		return 0, err
+	}
+	defer ours.Close()
+	p.ConsoleSocket, p.ConsoleWidth, p.ConsoleHeight = theirs, a.Width, a.Height
+	pid, err := cs.run(c.c, p)
+	theirs.Close()
+	if err != nil {
+		return 0, err
+	}
+	master, err := receiveConsole(ours)
+	if err != nil {
+		_ = p.Signal(syscall.SIGKILL)
+		_, _ = p.Wait()
+		cs.forgetExec(pid)
+		return 0, err
+	}
+	s.console = master
+	if f.stdin != nil {
+		go func() { _, _ = io.Copy(master, f.stdin) }()
+	}
+	return pid, nil
+}
+
+// endSession waits for the process, lets the terminal's last output through,
+// closes the streams (the caller sees EOF) and records the exit code.
+func (cs *Containers) endSession(s *session, pid int, f *fifos) {
+	var output sync.WaitGroup
+	if s.console != nil && f.stdout != nil {
+		output.Add(1)
+		go func() { defer output.Done(); _, _ = io.Copy(f.stdout, s.console) }()
+	}
+	exit := processExit(s.process.Wait())
+	cs.forgetExec(pid)
+	if s.console != nil {
+		waitTimeout(&output, outputGrace)
+		s.console.Close()
+		f.close()
+		output.Wait()
+	}
+	s.code = exit.Code
+	close(s.done)
+}
+
+func (cs *Containers) session(execID string) (*session, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	s, ok := cs.sessions[execID]
+	if !ok {
+		return nil, fmt.Errorf("exec session %s: %w", execID, errdefs.ErrNotFound)
+	}
+	return s, nil
+}
+
+// ExecWait waits at most timeout for a session's process to exit; once an
+// exit is reported the session is forgotten.
+func (cs *Containers) ExecWait(execID string, timeout time.Duration) (runner.ExecWaitReply, error) {
+	s, err := cs.session(execID)
+	if err != nil {
+		return runner.ExecWaitReply{}, err
+	}
+	select {
+	case <-s.done:
+		cs.mu.Lock()
+		delete(cs.sessions, execID)
+		cs.mu.Unlock()
+		return runner.ExecWaitReply{Exited: true, ExitCode: s.code}, nil
+	case <-time.After(timeout):
+		return runner.ExecWaitReply{}, nil
+	}
+}
+
+// ExecKill kills a session's process.
+func (cs *Containers) ExecKill(execID string) error {
+	s, err := cs.session(execID)
+	if err != nil {
+		return err
+	}
+	if err := s.process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	return nil
+}
+
+// Resize sets the terminal size of a session.
+func (cs *Containers) Resize(execID string, width, height uint16) error {
+	s, err := cs.session(execID)
+	if err != nil {
+		return err
+	}
+	if s.console == nil {
+		return fmt.Errorf("exec session %s has no terminal: %w", execID, errdefs.ErrFailedPrecondition)
+	}
+	return unix.IoctlSetWinsize(int(s.console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: width, Row: height})
+}
