@@ -119,8 +119,8 @@ func TestNotBuiltRPCsAreUnimplemented(t *testing.T) {
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "Attach") {
 		t.Fatalf("Attach: %v", err)
 	}
-	_, err = s.Exec(context.Background(), &runtime.ExecRequest{})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "Exec") {
-		t.Fatalf("Exec: %v", err)
+	_, err = s.ListMetricDescriptors(context.Background(), &runtime.ListMetricDescriptorsRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "ListMetricDescriptors") {
+		t.Fatalf("ListMetricDescriptors: %v", err)
 	}
 }
