@@ -45,7 +45,7 @@ func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, 
 		return "", err
 	}
 	s.watchShim(pod.ID)
-	if err := shim.Create(ctx, id, built.Spec, runner.IO{LogPath: logPath, Stdin: cfg.GetStdin()}); err != nil {
+	if err := shim.Create(ctx, id, built.Spec, runner.IO{LogPath: logPath, Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce()}); err != nil {
 		return "", err
 	}
 	return logPath, nil

@@ -115,9 +115,9 @@ func TestRuntimeConfig(t *testing.T) {
 
 func TestNotBuiltRPCsAreUnimplemented(t *testing.T) {
 	s := newTestServer(nil)
-	_, err := s.Attach(context.Background(), &runtime.AttachRequest{})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "Attach") {
-		t.Fatalf("Attach: %v", err)
+	_, err := s.UpdatePodSandboxResources(context.Background(), &runtime.UpdatePodSandboxResourcesRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "UpdatePodSandboxResources") {
+		t.Fatalf("UpdatePodSandboxResources: %v", err)
 	}
 	_, err = s.ListMetricDescriptors(context.Background(), &runtime.ListMetricDescriptorsRequest{})
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "ListMetricDescriptors") {

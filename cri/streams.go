@@ -57,6 +57,22 @@ func (s *Server) Exec(ctx context.Context, req *runtime.ExecRequest) (*runtime.E
 	return st.GetExec(req)
 }
 
+// Attach returns the URL of a session attached to a running container's
+// stdio.
+func (s *Server) Attach(ctx context.Context, req *runtime.AttachRequest) (*runtime.AttachResponse, error) {
+	if !req.GetStdin() && !req.GetStdout() && !req.GetStderr() {
+		return nil, fmt.Errorf("attach needs one of stdin, stdout and stderr: %w", errdefs.ErrInvalidArgument)
+	}
+	if _, _, err := s.runningContainer(ctx, req.GetContainerId()); err != nil {
+		return nil, err
+	}
+	st, err := s.streamer()
+	if err != nil {
+		return nil, err
+	}
+	return st.GetAttach(req)
+}
+
 // PortForward returns the URL of a port-forward session into a ready pod.
 func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardRequest) (*runtime.PortForwardResponse, error) {
 	p, err := s.pods.Find(req.GetPodSandboxId())
@@ -104,7 +120,7 @@ func (r *streamRuntime) Exec(ctx context.Context, containerID string, cmd []stri
 	}
 	log.G(ctx).WithFields(log.Fields{"container": c.ID, "exec": execID, "cmd": cmd, "tty": tty}).Debug("exec session")
 	copying := copyStreams(f, in, out, errw)
-	go forwardResize(context.WithoutCancel(ctx), shim, execID, resize)
+	go forwardResize(context.WithoutCancel(ctx), shim, c.ID, execID, resize)
 	code, err := waitSession(ctx, shim, execID)
 	waitTimeout(copying, outputGrace) // what the process wrote last
 	if err != nil {
@@ -130,9 +146,11 @@ func firstSize(resize <-chan streaming.TerminalSize) (streaming.TerminalSize, bo
 	}
 }
 
-func forwardResize(ctx context.Context, shim *runner.Client, execID string, resize <-chan streaming.TerminalSize) {
+// forwardResize passes the client's terminal sizes on to the terminal of
+// the session execID, or (execID "") of container id.
+func forwardResize(ctx context.Context, shim *runner.Client, id, execID string, resize <-chan streaming.TerminalSize) {
 	for size := range resize {
-		if err := shim.Resize(ctx, execID, size.Width, size.Height); err != nil {
+		if err := shim.Resize(ctx, id, execID, size.Width, size.Height); err != nil {
 			return // the session ended
 		}
 	}
@@ -188,9 +206,38 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	}
 }
 
-// Attach sessions are not built yet (the Attach RPC says so before any URL).
-func (r *streamRuntime) Attach(context.Context, string, io.Reader, io.WriteCloser, io.WriteCloser, bool, <-chan streaming.TerminalSize) error {
-	return errdefs.ErrNotImplemented
+// Attach connects the session to a running container's stdio, through FIFOs
+// the shim tees the container's output into and feeds its stdin from, until
+// the container's output ends or the client goes (which leaves the container
+// running).
+func (r *streamRuntime) Attach(ctx context.Context, containerID string, in io.Reader, out, errw io.WriteCloser, tty bool,
+	resize <-chan streaming.TerminalSize) error {
+	c, shim, err := r.s.runningContainer(ctx, containerID)
+	if err != nil {
+		return err
+	}
+	f, err := container.NewFifos(filepath.Join(r.s.stateDir, "io", newID()[:32]), in != nil, out != nil, errw != nil && !tty)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // detaches
+	if err := shim.Attach(ctx, runner.AttachArgs{ID: c.ID, Stdin: f.StdinPath, Stdout: f.StdoutPath, Stderr: f.StderrPath}); err != nil {
+		return err
+	}
+	log.G(ctx).WithFields(log.Fields{"container": c.ID, "tty": tty}).Debug("attach session")
+	if tty {
+		go forwardResize(context.WithoutCancel(ctx), shim, c.ID, "", resize)
+	}
+	copying := copyStreams(f, in, out, errw)
+	ended := make(chan struct{})
+	if f.Stdout != nil || f.Stderr != nil { // else only the client ends it
+		go func() { copying.Wait(); close(ended) }()
+	}
+	select {
+	case <-ended:
+	case <-ctx.Done():
+	}
+	return nil
 }
 
 // PortForward copies stream to and from a connection to port on the pod's

@@ -113,9 +113,15 @@ func (c *Client) ExecKill(ctx context.Context, execID string) error {
 	return c.call(ctx, "ExecKill", ExecIDArgs{ExecID: execID}, &Empty{})
 }
 
-// Resize sets the terminal size of an exec session.
-func (c *Client) Resize(ctx context.Context, execID string, width, height uint16) error {
-	return c.call(ctx, "Resize", ResizeArgs{ExecID: execID, Width: width, Height: height}, &Empty{})
+// Resize sets the terminal size of an exec session, or (execID "") of
+// container id.
+func (c *Client) Resize(ctx context.Context, id, execID string, width, height uint16) error {
+	return c.call(ctx, "Resize", ResizeArgs{ID: id, ExecID: execID, Width: width, Height: height}, &Empty{})
+}
+
+// Attach attaches a session's FIFOs to a running container's stdio.
+func (c *Client) Attach(ctx context.Context, args AttachArgs) error {
+	return c.call(ctx, "Attach", args, &Empty{})
 }
 
 // Delete removes a container (killing it if needed).

@@ -31,6 +31,9 @@ type CreateArgs struct {
 type IO struct {
 	LogPath string
 	Stdin   bool
+	// StdinOnce closes the container's stdin once the first attached
+	// session's stdin ends.
+	StdinOnce bool
 }
 
 // UpdateArgs set a container's cgroup resources.
@@ -138,10 +141,18 @@ type ExecWaitReply struct {
 	ExitCode int
 }
 
-// ResizeArgs set the terminal size of an exec session.
+// ResizeArgs set the terminal size of an exec session, or (ExecID "") of
+// container ID.
 type ResizeArgs struct {
-	ExecID        string
+	ID, ExecID    string
 	Width, Height uint16
+}
+
+// AttachArgs attach a session's FIFOs (see ExecStartArgs) to a running
+// container's stdio.
+type AttachArgs struct {
+	ID                    string
+	Stdin, Stdout, Stderr string
 }
 
 // WaitReply says whether the container exited, and how.

@@ -97,7 +97,7 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	calls := map[string]error{}
 	_, calls["UpdatePodSandboxResources"] = rc.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{})
 	_, calls["ListMetricDescriptors"] = rc.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
-	_, calls["Attach"] = rc.Attach(ctx, &runtime.AttachRequest{})
+	_, calls["ListPodSandboxMetrics"] = rc.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
 	for rpc, err := range calls {
 		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), rpc) {
 			t.Errorf("%s: %v, want Unimplemented naming the RPC", rpc, err)

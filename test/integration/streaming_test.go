@@ -142,3 +142,50 @@ func TestExecSessions(t *testing.T) {
 		t.Errorf("session FIFOs left: %d", len(entries))
 	}
 }
+
+// crictl attach: stdin into a shell (stdin_once: the container ends with the
+// session's stdin); two sessions on a container's output at once, detaching
+// leaves it running.
+func TestAttachSessions(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("attach")
+	pod := runPod(t, rc, podCfg)
+	shell := startContainer(t, rc, pod, podCfg, "shell", func(c *runtime.ContainerConfig) { c.Stdin, c.StdinOnce = true, true }, "sh")
+	cmd := crictlCmd(t, b, "attach", "-i", shell)
+	cmd.Stdin = strings.NewReader("echo hello from $((6*7))\n")
+	if out, err := cmd.Output(); err != nil || string(out) != "hello from 42\n" {
+		t.Errorf("attach to a shell: %q, %v", out, err)
+	}
+	if st := waitExited(t, rc, shell); st.ExitCode != 0 {
+		t.Errorf("the shell after its stdin closed: %+v", st)
+	}
+	ticker := startContainer(t, rc, pod, podCfg, "ticker", nil, "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
+	var outs [2]strings.Builder
+	var cmds [2]*exec.Cmd
+	for i := range cmds {
+		cmds[i] = crictlCmd(t, b, "attach", ticker)
+		cmds[i].Stdout = &outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	for i, c := range cmds {
+		c.Process.Kill() // detach
+		c.Wait()
+		if n := strings.Count(outs[i].String(), "tick "); n < 5 {
+			t.Errorf("attached session %d saw %d ticks:\n%s", i, n, outs[i].String())
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st := containerStatus(t, rc, ticker); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("the container after its sessions detached: %v", st.State)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+	if entries, _ := os.ReadDir(filepath.Join(b.State, "io")); len(entries) != 0 {
+		t.Errorf("session FIFOs left: %d", len(entries))
+	}
+}

@@ -55,12 +55,16 @@ type container struct {
 	process *libcontainer.Process
 	pid     int
 	stdio   *stdio
-	logPath string
-	logw    *logWriter
-	spec    *specs.Process // for exec'd processes
-	exited  chan struct{}
-	exit    Exit
-	exitSeq uint64
+	// taps copy each output stream to attached sessions; stdinOnce closes
+	// stdin after the first attached session's stdin ends.
+	taps      map[string]*tap
+	stdinOnce bool
+	logPath   string
+	logw      *logWriter
+	spec      *specs.Process // for exec'd processes
+	exited    chan struct{}
+	exit      Exit
+	exitSeq   uint64
 }
 
 // NewContainers uses root for libcontainer's state.
@@ -114,10 +118,13 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 		return fmt.Errorf("start init of %s: %w", id, err)
 	}
 	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now}, spec.Process
+	ctr.stdinOnce, ctr.taps = wiring.StdinOnce, map[string]*tap{}
 	var copying sync.WaitGroup
 	for stream, r := range st.outputs() {
+		t := newTap()
+		ctr.taps[stream] = t
 		copying.Add(1)
-		go func() { defer copying.Done(); _ = ctr.logw.copyStream(stream, r) }()
+		go func() { defer copying.Done(); _ = ctr.logw.copyStream(stream, io.TeeReader(r, t)) }()
 	}
 	go cs.wait(id, ctr, &copying)
 	cs.mu.Lock()
@@ -285,6 +292,9 @@ func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	waitTimeout(copying, outputGrace)
 	c.stdio.close()
 	copying.Wait()
+	for _, t := range c.taps {
+		t.close() // attached sessions see EOF
+	}
 	if f, ok := c.logw.replace(io.Discard).(io.Closer); ok {
 		f.Close()
 	}

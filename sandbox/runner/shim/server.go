@@ -112,9 +112,17 @@ func (s *Service) ExecKill(args runner.ExecIDArgs, _ *runner.Empty) error {
 	return runner.EncodeError(s.cs.ExecKill(args.ExecID))
 }
 
-// Resize sets a session's terminal size.
+// Resize sets the terminal size of a session or a container.
 func (s *Service) Resize(args runner.ResizeArgs, _ *runner.Empty) error {
+	if args.ExecID == "" {
+		return runner.EncodeError(s.cs.ResizeContainer(args.ID, args.Width, args.Height))
+	}
 	return runner.EncodeError(s.cs.Resize(args.ExecID, args.Width, args.Height))
+}
+
+// Attach attaches a session to a container's stdio.
+func (s *Service) Attach(args runner.AttachArgs, _ *runner.Empty) error {
+	return runner.EncodeError(s.cs.Attach(args))
 }
 
 // Delete removes a container.
@@ -154,6 +162,7 @@ func (s *Service) handlers() map[string]handler {
 		name("ExecWait"):  method(s.ExecWait),
 		name("ExecKill"):  method(s.ExecKill),
 		name("Resize"):    method(s.Resize),
+		name("Attach"):    method(s.Attach),
 		name("Delete"):    method(s.Delete),
 		name("Shutdown"):  method(s.Shutdown),
 	}

@@ -36,15 +36,16 @@ func (f *fifos) close() {
 	}
 }
 
-// openFifos opens the caller's FIFOs without blocking: it has them open on
-// its side already; a FIFO nobody reads fails instead of hanging the shim.
-func openFifos(a runner.ExecStartArgs) (*fifos, error) {
+// openFifos opens the caller's FIFOs ("" for a stream left out) without
+// blocking: it has them open on its side already; a FIFO nobody reads fails
+// instead of hanging the shim.
+func openFifos(stdin, stdout, stderr string) (*fifos, error) {
 	f := &fifos{}
 	for _, s := range []struct {
 		path string
 		file **os.File
 		flag int
-	}{{a.Stdin, &f.stdin, os.O_RDONLY}, {a.Stdout, &f.stdout, os.O_WRONLY}, {a.Stderr, &f.stderr, os.O_WRONLY}} {
+	}{{stdin, &f.stdin, os.O_RDONLY}, {stdout, &f.stdout, os.O_WRONLY}, {stderr, &f.stderr, os.O_WRONLY}} {
 		if s.path == "" {
 			continue
 		}
@@ -75,7 +76,7 @@ func (cs *Containers) ExecStart(a runner.ExecStartArgs) error {
 	if taken {
 		return fmt.Errorf("exec session %s: %w", a.ExecID, errdefs.ErrAlreadyExists)
 	}
-	f, err := openFifos(a)
+	f, err := openFifos(a.Stdin, a.Stdout, a.Stderr)
 	if err != nil {
 		return err
 	}
@@ -219,5 +220,9 @@ func (cs *Containers) Resize(execID string, width, height uint16) error {
 	if s.console == nil {
 		return fmt.Errorf("exec session %s has no terminal: %w", execID, errdefs.ErrFailedPrecondition)
 	}
-	return unix.IoctlSetWinsize(int(s.console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: width, Row: height})
+	return setWinsize(s.console, width, height)
+}
+
+func setWinsize(console *os.File, width, height uint16) error {
+	return unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: width, Row: height})
 }
