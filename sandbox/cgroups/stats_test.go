@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/errdefs"
@@ -73,8 +74,15 @@ func TestStatsV1OfRealCgroup(t *testing.T) {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+		// The shell's sleep is in the cgroups too: kill what is there, then
+		// remove them once empty.
+		if err := kill(mountRoot, path, 10*time.Second); err != nil {
+			t.Error(err)
+		}
 		for _, d := range dirs {
-			os.Remove(d)
+			if err := os.Remove(d); err != nil {
+				t.Errorf("remove the test's cgroup: %v", err)
+			}
 		}
 	})
 	for _, d := range dirs {

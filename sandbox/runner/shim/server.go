@@ -19,6 +19,7 @@ type Service struct {
 	cs       *Containers
 	pause    pause
 	shutdown chan struct{}
+	trim     trimmer
 }
 
 // Pause starts the pod's pause process (once) and returns its pid.
@@ -147,23 +148,25 @@ func (s *Service) Shutdown(_ runner.Empty, _ *runner.Empty) error {
 // handlers maps each method of the protocol to the service's.
 func (s *Service) handlers() map[string]handler {
 	name := func(m string) string { return runner.ServiceName + "." + m }
+	// Calls that allocate much have the free heap given back after them.
+	heavy := func(h handler) handler { return trimmed(&s.trim, h) }
 	return map[string]handler{
-		name("Pause"):     method(s.Pause),
-		name("Create"):    method(s.Create),
-		name("Start"):     method(s.Start),
-		name("Update"):    method(s.Update),
+		name("Pause"):     heavy(method(s.Pause)),
+		name("Create"):    heavy(method(s.Create)),
+		name("Start"):     heavy(method(s.Start)),
+		name("Update"):    heavy(method(s.Update)),
 		name("Signal"):    method(s.Signal),
 		name("Wait"):      method(s.Wait),
 		name("Exits"):     method(s.Exits),
 		name("List"):      method(s.List),
 		name("ReopenLog"): method(s.ReopenLog),
-		name("Exec"):      method(s.Exec),
-		name("ExecStart"): method(s.ExecStart),
+		name("Exec"):      heavy(method(s.Exec)),
+		name("ExecStart"): heavy(method(s.ExecStart)),
 		name("ExecWait"):  method(s.ExecWait),
 		name("ExecKill"):  method(s.ExecKill),
 		name("Resize"):    method(s.Resize),
 		name("Attach"):    method(s.Attach),
-		name("Delete"):    method(s.Delete),
+		name("Delete"):    heavy(method(s.Delete)),
 		name("Shutdown"):  method(s.Shutdown),
 	}
 }
