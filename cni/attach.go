@@ -83,22 +83,23 @@ func burst(rate int64) int64 {
 	return max(rate/10, 1<<16)
 }
 
-// Setup brings up the pod's loopback and attaches it to the pod network. A
-// failed ADD is undone with DEL before the error returns.
+// Setup attaches the pod to the pod network (its loopback is up already: the
+// namespace was made so). A failed ADD is undone with DEL before the error
+// returns.
 func (m *Manager) Setup(ctx context.Context, p Pod) (*Attachment, error) {
 	list, err := m.load()
+	if err == nil && list.Name == defaultNetworkName && len(p.PortMappings) == 0 {
+		list, err = m.defaultNetwork(false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w: %w", p.ID, ErrNotReady, err)
 	}
 	c := m.config()
-	if err := m.loopback(ctx, c, p); err != nil {
-		return nil, err
-	}
 	rt := runtimeConf(p, PodInterface)
 	res, err := c.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		// libcni caches only successful ADDs: undo this one by hand, then
-		// whatever is cached (the loopback).
+		// whatever is cached.
 		undo := context.WithoutCancel(ctx)
 		derr := errors.Join(c.DelNetworkList(undo, list, rt), m.Teardown(undo, p))
 		if derr != nil {
@@ -132,20 +133,6 @@ func attachment(network string, res types.Result) (*Attachment, error) {
 		}
 	}
 	return a, nil
-}
-
-// loopback brings lo up in the pod's namespace with the loopback plugin.
-func (m *Manager) loopback(ctx context.Context, c *libcni.CNIConfig, p Pod) error {
-	conf, err := libcni.NetworkPluginConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"berth-loopback","type":"loopback"}`))
-	if err != nil {
-		return err
-	}
-	rt := runtimeConf(p, "lo")
-	rt.CapabilityArgs = nil
-	if _, err := c.AddNetwork(ctx, conf, rt); err != nil {
-		return fmt.Errorf("pod %s: loopback: %w", p.ID, err)
-	}
-	return nil
 }
 
 // Teardown detaches the pod from the network it was attached to (the cached

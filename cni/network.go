@@ -26,7 +26,6 @@ type Options struct {
 }
 
 const (
-	loopbackPlugin     = "loopback"
 	defaultNetworkName = "berth-default"
 )
 
@@ -50,9 +49,7 @@ func (m *Manager) Status(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
-	// Every pod's loopback is set up by the loopback plugin, whatever the
-	// pod network is.
-	plugins := []string{loopbackPlugin}
+	var plugins []string
 	for _, p := range list.Plugins {
 		plugins = append(plugins, p.Network.Type)
 		if p.Network.IPAM.Type != "" {
@@ -84,7 +81,14 @@ func (m *Manager) load() (*libcni.NetworkConfigList, error) {
 	if !m.opts.DefaultNetwork {
 		return nil, fmt.Errorf("no CNI network config in %s and the default network is disabled", m.opts.ConfDir)
 	}
-	conf, err := defaultNetworkConfig(m.opts.DefaultBridge, m.opts.DefaultSubnet, m.opts.DataDir)
+	return m.defaultNetwork(true)
+}
+
+// defaultNetwork is the embedded network, with or without portmap (which a
+// pod without port mappings does not need: it would only cost an exec on
+// ADD and on DEL; DEL uses the config the ADD cached).
+func (m *Manager) defaultNetwork(portmap bool) (*libcni.NetworkConfigList, error) {
+	conf, err := defaultNetworkConfig(m.opts.DefaultBridge, m.opts.DefaultSubnet, m.opts.DataDir, portmap)
 	if err != nil {
 		return nil, err
 	}
@@ -118,9 +122,10 @@ func loadFile(path string) (*libcni.NetworkConfigList, error) {
 }
 
 // defaultNetworkConfig renders the embedded bridge network: host-local IPAM on
-// the subnet, masquerade for egress, portmap for hostPort. Loopback is not part
-// of it: the runtime sets up lo in every pod separately.
-func defaultNetworkConfig(bridge, subnet, dataDir string) ([]byte, error) {
+// the subnet, masquerade for egress, portmap for hostPort (when asked for).
+// Loopback is not part of it: Berth brings lo up in every pod's namespace as
+// it makes it.
+func defaultNetworkConfig(bridge, subnet, dataDir string, portmap bool) ([]byte, error) {
 	ipam := map[string]any{
 		"type":   "host-local",
 		"ranges": [][]map[string]string{{{"subnet": subnet}}},
@@ -129,20 +134,17 @@ func defaultNetworkConfig(bridge, subnet, dataDir string) ([]byte, error) {
 	if dataDir != "" {
 		ipam["dataDir"] = dataDir
 	}
-	conf := map[string]any{
-		"cniVersion": "1.1.0",
-		"name":       defaultNetworkName,
-		"plugins": []any{
-			map[string]any{
-				"type":        "bridge",
-				"bridge":      bridge,
-				"isGateway":   true,
-				"ipMasq":      true,
-				"hairpinMode": true,
-				"ipam":        ipam,
-			},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		},
+	plugins := []any{map[string]any{
+		"type":        "bridge",
+		"bridge":      bridge,
+		"isGateway":   true,
+		"ipMasq":      true,
+		"hairpinMode": true,
+		"ipam":        ipam,
+	}}
+	if portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
 	}
+	conf := map[string]any{"cniVersion": "1.1.0", "name": defaultNetworkName, "plugins": plugins}
 	return json.Marshal(conf)
 }

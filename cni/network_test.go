@@ -44,7 +44,7 @@ func TestStatus(t *testing.T) {
 		{name: "default network disabled", defNet: false, plugins: allPlugins, wantErr: "default network is disabled"},
 		{name: "default network missing bridge", defNet: true, plugins: []string{"loopback", "portmap"}, wantErr: `plugin "bridge" not found`},
 		{name: "ipam plugin needed", defNet: true, plugins: []string{"bridge", "portmap", "loopback"}, wantErr: `plugin "host-local" not found`},
-		{name: "loopback always needed", defNet: true, plugins: []string{"bridge", "portmap"}, wantErr: `plugin "loopback" not found`},
+		{name: "loopback not needed (Berth brings lo up)", defNet: true, plugins: []string{"bridge", "host-local", "portmap"}},
 		{name: "conflist ready", confs: map[string]string{"10-net.conflist": strings.Replace(bridgeList, "%s", "net", 1)}, plugins: allPlugins},
 		{name: "first file by name wins", confs: map[string]string{
 			"20-b.conflist": strings.Replace(bridgeList, "%s", "b", 1),
@@ -84,7 +84,7 @@ func TestStatusMissingConfDirUsesDefault(t *testing.T) {
 }
 
 func TestDefaultNetworkConfig(t *testing.T) {
-	b, err := defaultNetworkConfig("br9", "10.9.0.0/16", "/var/lib/berth/cni/networks")
+	b, err := defaultNetworkConfig("br9", "10.9.0.0/16", "/var/lib/berth/cni/networks", true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,6 +96,11 @@ func pinOnThisThread(dir string, kinds []string, flags uintptr, hostname string,
 	if err := unix.Unshare(int(flags)); err != nil {
 		return fmt.Errorf("unshare namespaces: %w", err)
 	}
+	if flags&unix.CLONE_NEWNET != 0 {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
 	if flags&unix.CLONE_NEWUTS != 0 && hostname != "" {
 		if err := unix.Sethostname([]byte(hostname)); err != nil {
 			return fmt.Errorf("set hostname %q: %w", hostname, err)
@@ -113,6 +119,19 @@ func pinOnThisThread(dir string, kinds []string, flags uintptr, hostname string,
 		if err := unix.Mount(src, pin, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("pin %s namespace: %w", k, err)
 		}
+	}
+	return nil
+}
+
+// loopbackUp brings lo up in the calling thread's network namespace (the
+// netlink socket is made in it), so that no CNI loopback plugin has to run.
+func loopbackUp() error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
 }

@@ -115,13 +115,17 @@ func TestPinNamespaces(t *testing.T) {
 		podValues = readSysctls(t, sysctls)
 		list, _ := net.Interfaces()
 		for _, i := range list {
-			ifaces = append(ifaces, i.Name)
+			name := i.Name
+			if i.Flags&net.FlagUp != 0 {
+				name += "(up)"
+			}
+			ifaces = append(ifaces, name)
 		}
 		var u unix.Utsname
 		unix.Uname(&u)
 		hostname = unix.ByteSliceToString(u.Nodename[:])
 	})
-	if strings.Join(ifaces, ",") != "lo" || hostname != "test-hostname" {
+	if strings.Join(ifaces, ",") != "lo(up)" || hostname != "test-hostname" {
 		t.Fatalf("inside: interfaces %v, hostname %q", ifaces, hostname)
 	}
 	if host, _ := os.Hostname(); host == "test-hostname" {

@@ -41,7 +41,7 @@ conf_dir = {{q .CNI.ConfDir}}
 bin_dirs = {{qs .CNI.BinDirs}}
 
 # When conf_dir holds no config, use Berth's embedded bridge network
-# (bridge + host-local IPAM + portmap + loopback, masquerading egress).
+# (bridge + host-local IPAM + portmap, masquerading egress).
 default_network = {{.CNI.DefaultNetwork}}
 
 # Bridge device of the embedded default network.
