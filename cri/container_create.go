@@ -60,7 +60,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			s.unmountRootfs(undo, id)
 		}
 	}()
-	logPath, err := s.createInShim(ctx, id, pod, img, cfg, rootfs)
+	logPath, user, err := s.createInShim(ctx, id, pod, img, cfg, rootfs)
 	if err != nil {
 		return nil, err
 	}
@@ -68,8 +68,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	rec := container.Container{ID: id, PodID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
 		Image: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: imageRef(img), Labels: cfg.GetLabels(),
 		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Mounts: recordMounts(cfg.GetMounts()),
-		Resources: recordResources(cfg.GetLinux().GetResources()),
-		Config:    raw}
+		Resources: recordResources(cfg.GetLinux().GetResources()), User: user,
+		Config: raw}
 	if err := s.containers.Add(rec); err != nil {
 		if shim, serr := s.shims.Lookup(undo, pod.ID); serr == nil {
 			_ = shim.Delete(undo, id)

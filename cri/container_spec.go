@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -20,35 +21,44 @@ import (
 )
 
 // createInShim builds the container's spec and has the pod's shim create its
-// init. It returns the container's log path.
-func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig, rootfs string) (string, error) {
+// init. It returns the container's log path and user.
+func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig,
+	rootfs string) (string, *container.User, error) {
 	shim, err := s.shims.Get(ctx, pod.ID)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	nsPaths, err := s.namespacePaths(ctx, pod, cfg)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	built, err := s.buildSpec(id, pod, img, cfg, rootfs, nsPaths)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for _, w := range built.Warnings {
 		log.G(ctx).Warn(w)
 	}
 	logPath, err := containerLogPath(s.containerDir(id), pod.Spec.LogDirectory, cfg.GetLogPath())
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := container.PrepareLogPath(logPath); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	s.watchShim(pod.ID)
 	if err := shim.Create(ctx, id, built.Spec, runner.IO{LogPath: logPath, Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce()}); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return logPath, nil
+	return logPath, processUser(built.Spec.Process.User), nil
+}
+
+// processUser is the user a spec's process runs as, its primary group among
+// its groups, as ContainerStatus reports it.
+func processUser(u specs.User) *container.User {
+	groups := append([]uint32{u.GID}, u.AdditionalGids...)
+	slices.Sort(groups)
+	return &container.User{UID: u.UID, GID: u.GID, Groups: slices.Compact(groups)}
 }
 
 // containerLogPath is the pod's log directory joined with the container's
@@ -142,7 +152,18 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 		MinOOMScoreAdj: container.OwnOOMScoreAdj(),
 		Host:           host,
 		Seccomp:        profile,
+		LSM:            hostLSM(),
 	})
+}
+
+// hostLSM is what the host's AppArmor and SELinux offer now (profiles may be
+// loaded at any time).
+func hostLSM() spec.LSM {
+	l := spec.LSM{AppArmor: container.AppArmorEnabled(), SELinux: container.SELinuxEnabled()}
+	if l.AppArmor {
+		l.AppArmorProfiles = container.AppArmorProfiles()
+	}
+	return l
 }
 
 // seccompProfile resolves the container's seccomp profile, reading a

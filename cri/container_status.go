@@ -26,6 +26,13 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations, LogPath: c.LogPath,
 		StopSignal: criSignal(c.StopSignal), Mounts: criMounts(c.Mounts),
 	}}
+	if u := c.User; u != nil {
+		l := &runtime.LinuxContainerUser{Uid: int64(u.UID), Gid: int64(u.GID)}
+		for _, g := range u.Groups {
+			l.SupplementalGroups = append(l.SupplementalGroups, int64(g))
+		}
+		resp.Status.User = &runtime.ContainerUser{Linux: l}
+	}
 	if c.Resources != nil {
 		resp.Status.Resources = &runtime.ContainerResources{Linux: criResources(c.Resources)}
 	}

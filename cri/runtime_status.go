@@ -5,12 +5,23 @@ import (
 
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // Reasons of not-ready conditions, as the kubelet and crictl show them.
 const networkNotReadyReason = "NetworkPluginNotReady"
 
-// Status reports the RuntimeReady and NetworkReady conditions. The runtime is
+// runtimeHandlers lists the one handler Berth has (the default, "") with what
+// it supports, so that the kubelet uses recursive read-only mounts where the
+// kernel has them; user namespaces are not supported yet.
+func (s *Server) runtimeHandlers() []*runtime.RuntimeHandler {
+	s.rroOnce.Do(func() { s.rro = container.RecursiveReadOnlySupported() })
+	return []*runtime.RuntimeHandler{{Name: "", Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.rro}}}
+}
+
+// Status reports the RuntimeReady and NetworkReady conditions, the runtime
+// handler's features and SupplementalGroupsPolicy (honoured). The runtime is
 // ready once berthd serves (it serves only after recovery); the network is ready
 // when a usable CNI network and its plugins exist. With verbose, info["config"]
 // holds the effective configuration as JSON.
@@ -25,7 +36,7 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 	resp := &runtime.StatusResponse{Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{
 		{Type: runtime.RuntimeReady, Status: true},
 		networkReady,
-	}}}
+	}}, RuntimeHandlers: s.runtimeHandlers(), Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true}}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"config": s.config.JSON()}
 	}

@@ -69,6 +69,9 @@ type Server struct {
 	watchMu  sync.Mutex
 	watching map[string]bool // pods whose shim has a watcher
 
+	rroOnce sync.Once
+	rro     bool
+
 	hostCapsOnce sync.Once
 	hostCaps     []string
 	hostCapsErr  error

@@ -66,6 +66,10 @@ func TestStatus(t *testing.T) {
 	if resp.Info != nil {
 		t.Fatalf("non-verbose Status has info %v", resp.Info)
 	}
+	if !resp.GetFeatures().GetSupplementalGroupsPolicy() || len(resp.RuntimeHandlers) != 1 || resp.RuntimeHandlers[0].Name != "" ||
+		resp.RuntimeHandlers[0].GetFeatures().GetUserNamespaces() {
+		t.Fatalf("features = %v, handlers = %v", resp.Features, resp.RuntimeHandlers)
+	}
 }
 
 func TestStatusNetworkNotReady(t *testing.T) {

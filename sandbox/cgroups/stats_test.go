@@ -100,7 +100,7 @@ func TestStatsV1OfRealCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Processes != 2 || s.MemoryUsage < 2000000 || s.MemoryWorkingSet > s.MemoryUsage || s.CPUUsageNanos == 0 {
+	if s.Processes < 1 || s.MemoryUsage < 2000000 || s.MemoryWorkingSet > s.MemoryUsage || s.CPUUsageNanos == 0 {
 		t.Fatalf("stats = %+v", s)
 	}
 }

@@ -46,6 +46,8 @@ type Container struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	LogPath     string            `json:"log_path,omitempty"`
 	Mounts      []Mount           `json:"mounts,omitempty"`
+	// User is the identity the container's processes run as.
+	User *User `json:"user,omitempty"`
 	// Resources are the container's current cgroup settings.
 	Resources *Resources `json:"resources,omitempty"`
 	// StopSignal is the signal StopContainer sends first (a number).
@@ -71,6 +73,14 @@ type Mount struct {
 	RecursiveReadOnly bool   `json:"recursive_read_only,omitempty"`
 	SelinuxRelabel    bool   `json:"selinux_relabel,omitempty"`
 	Propagation       int32  `json:"propagation,omitempty"`
+}
+
+// User is who a container's processes are: uid, primary gid, and every group
+// they belong to (the primary one included).
+type User struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // Resources are a container's cgroup settings and oom_score_adj, as CRI's

@@ -71,3 +71,40 @@ func device(path string, st *unix.Stat_t) specs.LinuxDevice {
 	return specs.LinuxDevice{Path: path, Type: typ, Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)),
 		FileMode: &mode, UID: &uid, GID: &gid}
 }
+
+// RecursiveReadOnlySupported says whether the kernel makes mounts read-only
+// recursively (mount_setattr, Linux 5.12), which "rro" mounts need: the call
+// exists when it refuses a bad descriptor rather than being unknown.
+func RecursiveReadOnlySupported() bool {
+	err := unix.MountSetattr(-1, "", 0, &unix.MountAttr{})
+	return err != unix.ENOSYS
+}
+
+// AppArmorEnabled says whether the host runs AppArmor.
+func AppArmorEnabled() bool {
+	data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.HasPrefix(string(data), "Y")
+}
+
+// AppArmorProfiles lists the AppArmor profiles loaded on the host (none
+// where AppArmor is off).
+func AppArmorProfiles() map[string]bool {
+	data, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		// "name (enforce)"
+		if name, _, ok := strings.Cut(line, " ("); ok {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// SELinuxEnabled says whether the host runs SELinux (selinuxfs is mounted).
+func SELinuxEnabled() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+}

@@ -44,6 +44,8 @@ type Input struct {
 	// Seccomp is the profile the security context asks for (see
 	// SeccompChoice); privileged containers run without one.
 	Seccomp Seccomp
+	// LSM is what the host's AppArmor and SELinux offer.
+	LSM LSM
 }
 
 // Built is the spec with the warnings building it produced.
@@ -83,6 +85,9 @@ func Build(in Input) (*Built, error) {
 	} else {
 		applyPaths(s, sc)
 		if s.Linux.Seccomp, err = seccomp(in.Seccomp, process.Capabilities.Bounding); err != nil {
+			return nil, err
+		}
+		if err := applyLSM(s, sc, in.LSM); err != nil {
 			return nil, err
 		}
 	}

@@ -165,6 +165,9 @@ func TestContainerLifecycle(t *testing.T) {
 		st.ImageRef == "" || st.ImageId == "" || st.Labels["name"] != "main" || st.StopSignal != runtime.Signal_SIGNAL_SIGTERM {
 		t.Fatalf("status = %+v", st)
 	}
+	if u := st.GetUser().GetLinux(); u == nil || u.Uid != 0 || u.Gid != 0 || !slices.Contains(u.SupplementalGroups, 0) {
+		t.Fatalf("status user = %v", st.GetUser())
+	}
 	list, err := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{
 		PodSandboxId: pod, LabelSelector: map[string]string{"name": "main"},
 		State: &runtime.ContainerStateValue{State: runtime.ContainerState_CONTAINER_RUNNING}}})
@@ -863,4 +866,41 @@ func TestSeccomp(t *testing.T) {
 		}
 	}
 	assertPodGone(t, b, pod, privPod)
+}
+
+// This host has neither AppArmor nor SELinux: asking for a profile or a
+// label fails clearly and leaves nothing; unconfined and the default work.
+func TestLSMRequestsOnAHostWithout(t *testing.T) {
+	if _, err := os.Stat("/sys/module/apparmor/parameters/enabled"); err == nil {
+		t.Skip("this host has AppArmor")
+	}
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("lsm")
+	pod := runPod(t, rc, podCfg)
+	create := func(name string, sc *runtime.LinuxContainerSecurityContext) error {
+		_, err := rc.CreateContainer(ctxT(t), &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podCfg,
+			Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: busyboxImage},
+				Command: []string{"sleep", "100000"}, Linux: &runtime.LinuxContainerConfig{SecurityContext: sc}}})
+		return err
+	}
+	if err := create("apparmor", &runtime.LinuxContainerSecurityContext{Apparmor: &runtime.SecurityProfile{
+		ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: "strict"}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an AppArmor profile: %v, want InvalidArgument", err)
+	}
+	if err := create("selinux", &runtime.LinuxContainerSecurityContext{SelinuxOptions: &runtime.SELinuxOption{Type: "spc_t"}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an SELinux label: %v, want InvalidArgument", err)
+	}
+	if err := create("default", &runtime.LinuxContainerSecurityContext{Apparmor: &runtime.SecurityProfile{}}); err != nil {
+		t.Errorf("the default AppArmor profile: %v", err)
+	}
+	if list, _ := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{}); len(list.GetContainers()) != 1 {
+		t.Errorf("containers after the refused ones: %d, want 1", len(list.GetContainers()))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(b.State, "containers")); len(entries) != 1 {
+		t.Errorf("container dirs after the refused ones: %d, want 1", len(entries))
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
 }

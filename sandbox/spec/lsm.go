@@ -1,0 +1,74 @@
+package spec
+
+import (
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// DefaultAppArmorProfile is the profile RuntimeDefault means on hosts with
+// AppArmor. Berth does not load it: the node's setup must (apparmor_parser).
+const DefaultAppArmorProfile = "berth-default"
+
+// LSM is what the host's Linux security modules offer: whether AppArmor and
+// SELinux are enabled, and which AppArmor profiles are loaded.
+type LSM struct {
+	AppArmor         bool
+	AppArmorProfiles map[string]bool
+	SELinux          bool
+}
+
+// applyLSM sets the AppArmor profile the security context asks for, or fails
+// with a clear error where the host cannot give it: a security request is
+// never dropped silently. Unconfined and unset always work; RuntimeDefault is
+// the default profile where AppArmor runs and nothing where it does not.
+// SELinux labels are refused on hosts without SELinux, and not applied yet on
+// hosts with it.
+func applyLSM(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext, host LSM) error {
+	if err := checkSELinux(sc.GetSelinuxOptions(), host.SELinux); err != nil {
+		return err
+	}
+	profile, err := appArmorProfile(sc.GetApparmor(), host)
+	if err != nil {
+		return err
+	}
+	s.Process.ApparmorProfile = profile
+	return nil
+}
+
+func appArmorProfile(p *runtime.SecurityProfile, host LSM) (string, error) {
+	switch p.GetProfileType() {
+	case runtime.SecurityProfile_Unconfined:
+		return "", nil
+	case runtime.SecurityProfile_RuntimeDefault:
+		if p == nil || !host.AppArmor {
+			return "", nil
+		}
+		return loadedProfile(DefaultAppArmorProfile, host)
+	case runtime.SecurityProfile_Localhost:
+		if !host.AppArmor {
+			return "", fmt.Errorf("AppArmor profile %q: AppArmor is not enabled on this host: %w", p.GetLocalhostRef(), errdefs.ErrInvalidArgument)
+		}
+		return loadedProfile(p.GetLocalhostRef(), host)
+	}
+	return "", fmt.Errorf("AppArmor profile type %v: %w", p.GetProfileType(), errdefs.ErrInvalidArgument)
+}
+
+func loadedProfile(name string, host LSM) (string, error) {
+	if name == "" || !host.AppArmorProfiles[name] {
+		return "", fmt.Errorf("AppArmor profile %q is not loaded on this host: %w", name, errdefs.ErrFailedPrecondition)
+	}
+	return name, nil
+}
+
+func checkSELinux(o *runtime.SELinuxOption, enabled bool) error {
+	if o.GetUser() == "" && o.GetRole() == "" && o.GetType() == "" && o.GetLevel() == "" {
+		return nil
+	}
+	if !enabled {
+		return fmt.Errorf("SELinux options %v: SELinux is not enabled on this host: %w", o, errdefs.ErrInvalidArgument)
+	}
+	return fmt.Errorf("SELinux options %v: SELinux labels are not supported by Berth yet: %w", o, errdefs.ErrNotImplemented)
+}

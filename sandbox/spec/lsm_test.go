@@ -1,0 +1,51 @@
+package spec
+
+import (
+	"testing"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestLSM(t *testing.T) {
+	none := LSM{}
+	armored := LSM{AppArmor: true, AppArmorProfiles: map[string]bool{DefaultAppArmorProfile: true, "strict": true}}
+	armoredBare := LSM{AppArmor: true}
+	localhost := func(name string) *runtime.SecurityProfile {
+		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: name}
+	}
+	for _, tc := range []struct {
+		name    string
+		sc      *runtime.LinuxContainerSecurityContext
+		host    LSM
+		profile string
+		check   func(error) bool // nil: no error
+	}{
+		{"nothing asked", nil, none, "", nil},
+		{"runtime default without AppArmor", &runtime.LinuxContainerSecurityContext{Apparmor: &runtime.SecurityProfile{}}, none, "", nil},
+		{"localhost without AppArmor", &runtime.LinuxContainerSecurityContext{Apparmor: localhost("strict")}, none, "", errdefs.IsInvalidArgument},
+		{"unconfined", &runtime.LinuxContainerSecurityContext{Apparmor: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Unconfined}},
+			armored, "", nil},
+		{"runtime default with AppArmor", &runtime.LinuxContainerSecurityContext{Apparmor: &runtime.SecurityProfile{}}, armored, DefaultAppArmorProfile, nil},
+		{"runtime default not loaded", &runtime.LinuxContainerSecurityContext{Apparmor: &runtime.SecurityProfile{}}, armoredBare, "", errdefs.IsFailedPrecondition},
+		{"localhost loaded", &runtime.LinuxContainerSecurityContext{Apparmor: localhost("strict")}, armored, "strict", nil},
+		{"localhost not loaded", &runtime.LinuxContainerSecurityContext{Apparmor: localhost("other")}, armored, "", errdefs.IsFailedPrecondition},
+		{"SELinux without SELinux", &runtime.LinuxContainerSecurityContext{SelinuxOptions: &runtime.SELinuxOption{Type: "spc_t"}}, none, "",
+			errdefs.IsInvalidArgument},
+		{"SELinux with SELinux", &runtime.LinuxContainerSecurityContext{SelinuxOptions: &runtime.SELinuxOption{Level: "s0:c1,c2"}},
+			LSM{SELinux: true}, "", errdefs.IsNotImplemented},
+		{"empty SELinux options", &runtime.LinuxContainerSecurityContext{SelinuxOptions: &runtime.SELinuxOption{}}, none, "", nil},
+	} {
+		s := &specs.Spec{Process: &specs.Process{}}
+		err := applyLSM(s, tc.sc, tc.host)
+		switch {
+		case tc.check == nil && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.check != nil && !tc.check(err):
+			t.Errorf("%s: %v, not the error wanted", tc.name, err)
+		case err == nil && s.Process.ApparmorProfile != tc.profile:
+			t.Errorf("%s: profile %q, want %q", tc.name, s.Process.ApparmorProfile, tc.profile)
+		}
+	}
+}
