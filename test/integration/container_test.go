@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -791,6 +792,21 @@ func TestStats(t *testing.T) {
 	if resp, err := rc.ListPodSandboxStats(ctxT(t), &runtime.ListPodSandboxStatsRequest{}); err != nil || len(resp.Stats) != 1 {
 		t.Errorf("ListPodSandboxStats = %v, %v", resp, err)
 	}
+	// The list streams (kubelet 1.36's CRIListStreaming) give the same items.
+	statStream, err := rc.StreamContainerStats(ctxT(t), &runtime.StreamContainerStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countStream(t, statStream.Recv, func(m *runtime.StreamContainerStatsResponse) int { return len(m.ContainerStats) }); n != 2 {
+		t.Errorf("StreamContainerStats sent %d, want 2", n)
+	}
+	podStream, err := rc.StreamPodSandboxes(ctxT(t), &runtime.StreamPodSandboxesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countStream(t, podStream.Recv, func(m *runtime.StreamPodSandboxesResponse) int { return len(m.PodSandboxes) }); n != 1 {
+		t.Errorf("StreamPodSandboxes sent %d, want 1", n)
+	}
 	if _, err := rc.ContainerStats(ctxT(t), &runtime.ContainerStatsRequest{ContainerId: "nonesuch"}); status.Code(err) != codes.NotFound {
 		t.Errorf("stats of a missing container: %v", err)
 	}
@@ -903,4 +919,20 @@ func TestLSMRequestsOnAHostWithout(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPodGone(t, b, pod)
+}
+
+// countStream receives a list stream to its end and counts its items.
+func countStream[T any](t *testing.T, recv func() (*T, error), items func(*T) int) int {
+	t.Helper()
+	n := 0
+	for {
+		m, err := recv()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += items(m)
+	}
 }
