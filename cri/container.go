@@ -23,6 +23,8 @@ type ContainerStore interface {
 	List(keep func(*container.Container) bool) []*container.Container
 	Update(id string, fn func(*container.Container) error) (*container.Container, error)
 	Delete(id string) error
+	// SetNotify makes fn hear of every recorded change of state.
+	SetNotify(fn func(container.Change))
 }
 
 // Shims gives each pod its berth-shim (runner.Pool).

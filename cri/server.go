@@ -60,6 +60,7 @@ type Server struct {
 	stats      StatsReader
 	cpuSamples cpuSamples
 	streaming  *streaming.Server
+	events     *eventHub
 
 	podNames, containerNames *names
 
@@ -82,13 +83,16 @@ func New(opts Options) *Server {
 	s := &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images,
 		puller: opts.Puller, pods: opts.Pods, podNames: newNames(), containerNames: newNames(),
 		containers: opts.Containers, shims: opts.Shims, snapshots: opts.Snapshots, stateDir: opts.StateDir, stats: opts.Stats,
-		watching: map[string]bool{}}
+		watching: map[string]bool{}, events: newEventHub()}
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if opts.Pods != nil {
 		for _, p := range opts.Pods.List() {
 			// Recovered pods keep their names.
 			s.podNames.owner[podName(podMetadata(p))] = p.ID
 		}
+	}
+	if opts.Containers != nil {
+		opts.Containers.SetNotify(s.events.changed)
 	}
 	if opts.Containers != nil && opts.Pods != nil {
 		for _, c := range opts.Containers.List(nil) {

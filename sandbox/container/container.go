@@ -105,6 +105,25 @@ type Store struct {
 	disk *store.Store
 	mu   sync.RWMutex // guards ctrs (the map, not the containers)
 	ctrs map[string]*entry
+	// notify, when set, hears of every change of state (see SetNotify).
+	notify func(Change)
+}
+
+// Change is a container's change of state, once recorded: added (CREATED),
+// moved to a new state, or Deleted.
+type Change struct {
+	Container Container
+	Deleted   bool
+}
+
+// SetNotify makes fn hear of every change of state, after it is recorded
+// and outside the store's locks. Set it before the store is used.
+func (s *Store) SetNotify(fn func(Change)) { s.notify = fn }
+
+func (s *Store) tell(ch Change) {
+	if s.notify != nil {
+		s.notify(ch)
+	}
 }
 
 type entry struct {
@@ -143,6 +162,14 @@ func (s *Store) Add(c Container) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now().UTC()
 	}
+	if err := s.add(c); err != nil {
+		return err
+	}
+	s.tell(Change{Container: c})
+	return nil
+}
+
+func (s *Store) add(c Container) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.ctrs[c.ID]; ok {
@@ -226,18 +253,25 @@ func (s *Store) Update(id string, fn func(c *Container) error) (*Container, erro
 		return nil, err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	prev := e.c.State
 	next := e.c
 	if err := fn(&next); err != nil {
+		e.mu.Unlock()
 		return nil, err
 	}
-	if next.State != e.c.State && !slices.Contains(transitions[e.c.State], next.State) {
-		return nil, fmt.Errorf("container %s: %s → %s is not allowed: %w", id, e.c.State, next.State, errdefs.ErrFailedPrecondition)
+	if next.State != prev && !slices.Contains(transitions[prev], next.State) {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("container %s: %s → %s is not allowed: %w", id, prev, next.State, errdefs.ErrFailedPrecondition)
 	}
 	if err := s.disk.Put(id, &next); err != nil {
+		e.mu.Unlock()
 		return nil, err
 	}
 	e.c = next
+	e.mu.Unlock()
+	if next.State != prev {
+		s.tell(Change{Container: next})
+	}
 	c := next
 	return &c, nil
 }
@@ -245,10 +279,18 @@ func (s *Store) Update(id string, fn func(c *Container) error) (*Container, erro
 // Delete removes a container's record; a missing one is not an error.
 func (s *Store) Delete(id string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.disk.Remove(id); err != nil {
+		s.mu.Unlock()
 		return err
 	}
+	e, ok := s.ctrs[id]
 	delete(s.ctrs, id)
+	s.mu.Unlock()
+	if ok {
+		e.mu.Lock()
+		c := e.c
+		e.mu.Unlock()
+		s.tell(Change{Container: c, Deleted: true})
+	}
 	return nil
 }

@@ -3,6 +3,8 @@ package container
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,5 +95,30 @@ func TestListFiltersNewestFirst(t *testing.T) {
 	}
 	if n := len(s.List(nil)); n != 3 {
 		t.Fatalf("unfiltered list has %d", n)
+	}
+}
+
+// The store tells of each change of state once recorded, and of deletion.
+func TestStoreNotifies(t *testing.T) {
+	s, err := NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	s.SetNotify(func(ch Change) {
+		if _, err := s.Get("c1"); ch.Deleted == (err == nil) {
+			t.Errorf("told of %v before it was recorded", ch)
+		}
+		got = append(got, fmt.Sprintf("%s/%v", ch.Container.State, ch.Deleted))
+	})
+	if err := s.Add(Container{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Update("c1", func(c *Container) error { c.State = Running; return nil })
+	s.Update("c1", func(c *Container) error { c.Message = "no change of state"; return nil })
+	s.Update("c1", func(c *Container) error { c.State = Exited; return nil })
+	s.Delete("c1")
+	if strings.Join(got, " ") != "CREATED/false RUNNING/false EXITED/false EXITED/true" {
+		t.Fatalf("told %v", got)
 	}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -187,5 +188,52 @@ func TestAttachSessions(t *testing.T) {
 	assertPodGone(t, b, pod)
 	if entries, _ := os.ReadDir(filepath.Join(b.State, "io")); len(entries) != 0 {
 		t.Errorf("session FIFOs left: %d", len(entries))
+	}
+}
+
+// Two subscribers get a container's whole lifecycle as events, in order,
+// with the pod's status and the containers' statuses.
+func TestContainerEvents(t *testing.T) {
+	_, _, rc := containerBerthd(t)
+	podCfg := podConfig("events")
+	pod := runPod(t, rc, podCfg)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	var subs []runtime.RuntimeService_GetContainerEventsClient
+	for range 2 {
+		sub, err := rc.GetContainerEvents(ctx, &runtime.GetEventsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	time.Sleep(200 * time.Millisecond) // the subscriptions reach berthd
+	id := startContainer(t, rc, pod, podCfg, "main", nil, "sleep", "100000")
+	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RemoveContainer(ctxT(t), &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	want := []runtime.ContainerEventType{runtime.ContainerEventType_CONTAINER_CREATED_EVENT, runtime.ContainerEventType_CONTAINER_STARTED_EVENT,
+		runtime.ContainerEventType_CONTAINER_STOPPED_EVENT, runtime.ContainerEventType_CONTAINER_DELETED_EVENT}
+	for i, sub := range subs {
+		for j, w := range want {
+			ev, err := sub.Recv()
+			if err != nil {
+				t.Fatalf("subscriber %d, event %d: %v", i, j, err)
+			}
+			if ev.ContainerId != id || ev.ContainerEventType != w || ev.GetPodSandboxStatus().GetId() != pod || ev.CreatedAt == 0 {
+				t.Fatalf("subscriber %d, event %d: %v %v (pod %q), want %v", i, j, ev.ContainerId, ev.ContainerEventType,
+					ev.GetPodSandboxStatus().GetId(), w)
+			}
+			if w == runtime.ContainerEventType_CONTAINER_STARTED_EVENT &&
+				(len(ev.ContainersStatuses) != 1 || ev.ContainersStatuses[0].State != runtime.ContainerState_CONTAINER_RUNNING) {
+				t.Fatalf("statuses with the started event: %v", ev.ContainersStatuses)
+			}
+		}
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
 	}
 }
