@@ -134,9 +134,9 @@ func TestServeAnswersAndStopsCleanly(t *testing.T) {
 	if err != nil || v.RuntimeName != "berth" {
 		t.Fatalf("Version = %v, %v", v, err)
 	}
-	_, err = client.ListMetricDescriptors(rctx, &runtime.ListMetricDescriptorsRequest{})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "ListMetricDescriptors") {
-		t.Fatalf("ListMetricDescriptors: %v, want Unimplemented naming it", err)
+	_, err = client.CheckpointContainer(rctx, &runtime.CheckpointContainerRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "CheckpointContainer") {
+		t.Fatalf("CheckpointContainer: %v, want Unimplemented naming it", err)
 	}
 	imgs, err := runtime.NewImageServiceClient(conn).ListImages(rctx, &runtime.ListImagesRequest{})
 	if err != nil || len(imgs.Images) != 0 {

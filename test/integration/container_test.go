@@ -792,6 +792,34 @@ func TestStats(t *testing.T) {
 	if resp, err := rc.ListPodSandboxStats(ctxT(t), &runtime.ListPodSandboxStatsRequest{}); err != nil || len(resp.Stats) != 1 {
 		t.Errorf("ListPodSandboxStats = %v, %v", resp, err)
 	}
+	// Metrics, as the kubelet's /metrics/cadvisor takes them from the runtime.
+	descs, err := rc.ListMetricDescriptors(ctxT(t), &runtime.ListMetricDescriptorsRequest{})
+	if err != nil || len(descs.Descriptors) == 0 {
+		t.Fatalf("ListMetricDescriptors = %v, %v", descs, err)
+	}
+	pm, err := rc.ListPodSandboxMetrics(ctxT(t), &runtime.ListPodSandboxMetricsRequest{})
+	if err != nil || len(pm.PodMetrics) != 1 || len(pm.PodMetrics[0].ContainerMetrics) != 2 {
+		t.Fatalf("ListPodSandboxMetrics = %v, %v", pm, err)
+	}
+	metric := func(ms []*runtime.Metric, name string, labels ...string) uint64 {
+		for _, m := range ms {
+			if m.Name == name && slices.Equal(m.LabelValues[len(m.LabelValues)-len(labels):], labels) {
+				return m.Value.GetValue()
+			}
+		}
+		t.Fatalf("no metric %s %v in %v", name, labels, ms)
+		return 0
+	}
+	for _, cm := range pm.PodMetrics[0].ContainerMetrics {
+		if cm.ContainerId == id {
+			if ws := metric(cm.Metrics, "container_memory_working_set_bytes"); ws < 20_000_000 {
+				t.Errorf("burner's working set metric: %d", ws)
+			}
+		}
+	}
+	if tx := metric(pm.PodMetrics[0].Metrics, "container_network_transmit_bytes_total", "eth0"); tx == 0 {
+		t.Error("no bytes sent on eth0 in the pod's metrics")
+	}
 	// The list streams (kubelet 1.36's CRIListStreaming) give the same items.
 	statStream, err := rc.StreamContainerStats(ctxT(t), &runtime.StreamContainerStatsRequest{})
 	if err != nil {

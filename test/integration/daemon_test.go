@@ -96,8 +96,8 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	ctx := ctxT(t)
 	calls := map[string]error{}
 	_, calls["UpdatePodSandboxResources"] = rc.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{})
-	_, calls["ListMetricDescriptors"] = rc.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
-	_, calls["ListPodSandboxMetrics"] = rc.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
+	_, calls["CheckpointContainer"] = rc.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{})
+	_, calls["CheckpointPod"] = rc.CheckpointPod(ctx, &runtime.CheckpointPodRequest{})
 	for rpc, err := range calls {
 		if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), rpc) {
 			t.Errorf("%s: %v, want Unimplemented naming the RPC", rpc, err)
