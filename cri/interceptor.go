@@ -36,8 +36,11 @@ func startCall(ctx context.Context, fullMethod string) (context.Context, func(er
 	start := time.Now()
 	entry := log.G(ctx).WithFields(log.Fields{"rpc": path.Base(fullMethod), "req": newRequestID()})
 	ctx = log.WithLogger(ctx, entry)
+	method := path.Base(fullMethod)
 	return ctx, func(err error) {
-		e := entry.WithField("duration", time.Since(start).String())
+		took := time.Since(start)
+		callDuration.WithLabelValues(method, status.Code(err).String()).Observe(took.Seconds())
+		e := entry.WithField("duration", took.String())
 		if err != nil {
 			e.WithField("code", status.Code(err).String()).WithError(err).Debug("rpc failed")
 			return

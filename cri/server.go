@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"net/http"
 	"sync"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -53,14 +54,15 @@ type Server struct {
 	puller  ImagePuller
 	pods    PodManager
 
-	containers ContainerStore
-	shims      Shims
-	snapshots  Snapshots
-	stateDir   string
-	stats      StatsReader
-	cpuSamples cpuSamples
-	streaming  *streaming.Server
-	events     *eventHub
+	containers  ContainerStore
+	shims       Shims
+	snapshots   Snapshots
+	stateDir    string
+	stats       StatsReader
+	cpuSamples  cpuSamples
+	streaming   *streaming.Server
+	metricsHTTP *http.Server
+	events      *eventHub
 
 	podNames, containerNames *names
 
@@ -115,5 +117,8 @@ func (s *Server) Close() {
 	s.stopBg()
 	if s.streaming != nil {
 		_ = s.streaming.Stop()
+	}
+	if s.metricsHTTP != nil {
+		_ = s.metricsHTTP.Close()
 	}
 }

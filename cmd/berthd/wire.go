@@ -64,7 +64,11 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 		Images: imageStore, Puller: imageStore, Pods: pods, Containers: containers, Snapshots: imageStore,
 		Shims: runner.NewPool(shimBinary(), filepath.Join(cfg.State, "shims")), StateDir: cfg.State, Stats: stats})
 	srv.Recover(ctx)
-	if err := srv.StartStreaming(net.JoinHostPort(cfg.Streaming.Address, cfg.Streaming.Port)); err != nil {
+	err = srv.StartStreaming(net.JoinHostPort(cfg.Streaming.Address, cfg.Streaming.Port))
+	if err == nil && cfg.Metrics.Address != "" {
+		err = srv.StartMetrics(cfg.Metrics.Address)
+	}
+	if err != nil {
 		srv.Close()
 		imageStore.Close()
 		return nil, nil, err

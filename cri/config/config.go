@@ -27,6 +27,8 @@ type Config struct {
 	Image Image `toml:"image" json:"image"`
 	// Streaming configures the exec / attach / port-forward server.
 	Streaming Streaming `toml:"streaming" json:"streaming"`
+	// Metrics configures Berth's own Prometheus endpoint.
+	Metrics Metrics `toml:"metrics" json:"metrics"`
 	// Registries holds per-registry-host settings, keyed by host[:port].
 	Registries map[string]Registry `toml:"registries" json:"registries,omitempty"`
 
@@ -62,6 +64,12 @@ type Streaming struct {
 	Address string `toml:"address" json:"address"`
 	// Port is a number; "0" picks a free port at each start.
 	Port string `toml:"port" json:"port"`
+}
+
+// Metrics is the [metrics] table: where Berth serves its own metrics.
+type Metrics struct {
+	// Address is "ip:port"; empty turns the endpoint off.
+	Address string `toml:"address" json:"address"`
 }
 
 // Registry is one [registries."host"] table.

@@ -189,6 +189,10 @@ func TestValidateBadValues(t *testing.T) {
 		{"mirror host", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {Mirrors: []string{"http://"}}} }, `registries.\"gcr.io\".mirrors`, "URL"},
 		{"mirrors only", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {MirrorsOnly: true}} }, `registries.\"gcr.io\".mirrors_only`, "at least one mirror"},
 		{"ca file", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {CAFile: "ca.pem"}} }, `registries.\"gcr.io\".ca_file`, "absolute"},
+		{"streaming address", func(c *Config) { c.Streaming.Address = "localhost" }, "streaming.address", "IP address"},
+		{"streaming port", func(c *Config) { c.Streaming.Port = "http" }, "streaming.port", "port number"},
+		{"metrics address", func(c *Config) { c.Metrics.Address = "localhost:9813" }, "metrics.address", "ip:port"},
+		{"metrics port", func(c *Config) { c.Metrics.Address = "127.0.0.1" }, "metrics.address", "ip:port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,6 +75,12 @@ address = {{q .Streaming.Address}}
 # Its port; "0" picks a free one at each start.
 port = {{q .Streaming.Port}}
 
+# Berth's own metrics, for Prometheus: CRI call latencies by method and code,
+# image pulls, pods and containers by state, shims. Served at /metrics.
+[metrics]
+# "ip:port" to serve them on, e.g. "127.0.0.1:9813"; empty: not served.
+address = {{q .Metrics.Address}}
+
 # Per-registry settings, one table per host[:port]; none by default. Example:
 #
 # [registries."registry.k8s.io"]

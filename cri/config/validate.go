@@ -46,6 +46,12 @@ func (c *Config) Validate() error {
 	if net.ParseIP(c.Streaming.Address) == nil {
 		bad("streaming.address", c.Streaming.Address, "must be an IP address such as 127.0.0.1")
 	}
+	if a := c.Metrics.Address; a != "" {
+		host, port, err := net.SplitHostPort(a)
+		if _, perr := strconv.ParseUint(port, 10, 16); err != nil || net.ParseIP(host) == nil || perr != nil {
+			bad("metrics.address", a, `must be "ip:port", such as "127.0.0.1:9813", or empty`)
+		}
+	}
 	if p, err := strconv.ParseUint(c.Streaming.Port, 10, 16); err != nil || p > 65535 {
 		bad("streaming.port", c.Streaming.Port, "must be a port number, or 0 for a free one")
 	}
