@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/containerd/log"
 
@@ -9,7 +10,9 @@ import (
 )
 
 // Recover reconciles containers with what survived a restart or a crash,
-// before the server answers: containers of pods that are gone are removed;
+// before the server answers: the FIFOs of the exec and attach sessions the
+// last berthd served are removed (sessions end with it; the containers go
+// on); containers of pods that are gone are removed;
 // what a CreateContainer cut short left (a container in a shim, a rootfs
 // mount, a snapshot, all without a record) is undone; shims of pods that are
 // gone are shut down; every pod whose containers may still run gets its exit
@@ -28,6 +31,9 @@ func (s *Server) Recover(ctx context.Context) {
 		known[c.ID] = true
 	}
 	s.recoverShims(ctx, known)
+	if err := container.RemoveSessionDirs(filepath.Join(s.stateDir, "io")); err != nil {
+		log.G(ctx).WithError(err).Warn("remove the FIFOs of earlier sessions")
+	}
 	s.removeUnrecorded(ctx, known)
 	pods := map[string]bool{}
 	for _, c := range s.containers.List(func(c *container.Container) bool { return c.State != container.Exited }) {

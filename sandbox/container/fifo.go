@@ -79,3 +79,7 @@ func (f *Fifos) Close() error {
 	}
 	return err
 }
+
+// RemoveSessionDirs removes the FIFO dirs under dir that sessions of an
+// earlier berthd left (sessions end with the berthd that served them).
+func RemoveSessionDirs(dir string) error { return os.RemoveAll(dir) }

@@ -610,8 +610,16 @@ func TestKillDuringCreateContainer(t *testing.T) {
 	}
 	b.Kill(t)
 	calls.Wait()
+	// A session's FIFOs, as a killed berthd leaves them: the next one removes them.
+	stale := filepath.Join(b.State, "io", "stale")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	b.Start(t, bin)
 	rc, _ = b.Clients(t)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("session FIFOs of the killed berthd remain: %v", err)
+	}
 	list, err := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{})
 	if err != nil {
 		t.Fatal(err)
