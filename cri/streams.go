@@ -120,7 +120,9 @@ func (r *streamRuntime) Exec(ctx context.Context, containerID string, cmd []stri
 	}
 	log.G(ctx).WithFields(log.Fields{"container": c.ID, "exec": execID, "cmd": cmd, "tty": tty}).Debug("exec session")
 	copying := copyStreams(f, in, out, errw)
-	go forwardResize(context.WithoutCancel(ctx), shim, c.ID, execID, resize)
+	if tty && resize != nil {
+		go forwardResize(context.WithoutCancel(ctx), shim, c.ID, execID, resize)
+	}
 	code, err := waitSession(ctx, shim, execID)
 	waitTimeout(copying, outputGrace) // what the process wrote last
 	if err != nil {
@@ -225,7 +227,7 @@ func (r *streamRuntime) Attach(ctx context.Context, containerID string, in io.Re
 		return err
 	}
 	log.G(ctx).WithFields(log.Fields{"container": c.ID, "tty": tty}).Debug("attach session")
-	if tty {
+	if tty && resize != nil {
 		go forwardResize(context.WithoutCancel(ctx), shim, c.ID, "", resize)
 	}
 	copying := copyStreams(f, in, out, errw)
