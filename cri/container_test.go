@@ -1,6 +1,10 @@
 package cri
 
-import "testing"
+import (
+	"testing"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
 
 func TestContainerLogPath(t *testing.T) {
 	for _, tc := range []struct {
@@ -19,5 +23,18 @@ func TestContainerLogPath(t *testing.T) {
 		if (err != nil) != tc.bad || got != tc.want {
 			t.Errorf("containerLogPath(%q, %q) = %q, %v", tc.podDir, tc.logPath, got, err)
 		}
+	}
+}
+
+func TestPodTotal(t *testing.T) {
+	r := &runtime.LinuxContainerResources{CpuShares: 512, CpuQuota: 50000, CpuPeriod: 100000, MemoryLimitInBytes: 256 << 20, CpusetCpus: "0"}
+	o := &runtime.LinuxContainerResources{CpuShares: 10, CpuQuota: 1000, MemoryLimitInBytes: 16 << 20, CpusetCpus: "1"}
+	got := podTotal(r, o)
+	if got.CpuShares != 522 || got.CpuQuota != 51000 || got.CpuPeriod != 100000 || got.MemoryLimitInBytes != 272<<20 || got.CpusetCpus != "0" {
+		t.Fatalf("total = %v", got)
+	}
+	// No limit stays no limit, whatever the overhead.
+	if got := podTotal(&runtime.LinuxContainerResources{}, o); got.MemoryLimitInBytes != 0 || got.CpuQuota != 0 {
+		t.Fatalf("unlimited total = %v", got)
 	}
 }

@@ -119,9 +119,9 @@ func TestRuntimeConfig(t *testing.T) {
 
 func TestNotBuiltRPCsAreUnimplemented(t *testing.T) {
 	s := newTestServer(nil)
-	_, err := s.UpdatePodSandboxResources(context.Background(), &runtime.UpdatePodSandboxResourcesRequest{})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "UpdatePodSandboxResources") {
-		t.Fatalf("UpdatePodSandboxResources: %v", err)
+	_, err := s.CheckpointPod(context.Background(), &runtime.CheckpointPodRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "CheckpointPod") {
+		t.Fatalf("CheckpointPod: %v", err)
 	}
 	_, err = s.CheckpointContainer(context.Background(), &runtime.CheckpointContainerRequest{})
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "CheckpointContainer") {

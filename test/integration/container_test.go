@@ -972,3 +972,37 @@ func countStream[T any](t *testing.T, recv func() (*T, error), items func(*T) in
 		n += items(m)
 	}
 }
+
+// UpdatePodSandboxResources resizes the pod cgroup Berth owns (resources
+// plus overhead); a pod under a kubelet cgroup is left to the kubelet.
+func TestUpdatePodSandboxResources(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("podresize")
+	pod := runPod(t, rc, podCfg)
+	startContainer(t, rc, pod, podCfg, "main", nil, "sleep", "100000")
+	_, err := rc.UpdatePodSandboxResources(ctxT(t), &runtime.UpdatePodSandboxResourcesRequest{PodSandboxId: pod,
+		Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 256 << 20, CpuQuota: 50000, CpuPeriod: 100000, CpuShares: 512},
+		Overhead:  &runtime.LinuxContainerResources{MemoryLimitInBytes: 16 << 20, CpuQuota: 10000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(controller, file string) string {
+		data, err := os.ReadFile(fmt.Sprintf("/sys/fs/cgroup/%s/berth/%s/%s", controller, pod, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	if m, q, s := read("memory", "memory.limit_in_bytes"), read("cpu", "cpu.cfs_quota_us"), read("cpu", "cpu.shares"); m != fmt.Sprint(272<<20) ||
+		q != "60000" || s != "512" {
+		t.Errorf("pod cgroup after the resize: memory %s, quota %s, shares %s", m, q, s)
+	}
+	_, err = rc.UpdatePodSandboxResources(ctxT(t), &runtime.UpdatePodSandboxResourcesRequest{PodSandboxId: "nonesuch"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("resize of a missing pod: %v", err)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}

@@ -95,7 +95,7 @@ func TestUnimplementedRPCsSaySo(t *testing.T) {
 	rc, _ := b.Clients(t)
 	ctx := ctxT(t)
 	calls := map[string]error{}
-	_, calls["UpdatePodSandboxResources"] = rc.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{})
+	_, calls["RestorePod"] = rc.RestorePod(ctx, &runtime.RestorePodRequest{})
 	_, calls["CheckpointContainer"] = rc.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{})
 	_, calls["CheckpointPod"] = rc.CheckpointPod(ctx, &runtime.CheckpointPodRequest{})
 	for rpc, err := range calls {
