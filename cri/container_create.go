@@ -12,7 +12,6 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/images"
-	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/container"
 	"github.com/berth-cri/berth/sandbox/spec"
 )
@@ -25,12 +24,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if cfg.GetMetadata().GetName() == "" || cfg.GetImage().GetImage() == "" {
 		return nil, fmt.Errorf("container config needs a name and an image: %w", errdefs.ErrInvalidArgument)
 	}
-	pod, err := s.pods.Find(req.GetPodSandboxId())
+	pod, err := s.readyPod(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
-	}
-	if pod.State != sandbox.Ready {
-		return nil, fmt.Errorf("pod %s is not ready: %w", pod.ID, errdefs.ErrFailedPrecondition)
 	}
 	img, err := s.images.Get(ctx, cfg.GetImage().GetImage())
 	if err != nil {

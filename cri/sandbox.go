@@ -89,3 +89,16 @@ func criPodState(s sandbox.State) runtime.PodSandboxState {
 func podMetadata(p *sandbox.Pod) *runtime.PodSandboxMetadata {
 	return &runtime.PodSandboxMetadata{Name: p.Spec.Name, Namespace: p.Spec.Namespace, Uid: p.Spec.UID, Attempt: p.Spec.Attempt}
 }
+
+// readyPod finds a pod by ID or unique prefix; one that is not READY is
+// FailedPrecondition.
+func (s *Server) readyPod(idOrPrefix string) (*sandbox.Pod, error) {
+	p, err := s.pods.Find(idOrPrefix)
+	if err != nil {
+		return nil, err
+	}
+	if p.State != sandbox.Ready {
+		return nil, fmt.Errorf("pod %s is not ready: %w", p.ID, errdefs.ErrFailedPrecondition)
+	}
+	return p, nil
+}

@@ -2,13 +2,10 @@ package cri
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/cgroups"
 	"github.com/berth-cri/berth/sandbox/spec"
 )
@@ -19,12 +16,9 @@ import (
 // is in the kubelet's cgroup, which the kubelet resized before this call:
 // there Berth has nothing to write, as containerd and CRI-O without plugins.
 func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *runtime.UpdatePodSandboxResourcesRequest) (*runtime.UpdatePodSandboxResourcesResponse, error) {
-	p, err := s.pods.Find(req.GetPodSandboxId())
+	p, err := s.readyPod(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
-	}
-	if p.State != sandbox.Ready {
-		return nil, fmt.Errorf("pod %s is not ready: %w", p.ID, errdefs.ErrFailedPrecondition)
 	}
 	if p.Spec.CgroupParent != "" {
 		log.G(ctx).WithField("pod", p.ID).Debug("pod resized in the kubelet's cgroup")

@@ -75,12 +75,8 @@ func (s *Server) Attach(ctx context.Context, req *runtime.AttachRequest) (*runti
 
 // PortForward returns the URL of a port-forward session into a ready pod.
 func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardRequest) (*runtime.PortForwardResponse, error) {
-	p, err := s.pods.Find(req.GetPodSandboxId())
-	if err != nil {
+	if _, err := s.readyPod(req.GetPodSandboxId()); err != nil {
 		return nil, err
-	}
-	if p.State != sandbox.Ready {
-		return nil, fmt.Errorf("pod %s is not ready: %w", p.ID, errdefs.ErrFailedPrecondition)
 	}
 	st, err := s.streamer()
 	if err != nil {
