@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,7 +37,7 @@ func (memOS) MountShm(p string, _ int64) error        { return os.MkdirAll(p, 0o
 func (memOS) Unmount(string) error                    { return nil }
 func (memOS) IsMountPoint(string) bool                { return true }
 
-func newPodServer(t *testing.T, osys sandbox.OS) *Server {
+func newPodServer(t testing.TB, osys sandbox.OS) *Server {
 	t.Helper()
 	pods, err := sandbox.NewManager(osys, t.TempDir(), t.TempDir())
 	if err != nil {
@@ -215,5 +216,22 @@ func TestRunPodSandboxRetryAfterTimeout(t *testing.T) {
 	}
 	if _, err := s.RunPodSandbox(context.Background(), runReq("web")); status.Code(toGRPC(err)) != codes.AlreadyExists {
 		t.Fatalf("a second duplicate = %v, want AlreadyExists", err)
+	}
+}
+
+// The kubelet relists every second: 100 pods, from memory.
+func BenchmarkListPodSandbox100(b *testing.B) {
+	s := newPodServer(b, memOS{})
+	ctx := context.Background()
+	for i := range 100 {
+		if _, err := s.RunPodSandbox(ctx, runReq(fmt.Sprint("pod", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if resp, err := s.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{}); err != nil || len(resp.Items) != 100 {
+			b.Fatal(resp, err)
+		}
 	}
 }
