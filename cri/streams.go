@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -21,9 +22,9 @@ import (
 )
 
 // StartStreaming starts the server of exec, attach and port-forward sessions
-// on addr; Close stops it.
-func (s *Server) StartStreaming(addr string) error {
-	st, err := streaming.Start(addr, &streamRuntime{s: s})
+// on addr, over HTTPS with tlsConf when it is set; Close stops it.
+func (s *Server) StartStreaming(addr string, tlsConf *tls.Config) error {
+	st, err := streaming.Start(addr, tlsConf, &streamRuntime{s: s})
 	if err != nil {
 		return err
 	}

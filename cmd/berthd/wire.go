@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,11 +66,7 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 		Images: imageStore, Puller: imageStore, Pods: pods, Containers: containers, Snapshots: imageStore,
 		Shims: runner.NewPool(shimBinary(), filepath.Join(cfg.State, "shims")), StateDir: cfg.State, Stats: stats})
 	srv.Recover(ctx)
-	err = srv.StartStreaming(net.JoinHostPort(cfg.Streaming.Address, cfg.Streaming.Port))
-	if err == nil && cfg.Metrics.Address != "" {
-		err = srv.StartMetrics(cfg.Metrics.Address)
-	}
-	if err != nil {
+	if err := startServers(srv, cfg); err != nil {
 		srv.Close()
 		imageStore.Close()
 		return nil, nil, err
@@ -122,4 +120,24 @@ func shimBinary() string {
 		return "berth-shim"
 	}
 	return filepath.Join(filepath.Dir(self), "berth-shim")
+}
+
+// startServers starts the streaming server (HTTPS with the configured
+// certificate) and, when configured, the metrics endpoint.
+func startServers(srv *cri.Server, cfg *config.Config) error {
+	var tlsConf *tls.Config
+	if cfg.Streaming.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Streaming.TLSCertFile, cfg.Streaming.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("streaming TLS: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if err := srv.StartStreaming(net.JoinHostPort(cfg.Streaming.Address, cfg.Streaming.Port), tlsConf); err != nil {
+		return err
+	}
+	if cfg.Metrics.Address != "" {
+		return srv.StartMetrics(cfg.Metrics.Address)
+	}
+	return nil
 }

@@ -64,6 +64,9 @@ type Streaming struct {
 	Address string `toml:"address" json:"address"`
 	// Port is a number; "0" picks a free port at each start.
 	Port string `toml:"port" json:"port"`
+	// TLSCertFile and TLSKeyFile, both set, serve HTTPS instead of HTTP.
+	TLSCertFile string `toml:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file" json:"tls_key_file"`
 }
 
 // Metrics is the [metrics] table: where Berth serves its own metrics.

@@ -192,6 +192,8 @@ func TestValidateBadValues(t *testing.T) {
 		{"streaming address", func(c *Config) { c.Streaming.Address = "localhost" }, "streaming.address", "IP address"},
 		{"streaming port", func(c *Config) { c.Streaming.Port = "http" }, "streaming.port", "port number"},
 		{"metrics address", func(c *Config) { c.Metrics.Address = "localhost:9813" }, "metrics.address", "ip:port"},
+		{"tls cert alone", func(c *Config) { c.Streaming.TLSCertFile = "/etc/berth/cert.pem" }, "streaming.tls_cert_file", "both"},
+		{"relative tls key", func(c *Config) { c.Streaming.TLSCertFile, c.Streaming.TLSKeyFile = "/c.pem", "k.pem" }, "streaming.tls_key_file", "absolute"},
 		{"metrics port", func(c *Config) { c.Metrics.Address = "127.0.0.1" }, "metrics.address", "ip:port"},
 	}
 	for _, tt := range tests {

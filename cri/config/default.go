@@ -75,6 +75,12 @@ address = {{q .Streaming.Address}}
 # Its port; "0" picks a free one at each start.
 port = {{q .Streaming.Port}}
 
+# A PEM certificate and key to serve HTTPS with (both, or neither for HTTP).
+tls_cert_file = {{q .Streaming.TLSCertFile}}
+
+# The certificate's private key (PEM).
+tls_key_file = {{q .Streaming.TLSKeyFile}}
+
 # Berth's own metrics, for Prometheus: CRI call latencies by method and code,
 # image pulls, pods and containers by state, shims. Served at /metrics.
 [metrics]

@@ -46,6 +46,14 @@ func (c *Config) Validate() error {
 	if net.ParseIP(c.Streaming.Address) == nil {
 		bad("streaming.address", c.Streaming.Address, "must be an IP address such as 127.0.0.1")
 	}
+	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
+		bad("streaming.tls_cert_file", c.Streaming.TLSCertFile, "needs tls_key_file too (both or neither)")
+	}
+	for k, p := range map[string]string{"streaming.tls_cert_file": c.Streaming.TLSCertFile, "streaming.tls_key_file": c.Streaming.TLSKeyFile} {
+		if p != "" && !filepath.IsAbs(p) {
+			bad(k, p, "must be an absolute path")
+		}
+	}
 	if a := c.Metrics.Address; a != "" {
 		host, port, err := net.SplitHostPort(a)
 		if _, perr := strconv.ParseUint(port, 10, 16); err != nil || net.ParseIP(host) == nil || perr != nil {

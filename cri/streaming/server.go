@@ -5,6 +5,7 @@
 package streaming
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,8 +31,8 @@ type Server struct {
 }
 
 // Start listens on addr ("ip:port"; port 0 picks one) and serves rt's
-// sessions in the background until Stop.
-func Start(addr string, rt Runtime) (*Server, error) {
+// sessions in the background until Stop: over HTTPS when tlsConf is set.
+func Start(addr string, tlsConf *tls.Config, rt Runtime) (*Server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("streaming server: %w", err)
@@ -39,12 +40,16 @@ func Start(addr string, rt Runtime) (*Server, error) {
 	cfg := streaming.DefaultConfig
 	cfg.Addr = l.Addr().String()
 	cfg.BaseURL = &url.URL{Scheme: "http", Host: l.Addr().String()}
+	if tlsConf != nil {
+		cfg.BaseURL.Scheme, cfg.TLSConfig = "https", tlsConf
+		l = tls.NewListener(l, tlsConf)
+	}
 	urls, err := streaming.NewServer(cfg, rt)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	s := &Server{urls: urls, http: &http.Server{Handler: urls, ReadHeaderTimeout: 30 * time.Second}}
+	s := &Server{urls: urls, http: &http.Server{Handler: urls, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsConf}}
 	go func() {
 		if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			fmt.Printf("streaming server: %v\n", err)

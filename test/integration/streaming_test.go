@@ -2,8 +2,15 @@ package integration
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -236,4 +243,57 @@ func TestContainerEvents(t *testing.T) {
 	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// With a certificate configured, sessions are served over HTTPS.
+func TestStreamingOverTLS(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	certFile, keyFile := selfSignedCert(t)
+	b := util.NewBerthd(t, fmt.Sprintf("[streaming]\ntls_cert_file = %q\ntls_key_file = %q\n\n%s", certFile, keyFile, mirrorConfig(testRegistry(t))))
+	b.Start(t, bin)
+	rc, ic := b.Clients(t)
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: busyboxImage}}); err != nil {
+		t.Fatal(err)
+	}
+	podCfg := podConfig("tls")
+	pod := runPod(t, rc, podCfg)
+	id := startContainer(t, rc, pod, podCfg, "main", nil, "sleep", "100000")
+	resp, err := rc.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true})
+	if err != nil || !strings.HasPrefix(resp.Url, "https://") {
+		t.Fatalf("exec URL %v, %v", resp, err)
+	}
+	if out, err := crictlCmd(t, b, "exec", id, "echo", "over-tls").Output(); err != nil || string(out) != "over-tls\n" {
+		t.Errorf("exec over TLS: %q, %v", out, err)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key as PEM files.
+func selfSignedCert(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth-test"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for file, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
 }
