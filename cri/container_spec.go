@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-cri/berth/images"
 	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/cgroups"
 	"github.com/berth-cri/berth/sandbox/container"
 	"github.com/berth-cri/berth/sandbox/runner"
 	"github.com/berth-cri/berth/sandbox/spec"
@@ -184,7 +185,7 @@ func (s *Server) hostLimits(privileged bool) (spec.Host, error) {
 	if s.hostCapsErr != nil {
 		return spec.Host{}, s.hostCapsErr
 	}
-	host := spec.Host{Capabilities: s.hostCaps}
+	host := spec.Host{Capabilities: s.hostCaps, NoHugetlb: !s.hugetlb()}
 	if privileged {
 		devices, err := container.HostDevices()
 		if err != nil {
@@ -193,6 +194,22 @@ func (s *Server) hostLimits(privileged bool) (spec.Host, error) {
 		host.Devices = devices
 	}
 	return host, nil
+}
+
+// hugetlb says (once) whether the host's cgroups limit huge pages.
+func (s *Server) hugetlb() bool {
+	s.hugetlbOnce.Do(func() { s.hugetlbOK = cgroups.HugetlbSupported() })
+	return s.hugetlbOK
+}
+
+// resources are a CRI resource update's cgroup settings as this host can
+// apply them (no hugepage limits without a hugetlb controller).
+func (s *Server) resources(r *runtime.LinuxContainerResources) *specs.LinuxResources {
+	res := spec.Resources(r)
+	if !s.hugetlb() {
+		res.HugepageLimits = nil
+	}
+	return res
 }
 
 // cgroupParent is the pod's cgroup (the kubelet's cgroup_parent), or Berth's

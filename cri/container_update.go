@@ -11,7 +11,6 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox/container"
-	"github.com/berth-cri/berth/sandbox/spec"
 )
 
 // UpdateContainerResources changes a created or running container's cgroup
@@ -35,7 +34,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", c.ID, err)
 	}
-	if err := shim.Update(ctx, c.ID, spec.Resources(r)); err != nil {
+	if err := shim.Update(ctx, c.ID, s.resources(r)); err != nil {
 		return nil, err
 	}
 	if _, err := s.containers.Update(c.ID, func(c *container.Container) error {
@@ -43,7 +42,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 		return nil
 	}); err != nil {
 		if c.Resources != nil {
-			if uerr := shim.Update(context.WithoutCancel(ctx), c.ID, spec.Resources(criResources(c.Resources))); uerr != nil {
+			if uerr := shim.Update(context.WithoutCancel(ctx), c.ID, s.resources(criResources(c.Resources))); uerr != nil {
 				log.G(ctx).WithError(uerr).WithField("container", c.ID).Warn("set the previous resources back")
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox/cgroups"
-	"github.com/berth-cri/berth/sandbox/spec"
 )
 
 // UpdatePodSandboxResources applies a pod's new resources (in-place resize)
@@ -25,7 +24,7 @@ func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *runtime.Upd
 		return &runtime.UpdatePodSandboxResourcesResponse{}, nil
 	}
 	total := podTotal(req.GetResources(), req.GetOverhead())
-	if err := cgroups.Update(cgroupParent(p), spec.Resources(total)); err != nil {
+	if err := cgroups.Update(cgroupParent(p), s.resources(total)); err != nil {
 		return nil, err
 	}
 	log.G(ctx).WithField("pod", p.ID).Info("updated pod resources")

@@ -75,6 +75,9 @@ type Server struct {
 	rroOnce sync.Once
 	rro     bool
 
+	hugetlbOnce sync.Once
+	hugetlbOK   bool
+
 	hostCapsOnce sync.Once
 	hostCaps     []string
 	hostCapsErr  error

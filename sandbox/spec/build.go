@@ -95,6 +95,9 @@ func Build(in Input) (*Built, error) {
 		s.Hostname = in.Hostname // a joined UTS namespace keeps the pod's
 	}
 	b.Warnings = applyResources(s, cfg.GetLinux().GetResources(), in.MinOOMScoreAdj)
+	if in.Host.NoHugetlb {
+		s.Linux.Resources.HugepageLimits = nil
+	}
 	b.Spec = s
 	return b, nil
 }

@@ -145,3 +145,19 @@ func TestBuildOwnNamespacesAndErrors(t *testing.T) {
 		t.Fatalf("no command = %v", err)
 	}
 }
+
+// Without a hugetlb controller the kubelet's hugepage limits are left out:
+// libcontainer would fail to create the container otherwise.
+func TestNoHugetlbDropsHugepageLimits(t *testing.T) {
+	in := baseInput()
+	in.Config.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{
+		HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 0}}}}
+	b, err := Build(in)
+	if err != nil || len(b.Spec.Linux.Resources.HugepageLimits) != 1 {
+		t.Fatalf("with hugetlb: %v, %v", b.Spec.Linux.Resources.HugepageLimits, err)
+	}
+	in.Host.NoHugetlb = true
+	if b, err = Build(in); err != nil || b.Spec.Linux.Resources.HugepageLimits != nil {
+		t.Fatalf("without hugetlb: %v, %v", b.Spec.Linux.Resources.HugepageLimits, err)
+	}
+}

@@ -16,6 +16,9 @@ import (
 type Host struct {
 	Capabilities []string
 	Devices      []specs.LinuxDevice
+	// NoHugetlb: the host's cgroups cannot limit huge pages (no hugetlb
+	// controller), so hugepage limits are left out, as the peers do.
+	NoHugetlb bool
 }
 
 // capabilities is the container's capability set: the defaults, or all the
