@@ -505,8 +505,10 @@ func TestUpdateContainerResources(t *testing.T) {
 	podCfg := podConfig("update")
 	pod := runPod(t, rc, podCfg)
 	id := startContainer(t, rc, pod, podCfg, "main", func(c *runtime.ContainerConfig) {
+		// Hugepage limits as the kubelet sends them for every container:
+		// hosts without a hugetlb controller (this one) must still run it.
 		c.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{
-			CpuShares: 512, MemoryLimitInBytes: 128 << 20}}
+			CpuShares: 512, MemoryLimitInBytes: 128 << 20, HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB"}}}}
 	}, "sleep", "100000")
 	cgroupFile := func(controller, name string) string {
 		t.Helper()
