@@ -108,8 +108,8 @@ func TestPortForward(t *testing.T) {
 	assertPodGone(t, b, pod, hostPod)
 }
 
-// crictl exec: output, stderr and exit code; stdin; a terminal (crictl run
-// under script(1), which gives it one).
+// crictl exec: output, stderr and exit code; exec -s (ExecSync); stdin; a
+// terminal (crictl run under script(1), which gives it one).
 func TestExecSessions(t *testing.T) {
 	b, _, rc := containerBerthd(t)
 	podCfg := podConfig("exec")
@@ -122,6 +122,9 @@ func TestExecSessions(t *testing.T) {
 	if err == nil || stdout.String() != "out\n" || !strings.Contains(stderr.String(), "err\n") ||
 		!strings.Contains(stderr.String(), "exit code 3") {
 		t.Errorf("exec: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+	if out, err := crictlCmd(t, b, "exec", "-s", id, "echo", "synced").Output(); err != nil || string(out) != "synced\n" {
+		t.Errorf("exec -s (ExecSync): %q, %v", out, err)
 	}
 	cmd = crictlCmd(t, b, "exec", "-i", id, "sh", "-c", "cat; echo done")
 	cmd.Stdin = strings.NewReader("hello\nworld\n")
