@@ -123,7 +123,8 @@ func TestExecSessions(t *testing.T) {
 		!strings.Contains(stderr.String(), "exit code 3") {
 		t.Errorf("exec: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
 	}
-	if out, err := crictlCmd(t, b, "exec", "-s", id, "echo", "synced").Output(); err != nil || string(out) != "synced\n" {
+	// crictl prints ExecSync's stdout and stderr, each followed by a newline.
+	if out, err := crictlCmd(t, b, "exec", "-s", id, "echo", "synced").Output(); err != nil || strings.TrimSpace(string(out)) != "synced" {
 		t.Errorf("exec -s (ExecSync): %q, %v", out, err)
 	}
 	cmd = crictlCmd(t, b, "exec", "-i", id, "sh", "-c", "cat; echo done")
