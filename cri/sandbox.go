@@ -53,6 +53,9 @@ func podSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
 		return sandbox.Spec{}, fmt.Errorf("runtime handler %q is not configured (only the default handler exists): %w", h, errdefs.ErrInvalidArgument)
 	}
 	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if err := checkUserNamespace(ns.GetUsernsOptions()); err != nil {
+		return sandbox.Spec{}, err
+	}
 	raw, err := protojson.Marshal(cfg)
 	if err != nil {
 		return sandbox.Spec{}, err
@@ -101,4 +104,20 @@ func (s *Server) readyPod(idOrPrefix string) (*sandbox.Pod, error) {
 		return nil, fmt.Errorf("pod %s is not ready: %w", p.ID, errdefs.ErrFailedPrecondition)
 	}
 	return p, nil
+}
+
+// checkUserNamespace refuses what Berth cannot give yet: a pod asking for a
+// user namespace of its own would otherwise run in the host's, less isolated
+// than asked. The host's (NODE, or nothing asked) is fine.
+func checkUserNamespace(u *runtime.UserNamespace) error {
+	if u == nil { // the mode's zero value is POD: nothing asked is not POD
+		return nil
+	}
+	switch u.GetMode() {
+	case runtime.NamespaceMode_NODE:
+		return nil
+	case runtime.NamespaceMode_POD:
+		return fmt.Errorf("user namespaces are not supported yet (the runtime handler does not advertise them): %w", errdefs.ErrNotImplemented)
+	}
+	return fmt.Errorf("user namespace mode %v: only POD and NODE exist for pods: %w", u.GetMode(), errdefs.ErrInvalidArgument)
 }

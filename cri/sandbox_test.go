@@ -235,3 +235,25 @@ func BenchmarkListPodSandbox100(b *testing.B) {
 		}
 	}
 }
+
+func TestUserNamespaceRequests(t *testing.T) {
+	for _, tc := range []struct {
+		u    *runtime.UserNamespace
+		code codes.Code
+	}{
+		{nil, codes.OK},
+		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_NODE}, codes.OK},
+		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: []*runtime.IDMapping{{HostId: 1000, Length: 65536}}}, codes.Unimplemented},
+		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}, codes.InvalidArgument},
+		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_TARGET}, codes.InvalidArgument},
+	} {
+		s := newPodServer(t, memOS{})
+		req := runReq("userns")
+		req.Config.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: tc.u}}}
+		_, err := s.RunPodSandbox(context.Background(), req)
+		if got := status.Code(toGRPC(err)); got != tc.code {
+			t.Errorf("%v: %v, want %v", tc.u, err, tc.code)
+		}
+	}
+}
