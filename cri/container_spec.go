@@ -153,14 +153,16 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 		MinOOMScoreAdj: container.OwnOOMScoreAdj(),
 		Host:           host,
 		Seccomp:        profile,
-		LSM:            hostLSM(),
+		LSM:            s.hostLSM(),
 	})
 }
 
-// hostLSM is what the host's AppArmor and SELinux offer now (profiles may be
-// loaded at any time).
-func hostLSM() spec.LSM {
-	l := spec.LSM{AppArmor: container.AppArmorEnabled(), SELinux: container.SELinuxEnabled()}
+// hostLSM is what the host's AppArmor and SELinux offer: whether they run
+// (read once), and the AppArmor profiles loaded now (they may be loaded at
+// any time).
+func (s *Server) hostLSM() spec.LSM {
+	s.lsmOnce.Do(func() { s.lsm = spec.LSM{AppArmor: container.AppArmorEnabled(), SELinux: container.SELinuxEnabled()} })
+	l := s.lsm
 	if l.AppArmor {
 		l.AppArmorProfiles = container.AppArmorProfiles()
 	}
@@ -205,11 +207,7 @@ func (s *Server) hugetlb() bool {
 // resources are a CRI resource update's cgroup settings as this host can
 // apply them (no hugepage limits without a hugetlb controller).
 func (s *Server) resources(r *runtime.LinuxContainerResources) *specs.LinuxResources {
-	res := spec.Resources(r)
-	if !s.hugetlb() {
-		res.HugepageLimits = nil
-	}
-	return res
+	return spec.Resources(r, spec.Host{NoHugetlb: !s.hugetlb()})
 }
 
 // cgroupParent is the pod's cgroup (the kubelet's cgroup_parent), or Berth's

@@ -17,15 +17,13 @@ import (
 // labelled id, name, image (and the extra key listed); pod network metrics
 // carry the pod's id and name, and the interface.
 var (
-	baseLabels    = []string{"id", "name", "image"}
-	metricDescs   = []*runtime.MetricDescriptor{}
-	metricsByName = map[string]*runtime.MetricDescriptor{}
+	baseLabels  = []string{"id", "name", "image"}
+	metricDescs = []*runtime.MetricDescriptor{}
 )
 
 func describe(name, help string, extra ...string) string {
-	d := &runtime.MetricDescriptor{Name: name, Help: help, LabelKeys: append(append([]string{}, baseLabels...), extra...)}
-	metricDescs = append(metricDescs, d)
-	metricsByName[name] = d
+	metricDescs = append(metricDescs, &runtime.MetricDescriptor{Name: name, Help: help,
+		LabelKeys: append(append([]string{}, baseLabels...), extra...)})
 	return name
 }
 

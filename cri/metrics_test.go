@@ -15,6 +15,10 @@ func TestMetricsMatchTheirDescriptors(t *testing.T) {
 	addCgroupMetrics(m, &cgroups.Stats{At: time.Unix(1, 0), CPUUsageNanos: 2_500_000_000, MemoryWorkingSet: 7, Processes: 3})
 	m.add(mNetRxBytes, runtime.MetricType_COUNTER, 10, "eth0")
 	m.add(mFsUsage, runtime.MetricType_GAUGE, 10, "/var/lib/berth")
+	metricsByName := map[string]*runtime.MetricDescriptor{}
+	for _, d := range metricDescs {
+		metricsByName[d.Name] = d
+	}
 	values := map[string]uint64{}
 	for _, metric := range m.metrics {
 		d, ok := metricsByName[metric.Name]

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/cri/streaming"
+	"github.com/berth-cri/berth/sandbox/spec"
 )
 
 // NetworkStatus tells whether the pod network is usable (implemented by cni.Manager).
@@ -77,6 +78,9 @@ type Server struct {
 
 	hugetlbOnce sync.Once
 	hugetlbOK   bool
+
+	lsmOnce sync.Once
+	lsm     spec.LSM
 
 	hostCapsOnce sync.Once
 	hostCaps     []string

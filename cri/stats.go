@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,23 +62,14 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *runtime.PodSandboxSta
 // prefix, labels) selects.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtime.ListPodSandboxStatsRequest) (*runtime.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
+	filter := &runtime.PodSandboxFilter{Id: f.GetId(), LabelSelector: f.GetLabelSelector()}
 	resp := &runtime.ListPodSandboxStatsResponse{}
 	for _, p := range s.pods.List() {
-		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) || !labelsMatch(p.Spec.Labels, f.GetLabelSelector()) {
-			continue
+		if podMatches(p, filter) {
+			resp.Stats = append(resp.Stats, s.podStats(ctx, p))
 		}
-		resp.Stats = append(resp.Stats, s.podStats(ctx, p))
 	}
 	return resp, nil
-}
-
-func labelsMatch(labels, selector map[string]string) bool {
-	for k, v := range selector {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // containerStats reads a container's cgroup (while it is created or

@@ -45,13 +45,7 @@ func (s *Server) Exec(ctx context.Context, req *runtime.ExecRequest) (*runtime.E
 	if len(req.GetCmd()) == 0 {
 		return nil, fmt.Errorf("exec needs a command: %w", errdefs.ErrInvalidArgument)
 	}
-	if !req.GetStdin() && !req.GetStdout() && !req.GetStderr() {
-		return nil, fmt.Errorf("exec needs one of stdin, stdout and stderr: %w", errdefs.ErrInvalidArgument)
-	}
-	if _, _, err := s.runningContainer(ctx, req.GetContainerId()); err != nil {
-		return nil, err
-	}
-	st, err := s.streamer()
+	st, err := s.sessionServer(ctx, "exec", req.GetContainerId(), req.GetStdin() || req.GetStdout() || req.GetStderr())
 	if err != nil {
 		return nil, err
 	}
@@ -61,17 +55,23 @@ func (s *Server) Exec(ctx context.Context, req *runtime.ExecRequest) (*runtime.E
 // Attach returns the URL of a session attached to a running container's
 // stdio.
 func (s *Server) Attach(ctx context.Context, req *runtime.AttachRequest) (*runtime.AttachResponse, error) {
-	if !req.GetStdin() && !req.GetStdout() && !req.GetStderr() {
-		return nil, fmt.Errorf("attach needs one of stdin, stdout and stderr: %w", errdefs.ErrInvalidArgument)
-	}
-	if _, _, err := s.runningContainer(ctx, req.GetContainerId()); err != nil {
-		return nil, err
-	}
-	st, err := s.streamer()
+	st, err := s.sessionServer(ctx, "attach", req.GetContainerId(), req.GetStdin() || req.GetStdout() || req.GetStderr())
 	if err != nil {
 		return nil, err
 	}
 	return st.GetAttach(req)
+}
+
+// sessionServer checks an exec or attach request (a stream asked for, the
+// container running) and returns the server that will serve its session.
+func (s *Server) sessionServer(ctx context.Context, what, containerID string, anyStream bool) (*streaming.Server, error) {
+	if !anyStream {
+		return nil, fmt.Errorf("%s needs one of stdin, stdout and stderr: %w", what, errdefs.ErrInvalidArgument)
+	}
+	if _, _, err := s.runningContainer(ctx, containerID); err != nil {
+		return nil, err
+	}
+	return s.streamer()
 }
 
 // PortForward returns the URL of a port-forward session into a ready pod.

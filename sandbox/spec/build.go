@@ -94,10 +94,7 @@ func Build(in Input) (*Built, error) {
 	if _, joinsUTS := in.Namespaces[specs.UTSNamespace]; !joinsUTS {
 		s.Hostname = in.Hostname // a joined UTS namespace keeps the pod's
 	}
-	b.Warnings = applyResources(s, cfg.GetLinux().GetResources(), in.MinOOMScoreAdj)
-	if in.Host.NoHugetlb {
-		s.Linux.Resources.HugepageLimits = nil
-	}
+	b.Warnings = applyResources(s, cfg.GetLinux().GetResources(), in.MinOOMScoreAdj, in.Host)
 	b.Spec = s
 	return b, nil
 }
@@ -170,12 +167,12 @@ func namespaces(join map[specs.LinuxNamespaceType]string) []specs.LinuxNamespace
 	return out
 }
 
-func applyResources(s *specs.Spec, r *runtime.LinuxContainerResources, minOOM int) []string {
+func applyResources(s *specs.Spec, r *runtime.LinuxContainerResources, minOOM int, host Host) []string {
 	var warnings []string
 	if r == nil {
 		return nil
 	}
-	res := Resources(r)
+	res := Resources(r, host)
 	res.Devices = s.Linux.Resources.Devices
 	s.Linux.Resources = res
 	oom := int(r.GetOomScoreAdj())
@@ -190,8 +187,9 @@ func applyResources(s *specs.Spec, r *runtime.LinuxContainerResources, minOOM in
 }
 
 // Resources are the cgroup settings of r (all but oom_score_adj, which is
-// the process's).
-func Resources(r *runtime.LinuxContainerResources) *specs.LinuxResources {
+// the process's) that host can apply: hugepage limits only where its
+// cgroups have the hugetlb controller.
+func Resources(r *runtime.LinuxContainerResources, host Host) *specs.LinuxResources {
 	res := &specs.LinuxResources{}
 	cpu := &specs.LinuxCPU{Cpus: r.GetCpusetCpus(), Mems: r.GetCpusetMems()}
 	if v := uint64(r.GetCpuShares()); v > 0 {
@@ -211,7 +209,9 @@ func Resources(r *runtime.LinuxContainerResources) *specs.LinuxResources {
 		}
 	}
 	for _, h := range r.GetHugepageLimits() {
-		res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+		if !host.NoHugetlb {
+			res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+		}
 	}
 	if len(r.GetUnified()) > 0 {
 		res.Unified = r.GetUnified()

@@ -146,13 +146,7 @@ func TestExecSessions(t *testing.T) {
 	if _, err := rc.Exec(ctxT(t), &runtime.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("exec in an exited container: %v", err)
 	}
-	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
-		t.Fatal(err)
-	}
-	assertPodGone(t, b, pod)
-	if entries, _ := os.ReadDir(filepath.Join(b.State, "io")); len(entries) != 0 {
-		t.Errorf("session FIFOs left: %d", len(entries))
-	}
+	removeLeavingNoSessions(t, b, rc, pod)
 }
 
 // crictl attach: stdin into a shell (stdin_once: the container ends with the
@@ -193,13 +187,7 @@ func TestAttachSessions(t *testing.T) {
 	if st := containerStatus(t, rc, ticker); st.State != runtime.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("the container after its sessions detached: %v", st.State)
 	}
-	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
-		t.Fatal(err)
-	}
-	assertPodGone(t, b, pod)
-	if entries, _ := os.ReadDir(filepath.Join(b.State, "io")); len(entries) != 0 {
-		t.Errorf("session FIFOs left: %d", len(entries))
-	}
+	removeLeavingNoSessions(t, b, rc, pod)
 }
 
 // Two subscribers get a container's whole lifecycle as events, in order,
@@ -300,4 +288,17 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string) {
 		}
 	}
 	return certFile, keyFile
+}
+
+// removeLeavingNoSessions removes the pod and checks that nothing of it nor
+// of its sessions' FIFOs remains.
+func removeLeavingNoSessions(t *testing.T, b *util.Berthd, rc runtime.RuntimeServiceClient, pod string) {
+	t.Helper()
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+	if entries, _ := os.ReadDir(filepath.Join(b.State, "io")); len(entries) != 0 {
+		t.Errorf("session FIFOs left: %d", len(entries))
+	}
 }
