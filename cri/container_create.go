@@ -12,6 +12,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/container"
 	"github.com/berth-cri/berth/sandbox/spec"
 )
@@ -27,6 +28,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	pod, err := s.readyPod(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
+	}
+	if pod.Spec.UserNS != nil && cfg.GetLinux().GetSecurityContext().GetPrivileged() {
+		return nil, fmt.Errorf("a pod with its own user namespace cannot have privileged containers: %w", errdefs.ErrInvalidArgument)
 	}
 	img, err := s.images.Get(ctx, cfg.GetImage().GetImage())
 	if err != nil {
@@ -47,7 +51,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		}
 	}()
 	undo := context.WithoutCancel(ctx)
-	rootfs, err := s.mountRootfs(ctx, id, img)
+	rootfs, err := s.mountRootfs(ctx, id, img, pod)
 	if err != nil {
 		return nil, err
 	}
@@ -103,15 +107,23 @@ func imageRef(img *images.Image) string {
 	return img.ID
 }
 
-// mountRootfs prepares the container's writable layer and mounts its rootfs.
-func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image) (string, error) {
+// mountRootfs prepares the container's writable layer and mounts its rootfs;
+// in a pod with its own user namespace the layers are idmapped into it.
+func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image, pod *sandbox.Pod) (string, error) {
 	snap, err := s.snapshots.PrepareSnapshot(ctx, id, img.ID, false)
 	if err != nil {
 		return "", err
 	}
-	opts, dir := snap.MountOptions()
 	target := filepath.Join(s.containerDir(id), "rootfs")
-	if err := container.MountRootfs(opts, dir, target); err != nil {
+	if u := pod.Spec.UserNS; u != nil {
+		uid, gid := u.Root()
+		err = container.MountRootfsMapped(container.Layers{Lower: snap.Lower, Upper: snap.Upper, Work: snap.Work},
+			target, pod.Pins[sandbox.UserNS], uid, gid)
+	} else {
+		opts, dir := snap.MountOptions()
+		err = container.MountRootfs(opts, dir, target)
+	}
+	if err != nil {
 		_ = s.snapshots.RemoveSnapshot(context.WithoutCancel(ctx), id)
 		return "", err
 	}

@@ -83,18 +83,22 @@ func (s *Server) namespacePaths(ctx context.Context, pod *sandbox.Pod, cfg *runt
 		specs.NetworkNamespace: pod.Pins[sandbox.NetNS],
 		specs.IPCNamespace:     pod.Pins[sandbox.IPCNS],
 		specs.UTSNamespace:     pod.Pins[sandbox.UTSNS],
+		specs.UserNamespace:    pod.Pins[sandbox.UserNS],
 	}
 	opts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	switch opts.GetPid() {
 	case runtime.NamespaceMode_CONTAINER:
 	case runtime.NamespaceMode_NODE:
+		if pod.Spec.UserNS != nil {
+			return nil, fmt.Errorf("a container of a pod with its own user namespace cannot use the host's PID namespace: %w", errdefs.ErrInvalidArgument)
+		}
 		ns[specs.PIDNamespace] = ""
 	case runtime.NamespaceMode_POD:
 		shim, err := s.shims.Get(ctx, pod.ID)
 		if err != nil {
 			return nil, err
 		}
-		pid, err := shim.Pause(ctx)
+		pid, err := shim.Pause(ctx, pod.Pins[sandbox.UserNS])
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -13,11 +14,27 @@ import (
 const networkNotReadyReason = "NetworkPluginNotReady"
 
 // runtimeHandlers lists the one handler Berth has (the default, "") with what
-// it supports, so that the kubelet uses recursive read-only mounts where the
-// kernel has them; user namespaces are not supported yet.
+// it supports, so that the kubelet uses recursive read-only mounts and user
+// namespaces where the host has them.
 func (s *Server) runtimeHandlers() []*runtime.RuntimeHandler {
 	s.rroOnce.Do(func() { s.rro = container.RecursiveReadOnlySupported() })
-	return []*runtime.RuntimeHandler{{Name: "", Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.rro}}}
+	return []*runtime.RuntimeHandler{{Name: "", Features: &runtime.RuntimeHandlerFeatures{
+		RecursiveReadOnlyMounts: s.rro, UserNamespaces: s.userNamespaces()}}}
+}
+
+// userNamespaces says (probed once) whether pods may have user namespaces of
+// their own: the kernel must make them and idmap the image store's
+// filesystem, through which containers see their layers.
+func (s *Server) userNamespaces() bool {
+	s.usernsOnce.Do(func() {
+		dir := filepath.Join(s.config.Root, "images")
+		err := s.pods.ProbeUserNamespace(func(userns string) error { return container.IDMapSupported(dir, userns) })
+		if err != nil {
+			log.L.WithError(err).Warn("pods cannot have user namespaces of their own on this host")
+		}
+		s.userns = err == nil
+	})
+	return s.userns
 }
 
 // Status reports the RuntimeReady and NetworkReady conditions, the runtime

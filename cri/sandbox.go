@@ -22,6 +22,7 @@ type PodManager interface {
 	SetNetwork(id string, n *sandbox.Network) error
 	Stop(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
+	ProbeUserNamespace(fn func(userns string) error) error
 }
 
 // podName is the reserved name of a pod: name_namespace_uid_attempt.
@@ -53,7 +54,8 @@ func podSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
 		return sandbox.Spec{}, fmt.Errorf("runtime handler %q is not configured (only the default handler exists): %w", h, errdefs.ErrInvalidArgument)
 	}
 	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if err := checkUserNamespace(ns.GetUsernsOptions()); err != nil {
+	userns, err := podUserNamespace(ns.GetUsernsOptions())
+	if err != nil {
 		return sandbox.Spec{}, err
 	}
 	raw, err := protojson.Marshal(cfg)
@@ -68,7 +70,13 @@ func podSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
 		DNS: sandbox.DNS{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(),
 			Options: cfg.GetDnsConfig().GetOptions()},
 		Sysctls: cfg.GetLinux().GetSysctls(),
+		UserNS:  userns,
 		Config:  raw,
+	}
+	if userns != nil {
+		if err := userns.Validate(spec); err != nil {
+			return sandbox.Spec{}, err
+		}
 	}
 	return spec, sandbox.ValidateSysctls(spec.Sysctls, spec)
 }
@@ -106,18 +114,29 @@ func (s *Server) readyPod(idOrPrefix string) (*sandbox.Pod, error) {
 	return p, nil
 }
 
-// checkUserNamespace refuses what Berth cannot give yet: a pod asking for a
-// user namespace of its own would otherwise run in the host's, less isolated
-// than asked. The host's (NODE, or nothing asked) is fine.
-func checkUserNamespace(u *runtime.UserNamespace) error {
+// podUserNamespace is the user namespace a pod asks for: nil for the host's
+// (NODE, or nothing asked), its mappings for one of its own (POD). CONTAINER
+// and TARGET do not exist for user namespaces.
+func podUserNamespace(u *runtime.UserNamespace) (*sandbox.UserNamespace, error) {
 	if u == nil { // the mode's zero value is POD: nothing asked is not POD
-		return nil
+		return nil, nil
 	}
 	switch u.GetMode() {
 	case runtime.NamespaceMode_NODE:
-		return nil
+		if len(u.GetUids()) > 0 || len(u.GetGids()) > 0 {
+			return nil, fmt.Errorf("ID mappings given for the host's user namespace (NODE): %w", errdefs.ErrInvalidArgument)
+		}
+		return nil, nil
 	case runtime.NamespaceMode_POD:
-		return fmt.Errorf("user namespaces are not supported yet (the runtime handler does not advertise them): %w", errdefs.ErrNotImplemented)
+		return &sandbox.UserNamespace{UIDs: idMaps(u.GetUids()), GIDs: idMaps(u.GetGids())}, nil
 	}
-	return fmt.Errorf("user namespace mode %v: only POD and NODE exist for pods: %w", u.GetMode(), errdefs.ErrInvalidArgument)
+	return nil, fmt.Errorf("user namespace mode %v: only POD and NODE exist for pods: %w", u.GetMode(), errdefs.ErrInvalidArgument)
+}
+
+func idMaps(in []*runtime.IDMapping) []sandbox.IDMap {
+	out := make([]sandbox.IDMap, len(in))
+	for i, m := range in {
+		out[i] = sandbox.IDMap{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()}
+	}
+	return out
 }

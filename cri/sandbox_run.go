@@ -2,7 +2,9 @@ package cri
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -17,6 +19,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	spec, err := podSpec(req)
 	if err != nil {
 		return nil, err
+	}
+	if spec.UserNS != nil && !s.userNamespaces() {
+		return nil, fmt.Errorf("this host cannot give pods user namespaces of their own (no idmapped mounts for the image store; see the log): %w",
+			errdefs.ErrFailedPrecondition)
 	}
 	name, id := podName(req.GetConfig().GetMetadata()), newID()
 	ctx = log.WithLogger(ctx, log.G(ctx).WithFields(log.Fields{"pod": name, "id": id}))

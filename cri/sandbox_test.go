@@ -20,13 +20,13 @@ import (
 // memOS pretends to pin and mount (sandbox.OS), for tests without root.
 type memOS struct{ fail bool }
 
-func (m memOS) PinNamespaces(dir string, kinds []string, _ string, _ map[string]string) (map[string]string, error) {
+func (m memOS) PinNamespaces(dir string, req sandbox.NamespaceRequest) (map[string]string, error) {
 	if m.fail {
 		return nil, errors.New("injected failure")
 	}
 	pins := map[string]string{}
 	os.MkdirAll(dir, 0o700)
-	for _, k := range kinds {
+	for _, k := range req.Kinds {
 		pins[k] = filepath.Join(dir, k)
 		os.WriteFile(pins[k], nil, 0o400)
 	}
@@ -36,6 +36,9 @@ func (memOS) UnpinNamespaces(map[string]string) error { return nil }
 func (memOS) MountShm(p string, _ int64) error        { return os.MkdirAll(p, 0o755) }
 func (memOS) Unmount(string) error                    { return nil }
 func (memOS) IsMountPoint(string) bool                { return true }
+func (memOS) ProbeUserNamespace(func(string) error) error {
+	return errors.New("no user namespaces")
+}
 
 func newPodServer(t testing.TB, osys sandbox.OS) *Server {
 	t.Helper()
@@ -236,21 +239,34 @@ func BenchmarkListPodSandbox100(b *testing.B) {
 	}
 }
 
+// TestUserNamespaceRequests checks the user namespace requests refused before
+// anything is made (memOS cannot make user namespaces: a valid POD request is
+// FailedPrecondition there; test/integration runs them for real).
 func TestUserNamespaceRequests(t *testing.T) {
+	one := []*runtime.IDMapping{{HostId: 100000, Length: 65536}}
+	pod := func(uids, gids []*runtime.IDMapping) *runtime.UserNamespace {
+		return &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: uids, Gids: gids}
+	}
 	for _, tc := range []struct {
-		u    *runtime.UserNamespace
-		code codes.Code
+		u       *runtime.UserNamespace
+		network runtime.NamespaceMode
+		code    codes.Code
 	}{
-		{nil, codes.OK},
-		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_NODE}, codes.OK},
-		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: []*runtime.IDMapping{{HostId: 1000, Length: 65536}}}, codes.Unimplemented},
-		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}, codes.InvalidArgument},
-		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_TARGET}, codes.InvalidArgument},
+		{nil, runtime.NamespaceMode_POD, codes.OK},
+		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_NODE}, runtime.NamespaceMode_POD, codes.OK},
+		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_NODE, Uids: one, Gids: one}, runtime.NamespaceMode_POD, codes.InvalidArgument},
+		{pod(one, one), runtime.NamespaceMode_POD, codes.FailedPrecondition},
+		{pod(one, one), runtime.NamespaceMode_NODE, codes.InvalidArgument},
+		{pod(append(one, &runtime.IDMapping{ContainerId: 65536, HostId: 300000, Length: 10}), one), runtime.NamespaceMode_POD, codes.InvalidArgument},
+		{pod([]*runtime.IDMapping{{ContainerId: 1, HostId: 100000, Length: 65536}}, one), runtime.NamespaceMode_POD, codes.InvalidArgument},
+		{pod(one, nil), runtime.NamespaceMode_POD, codes.InvalidArgument},
+		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}, runtime.NamespaceMode_POD, codes.InvalidArgument},
+		{&runtime.UserNamespace{Mode: runtime.NamespaceMode_TARGET}, runtime.NamespaceMode_POD, codes.InvalidArgument},
 	} {
 		s := newPodServer(t, memOS{})
 		req := runReq("userns")
 		req.Config.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: tc.u}}}
+			NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: tc.u, Network: tc.network}}}
 		_, err := s.RunPodSandbox(context.Background(), req)
 		if got := status.Code(toGRPC(err)); got != tc.code {
 			t.Errorf("%v: %v, want %v", tc.u, err, tc.code)

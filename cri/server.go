@@ -76,6 +76,9 @@ type Server struct {
 	rroOnce sync.Once
 	rro     bool
 
+	usernsOnce sync.Once
+	userns     bool
+
 	hugetlbOnce sync.Once
 	hugetlbOK   bool
 

@@ -19,6 +19,7 @@ REPORT_DIR="${CRITEST_REPORT_DIR:-$BERTH_REPO/_output/critest}"
 [[ -f $MUST_PASS ]] || die "$MUST_PASS is missing"
 
 WORK=$(mktemp -d /tmp/berth-critest.XXXXXX)
+chmod 711 "$WORK" # user-namespaced pods' roots walk the path to their rootfs
 SOCK="$WORK/state/berth.sock"
 BERTHD_PID=""
 STARTED_REGISTRY=""

@@ -51,6 +51,11 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, ret
 	if err := ValidateSysctls(spec.Sysctls, spec); err != nil {
 		return nil, err
 	}
+	if spec.UserNS != nil {
+		if err := spec.UserNS.Validate(spec); err != nil {
+			return nil, err
+		}
+	}
 	p := &Pod{ID: id, Spec: spec, State: Ready, CreatedAt: time.Now().UTC(), Dir: filepath.Join(m.stateDir, id)}
 	if err := os.MkdirAll(p.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", id, err)
@@ -63,7 +68,8 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, ret
 		}
 	}()
 	if kinds := ownNamespaces(spec); len(kinds) > 0 {
-		pins, err := m.os.PinNamespaces(filepath.Join(p.Dir, "ns"), kinds, spec.Hostname, spec.Sysctls)
+		req := NamespaceRequest{Kinds: kinds, Hostname: spec.Hostname, Sysctls: spec.Sysctls, UserNS: spec.UserNS}
+		pins, err := m.os.PinNamespaces(filepath.Join(p.Dir, "ns"), req)
 		p.Pins = pins
 		if err != nil {
 			return nil, fmt.Errorf("pod %s: %w", id, err)
@@ -242,4 +248,10 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	delete(m.pods, id)
 	m.mu.Unlock()
 	return nil
+}
+
+// ProbeUserNamespace calls fn with the path of a new user namespace, gone
+// when it returns, to check what the host can do with one.
+func (m *Manager) ProbeUserNamespace(fn func(userns string) error) error {
+	return m.os.ProbeUserNamespace(fn)
 }

@@ -20,8 +20,9 @@ type fakeOS struct {
 
 func newFakeOS() *fakeOS { return &fakeOS{pinned: map[string]bool{}, mounted: map[string]bool{}} }
 
-func (f *fakeOS) PinNamespaces(dir string, kinds []string, hostname string, _ map[string]string) (map[string]string, error) {
+func (f *fakeOS) PinNamespaces(dir string, req NamespaceRequest) (map[string]string, error) {
 	pins := map[string]string{}
+	kinds := req.Kinds
 	for i, k := range kinds {
 		if f.failOn == "pin" && i == len(kinds)-1 {
 			return pins, errors.New("injected pin failure")
@@ -54,6 +55,10 @@ func (f *fakeOS) MountShm(path string, size int64) error {
 func (f *fakeOS) Unmount(path string) error { delete(f.mounted, path); return nil }
 
 func (f *fakeOS) IsMountPoint(path string) bool { return f.pinned[path] || f.mounted[path] }
+
+func (f *fakeOS) ProbeUserNamespace(func(string) error) error {
+	return errors.New("no user namespaces")
+}
 
 func newTestManager(t *testing.T, osys OS) (*Manager, string, string) {
 	t.Helper()

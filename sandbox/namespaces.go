@@ -20,13 +20,25 @@ const (
 
 var cloneFlags = map[string]uintptr{NetNS: unix.CLONE_NEWNET, IPCNS: unix.CLONE_NEWIPC, UTSNS: unix.CLONE_NEWUTS}
 
-// PinNamespaces creates new namespaces of the given kinds and pins each at
-// dir/<kind>; a new UTS namespace gets hostname, and sysctls (validated by
-// ValidateSysctls) are set in the new namespaces. It returns the pin paths by
-// kind. On error nothing stays pinned.
-func PinNamespaces(dir string, kinds []string, hostname string, sysctls map[string]string) (pins map[string]string, retErr error) {
+// NamespaceRequest is what a pod's namespaces are made with.
+type NamespaceRequest struct {
+	Kinds    []string // of NetNS, IPCNS, UTSNS
+	Hostname string   // set in a new UTS namespace
+	Sysctls  map[string]string
+	// UserNS, when set, is a user namespace of the pod's own, which owns
+	// the pod's other namespaces (pinned at dir/user).
+	UserNS *UserNamespace
+}
+
+// PinNamespaces creates new namespaces of the requested kinds and pins each at
+// dir/<kind>; a new UTS namespace gets the hostname, and the sysctls
+// (validated by ValidateSysctls) are set in the new namespaces. With a user
+// namespace, holder is the binary that holds the namespaces while they are
+// pinned (see startHolder). It returns the pin paths by kind. On error
+// nothing stays pinned.
+func PinNamespaces(dir string, req NamespaceRequest, holder string) (pins map[string]string, retErr error) {
 	var flags uintptr
-	for _, k := range kinds {
+	for _, k := range req.Kinds {
 		f, ok := cloneFlags[k]
 		if !ok {
 			return nil, fmt.Errorf("unknown namespace kind %q", k)
@@ -42,6 +54,39 @@ func PinNamespaces(dir string, kinds []string, hostname string, sysctls map[stri
 			_ = UnpinNamespaces(pins)
 		}
 	}()
+	if req.UserNS == nil {
+		return pins, onThread(req.Kinds, func() error {
+			if err := unix.Unshare(int(flags)); err != nil {
+				return fmt.Errorf("unshare namespaces: %w", err)
+			}
+			if err := pinAll(dir, req.Kinds, fmt.Sprintf("/proc/%d/task/%d/ns", os.Getpid(), unix.Gettid()), pins); err != nil {
+				return err
+			}
+			return configure(flags, req)
+		})
+	}
+	pid, release, err := startHolder(holder, flags, req.UserNS)
+	if err != nil {
+		return pins, err
+	}
+	err = pinAll(dir, append([]string{UserNS}, req.Kinds...), fmt.Sprintf("/proc/%d/ns", pid), pins)
+	release()
+	if err != nil {
+		return pins, err
+	}
+	return pins, onThread(req.Kinds, func() error {
+		if err := enter(pins, req.Kinds); err != nil {
+			return err
+		}
+		return configure(flags, req)
+	})
+}
+
+// onThread runs fn on a locked OS thread that is moved back into its own
+// namespaces of the given kinds afterwards. If that fails the thread stays
+// locked and dies with its goroutine (the runtime parks it instead if it is
+// the main thread).
+func onThread(kinds []string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -51,19 +96,13 @@ func PinNamespaces(dir string, kinds []string, hostname string, sysctls map[stri
 			errc <- err
 			return
 		}
-		err = pinOnThisThread(dir, kinds, flags, hostname, pins)
-		if err == nil {
-			err = writeSysctls(sysctls)
-		}
-		// Back to the thread's own namespaces before anyone goes on. If that
-		// fails the thread stays locked and dies with this goroutine (the
-		// runtime parks it instead if it is the main thread).
+		err = fn()
 		if restore() == nil {
 			runtime.UnlockOSThread()
 		}
 		errc <- err
 	}()
-	return pins, <-errc
+	return <-errc
 }
 
 // saveNamespaces opens the calling thread's namespaces of the given kinds and
@@ -92,21 +131,41 @@ func saveNamespaces(kinds []string) (func() error, error) {
 	}, nil
 }
 
-func pinOnThisThread(dir string, kinds []string, flags uintptr, hostname string, pins map[string]string) error {
-	if err := unix.Unshare(int(flags)); err != nil {
-		return fmt.Errorf("unshare namespaces: %w", err)
+// enter moves the calling thread into the pinned namespaces of the given kinds.
+func enter(pins map[string]string, kinds []string) error {
+	for _, k := range kinds {
+		fd, err := unix.Open(pins[k], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s pin: %w", k, err)
+		}
+		err = unix.Setns(fd, int(cloneFlags[k]))
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("enter pod's %s namespace: %w", k, err)
+		}
 	}
+	return nil
+}
+
+// configure sets up the namespaces the calling thread is in: loopback up,
+// the hostname, the sysctls.
+func configure(flags uintptr, req NamespaceRequest) error {
 	if flags&unix.CLONE_NEWNET != 0 {
 		if err := loopbackUp(); err != nil {
 			return err
 		}
 	}
-	if flags&unix.CLONE_NEWUTS != 0 && hostname != "" {
-		if err := unix.Sethostname([]byte(hostname)); err != nil {
-			return fmt.Errorf("set hostname %q: %w", hostname, err)
+	if flags&unix.CLONE_NEWUTS != 0 && req.Hostname != "" {
+		if err := unix.Sethostname([]byte(req.Hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", req.Hostname, err)
 		}
 	}
-	tid := unix.Gettid()
+	return writeSysctls(req.Sysctls)
+}
+
+// pinAll bind-mounts nsDir/<kind> (a /proc/.../ns directory) on dir/<kind>
+// for each kind, recording each pin made in pins.
+func pinAll(dir string, kinds []string, nsDir string, pins map[string]string) error {
 	for _, k := range kinds {
 		pin := filepath.Join(dir, k)
 		f, err := os.OpenFile(pin, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o400)
@@ -115,8 +174,7 @@ func pinOnThisThread(dir string, kinds []string, flags uintptr, hostname string,
 		}
 		f.Close()
 		pins[k] = pin
-		src := fmt.Sprintf("/proc/%d/task/%d/ns/%s", os.Getpid(), tid, k)
-		if err := unix.Mount(src, pin, "", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount(nsDir+"/"+k, pin, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("pin %s namespace: %w", k, err)
 		}
 	}

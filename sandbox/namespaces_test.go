@@ -98,7 +98,7 @@ func TestPinNamespaces(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pod1")
 	sysctls := map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_unprivileged_port_start": "100", "fs/mqueue/msg_max": "100"}
 	hostValues := readSysctls(t, sysctls)
-	pins, err := PinNamespaces(dir, []string{NetNS, IPCNS, UTSNS}, "test-hostname", sysctls)
+	pins, err := PinNamespaces(dir, NamespaceRequest{Kinds: []string{NetNS, IPCNS, UTSNS}, Hostname: "test-hostname", Sysctls: sysctls}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestPinNamespacesFailureLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	// An existing file where the UTS pin goes makes the third pin fail.
 	os.WriteFile(filepath.Join(dir, UTSNS), nil, 0o600)
-	if _, err := PinNamespaces(dir, []string{NetNS, IPCNS, UTSNS}, "", nil); err == nil {
+	if _, err := PinNamespaces(dir, NamespaceRequest{Kinds: []string{NetNS, IPCNS, UTSNS}}, ""); err == nil {
 		t.Fatal("pinning over an existing file succeeded")
 	}
 	if m := mountsUnder(t, dir); len(m) != 0 {
@@ -170,11 +170,11 @@ func TestPinNamespacesFailureLeavesNothing(t *testing.T) {
 			t.Fatalf("%s pin left after a failed pin", k)
 		}
 	}
-	if _, err := PinNamespaces(dir, []string{"pid"}, "", nil); err == nil {
+	if _, err := PinNamespaces(dir, NamespaceRequest{Kinds: []string{"pid"}}, ""); err == nil {
 		t.Fatal("unknown kind accepted")
 	}
 	// A sysctl the kernel does not have fails after the pins were made.
-	if _, err := PinNamespaces(dir, []string{NetNS}, "", map[string]string{"net.ipv4.nonesuch": "1"}); err == nil {
+	if _, err := PinNamespaces(dir, NamespaceRequest{Kinds: []string{NetNS}, Sysctls: map[string]string{"net.ipv4.nonesuch": "1"}}, ""); err == nil {
 		t.Fatal("a missing sysctl was set")
 	}
 	if m := mountsUnder(t, dir); len(m) != 0 {
@@ -187,7 +187,7 @@ func TestIsMountPoint(t *testing.T) {
 		t.Skip("needs root")
 	}
 	dir := t.TempDir()
-	pins, err := PinNamespaces(dir, []string{NetNS}, "", nil)
+	pins, err := PinNamespaces(dir, NamespaceRequest{Kinds: []string{NetNS}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,19 +12,24 @@ import (
 
 // OS is what the manager does to the host; tests fake it to inject failures.
 type OS interface {
-	PinNamespaces(dir string, kinds []string, hostname string, sysctls map[string]string) (map[string]string, error)
+	PinNamespaces(dir string, req NamespaceRequest) (map[string]string, error)
 	UnpinNamespaces(pins map[string]string) error
 	MountShm(path string, size int64) error
 	Unmount(path string) error
 	IsMountPoint(path string) bool
+	ProbeUserNamespace(fn func(userns string) error) error
 }
 
 // HostOS is the real OS.
-type HostOS struct{}
+type HostOS struct {
+	// Holder holds a pod's new user namespace while it is pinned: a binary
+	// that waits for EOF on fd 3 when run with "pause" (berth-shim).
+	Holder string
+}
 
 // PinNamespaces pins new namespaces (see PinNamespaces).
-func (HostOS) PinNamespaces(dir string, kinds []string, hostname string, sysctls map[string]string) (map[string]string, error) {
-	return PinNamespaces(dir, kinds, hostname, sysctls)
+func (h HostOS) PinNamespaces(dir string, req NamespaceRequest) (map[string]string, error) {
+	return PinNamespaces(dir, req, h.Holder)
 }
 
 // UnpinNamespaces removes pins (see UnpinNamespaces).

@@ -52,6 +52,8 @@ type Spec struct {
 	ShmSize                       int64 // bytes; 0 means DefaultShmSize
 	// Sysctls are set in the pod's own namespaces (see ValidateSysctls).
 	Sysctls map[string]string
+	// UserNS is the pod's own user namespace; nil is the host's.
+	UserNS *UserNamespace `json:",omitempty"`
 	// Config is the CRI config as JSON, kept for verbose status.
 	Config []byte
 }

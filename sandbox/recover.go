@@ -66,7 +66,7 @@ func (m *Manager) RemoveOrphans(ctx context.Context) error {
 		}
 		dir := filepath.Join(m.stateDir, e.Name())
 		orphan := &Pod{ID: e.Name(), Dir: dir, ShmPath: filepath.Join(dir, "shm"), Pins: map[string]string{}}
-		for _, k := range []string{NetNS, IPCNS, UTSNS} {
+		for _, k := range []string{UserNS, NetNS, IPCNS, UTSNS} {
 			orphan.Pins[k] = filepath.Join(dir, "ns", k)
 		}
 		log.G(ctx).WithField("pod", e.Name()).Info("removing a half-created pod")

@@ -105,7 +105,43 @@ func fromCRI(m *runtime.Mount, info MountInfo) (specs.Mount, error) {
 	}
 	// SelinuxRelabel is accepted: Berth applies no SELinux labels on hosts
 	// without SELinux (the security-context issue handles hosts with it).
-	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}, nil
+	om := specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
+	return om, idmap(&om, m)
+}
+
+// idmap makes om an idmapped mount (recursively, as it is an rbind) when the
+// CRI mount has ID mappings: the kubelet gives a user-namespaced pod's volumes
+// the pod's mappings, so that files the host's root owns are the pod's root's.
+func idmap(om *specs.Mount, m *runtime.Mount) error {
+	uids, gids := m.GetUidMappings(), m.GetGidMappings()
+	if len(uids) == 0 && len(gids) == 0 {
+		return nil
+	}
+	if len(uids) == 0 || len(gids) == 0 {
+		return fmt.Errorf("an idmapped mount needs both UID and GID mappings: %w", errdefs.ErrInvalidArgument)
+	}
+	var err error
+	if om.UIDMappings, err = specMappings(uids); err != nil {
+		return err
+	}
+	if om.GIDMappings, err = specMappings(gids); err != nil {
+		return err
+	}
+	om.Options = append(om.Options, "ridmap")
+	return nil
+}
+
+func specMappings(in []*runtime.IDMapping) ([]specs.LinuxIDMapping, error) {
+	out := make([]specs.LinuxIDMapping, len(in))
+	for i, m := range in {
+		if m.GetLength() == 0 || uint64(m.GetHostId())+uint64(m.GetLength()) > 1<<32-1 ||
+			uint64(m.GetContainerId())+uint64(m.GetLength()) > 1<<32-1 {
+			return nil, fmt.Errorf("mount ID mapping %d:%d:%d is empty or runs past the last ID: %w",
+				m.GetContainerId(), m.GetHostId(), m.GetLength(), errdefs.ErrInvalidArgument)
+		}
+		out[i] = specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()}
+	}
+	return out, nil
 }
 
 // hostPath resolves symlinks in a host path; a missing path becomes a new

@@ -20,6 +20,8 @@ func fakeInfo(optional string) MountInfo {
 	}
 }
 
+var podMapping = []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+
 func TestFromCRI(t *testing.T) {
 	host := t.TempDir()
 	real := filepath.Join(host, "real")
@@ -46,6 +48,10 @@ func TestFromCRI(t *testing.T) {
 			specs.Mount{Destination: "/d", Type: "bind", Source: real, Options: []string{"rbind", "rshared", "rw"}}},
 		{"missing host path created", &runtime.Mount{HostPath: missing, ContainerPath: "/m", SelinuxRelabel: true}, "",
 			specs.Mount{Destination: "/m", Type: "bind", Source: missing, Options: []string{"rbind", "rprivate", "rw"}}},
+		{"idmapped", &runtime.Mount{HostPath: real, ContainerPath: "/v", UidMappings: podMapping, GidMappings: podMapping}, "",
+			specs.Mount{Destination: "/v", Type: "bind", Source: real, Options: []string{"rbind", "rprivate", "rw", "ridmap"},
+				UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}},
+				GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +84,11 @@ func TestFromCRIErrors(t *testing.T) {
 			Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, "shared:1", errdefs.IsInvalidArgument},
 		{"rslave on a private mount", &runtime.Mount{HostPath: dir, ContainerPath: "/d", Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, "", errdefs.IsFailedPrecondition},
 		{"rshared on a slave mount", &runtime.Mount{HostPath: dir, ContainerPath: "/d", Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL}, "master:1", errdefs.IsFailedPrecondition},
+		{"UID mappings only", &runtime.Mount{HostPath: dir, ContainerPath: "/d", UidMappings: podMapping}, "", errdefs.IsInvalidArgument},
+		{"empty mapping", &runtime.Mount{HostPath: dir, ContainerPath: "/d", UidMappings: podMapping,
+			GidMappings: []*runtime.IDMapping{{HostId: 100000}}}, "", errdefs.IsInvalidArgument},
+		{"mapping past the last ID", &runtime.Mount{HostPath: dir, ContainerPath: "/d", GidMappings: podMapping,
+			UidMappings: []*runtime.IDMapping{{HostId: 1<<32 - 10, Length: 100}}}, "", errdefs.IsInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,7 +30,7 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	pods, err := sandbox.NewManager(sandbox.HostOS{}, cfg.Root, cfg.State)
+	pods, err := sandbox.NewManager(sandbox.HostOS{Holder: shimBinary()}, cfg.Root, cfg.State)
 	if err == nil {
 		err = pods.Recover(ctx)
 	}

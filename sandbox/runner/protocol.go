@@ -202,6 +202,11 @@ func decodeError(err error) error {
 	return fmt.Errorf("shim: %s", msg)
 }
 
+// PauseArgs say where the pod's pause runs: in the pod's own user namespace
+// (the path of its pin) when it has one, so that the PID namespace the pause
+// makes is owned by it; else in the shim's.
+type PauseArgs struct{ UserNS string }
+
 // PauseReply carries the pid of the pod's pause process, PID 1 of the pod's
 // shared PID namespace (/proc/<pid>/ns/pid is the namespace to join).
 type PauseReply struct{ PID int }

@@ -152,9 +152,14 @@ func buildProcess(in Input) (*specs.Process, error) {
 }
 
 // namespaces lists the container's namespaces: joined ones with their path,
-// new ones without, host ones not at all.
+// new ones without, host ones not at all. The user namespace is the pod's
+// when it has one of its own (joined first, so the others are made in it),
+// else the host's: never a new one.
 func namespaces(join map[specs.LinuxNamespaceType]string) []specs.LinuxNamespace {
 	var out []specs.LinuxNamespace
+	if p := join[specs.UserNamespace]; p != "" {
+		out = append(out, specs.LinuxNamespace{Type: specs.UserNamespace, Path: p})
+	}
 	for _, kind := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace} {
 		p, listed := join[kind]
 		switch {

@@ -161,3 +161,19 @@ func TestNoHugetlbDropsHugepageLimits(t *testing.T) {
 		t.Fatalf("without hugetlb: %v, %v", b.Spec.Linux.Resources.HugepageLimits, err)
 	}
 }
+
+func TestBuildJoinsThePodsUserNamespace(t *testing.T) {
+	in := baseInput()
+	in.Namespaces[specs.UserNamespace] = "/run/berth/pods/p/ns/user"
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := b.Spec.Linux.Namespaces
+	if len(ns) != 6 || ns[0] != (specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/run/berth/pods/p/ns/user"}) {
+		t.Fatalf("namespaces %v: the pod's user namespace must come first", ns)
+	}
+	if len(b.Spec.Linux.UIDMappings) != 0 {
+		t.Fatalf("mappings %v given with a namespace to join", b.Spec.Linux.UIDMappings)
+	}
+}

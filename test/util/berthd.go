@@ -69,6 +69,11 @@ func NewBerthd(t *testing.T, configTOML string) *Berthd {
 	t.Helper()
 	// Short dir: socket paths are limited to 107 bytes.
 	dir, err := os.MkdirTemp("", "berth-it-")
+	if err == nil {
+		// Searchable, as /run is: the root of a pod with its own user
+		// namespace (an unprivileged host ID) walks the path to its rootfs.
+		err = os.Chmod(dir, 0o711)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 	_ "github.com/opencontainers/cgroups/devices" // device rules for the container cgroup
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -87,7 +89,7 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 	if spec.Process == nil {
 		return fmt.Errorf("container %s: the spec has no process: %w", id, errdefs.ErrInvalidArgument)
 	}
-	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec, NoNewKeyring: true})
+	cfg, err := cs.libcontainerConfig(id, spec)
 	if err != nil {
 		return fmt.Errorf("container %s: spec: %v: %w", id, err, errdefs.ErrInvalidArgument)
 	}
@@ -131,6 +133,19 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 	cs.ctrs[id] = ctr
 	cs.mu.Unlock()
 	return nil
+}
+
+// libcontainerConfig converts a spec. For a spec that joins a user namespace
+// specconv starts a process to read the namespace's mappings and waits for
+// it: under startMu, so that the orphan reaper does not take it first.
+func (cs *Containers) libcontainerConfig(id string, spec *specs.Spec) (*configs.Config, error) {
+	if spec.Linux != nil && slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+		return ns.Type == specs.UserNamespace && ns.Path != ""
+	}) {
+		cs.startMu.Lock()
+		defer cs.startMu.Unlock()
+	}
+	return specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec, NoNewKeyring: true})
 }
 
 // startInit starts the init (under startMu, so that the orphan reaper never

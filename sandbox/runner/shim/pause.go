@@ -2,13 +2,17 @@ package shim
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-cri/berth/sandbox/runner/shim/pausens"
 )
 
 // pause is the pod's PID 1 when its containers share one PID namespace: the
@@ -22,8 +26,10 @@ type pause struct {
 	lifeline *os.File
 }
 
-// start runs the pause process once and returns its pid.
-func (p *pause) start() (int, error) {
+// start runs the pause process once and returns its pid. With userns (the
+// pin of the pod's user namespace) the pause runs in that namespace, as its
+// root, and its PID namespace is owned by it (see package pausens).
+func (p *pause) start(userns string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pid != 0 && unix.Kill(p.pid, 0) == nil {
@@ -45,13 +51,55 @@ func (p *pause) start() (int, error) {
 	cmd := exec.Command(self, "pause")
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	var pid int
+	if userns == "" {
+		if err = cmd.Start(); err == nil {
+			pid = cmd.Process.Pid
+		}
+	} else {
+		pid, err = startInUserNS(cmd, userns)
+	}
+	if err != nil {
 		w.Close()
 		return 0, fmt.Errorf("start pause: %w", err)
 	}
 	// The orphan reaper reaps it if it ever dies: it is no container's init.
-	p.pid, p.lifeline = cmd.Process.Pid, w
+	p.pid, p.lifeline = pid, w
 	return p.pid, nil
+}
+
+// startInUserNS starts cmd, whose constructor (package pausens) moves it into
+// the user namespace pinned at userns and forks the pause, and returns the
+// pause's pid. The intermediate process exits at once; the orphan reaper
+// reaps it, and the shim, a subreaper, adopts the pause.
+func startInUserNS(cmd *exec.Cmd, userns string) (int, error) {
+	ns, err := os.Open(userns)
+	if err != nil {
+		return 0, err
+	}
+	defer ns.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer pr.Close()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, ns, pw) // fds 4 and 5
+	cmd.Env = append(os.Environ(), pausens.UsernsEnv+"=4", pausens.PIDFDEnv+"=5")
+	cmd.SysProcAttr.Cloneflags = 0 // the constructor unshares it inside the user namespace
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		return 0, err
+	}
+	out, err := io.ReadAll(io.LimitReader(pr, 32))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(string(out))
+	if err != nil {
+		return 0, fmt.Errorf("the pause did not enter user namespace %s", userns)
+	}
+	return pid, nil
 }
 
 // RunPause is the pause process itself: it reaps what is reparented to it (it

@@ -23,8 +23,8 @@ type Service struct {
 }
 
 // Pause starts the pod's pause process (once) and returns its pid.
-func (s *Service) Pause(_ runner.Empty, reply *runner.PauseReply) error {
-	pid, err := s.pause.start()
+func (s *Service) Pause(args runner.PauseArgs, reply *runner.PauseReply) error {
+	pid, err := s.pause.start(args.UserNS)
 	reply.PID = pid
 	return runner.EncodeError(err)
 }

@@ -1,0 +1,116 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/test/util"
+)
+
+// usernsHostID is where the test pods' IDs start on the host.
+const usernsHostID = 400000
+
+func usernsPodConfig(name string) *runtime.PodSandboxConfig {
+	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: usernsHostID, Length: 65536}}
+	cfg := podConfig(name)
+	cfg.Linux = &runtime.LinuxPodSandboxConfig{
+		Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "1024"},
+		SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{
+			Pid:           runtime.NamespaceMode_POD,
+			UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping, Gids: mapping},
+		}},
+	}
+	return cfg
+}
+
+// A pod with its own user namespace, checked from inside and from the host:
+// its root is an unprivileged host ID; its network namespace belongs to it
+// (its root binds a privileged port); the image's files are its root's and
+// what it writes is stored with its host IDs; a volume with the pod's
+// mappings is idmapped; its containers share a PID namespace whose init (the
+// pause) is the pod's root too; privileged containers are refused; nothing
+// is left after removal.
+func TestUserNamespaces(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	st, err := rc.Status(ctxT(t), &runtime.StatusRequest{})
+	if err != nil || !st.GetRuntimeHandlers()[0].GetFeatures().GetUserNamespaces() {
+		t.Fatalf("Status does not advertise user namespaces: %v, %v", st.GetRuntimeHandlers(), err)
+	}
+	podCfg := usernsPodConfig("userns")
+	pod := runPod(t, rc, podCfg)
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "host-file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := podCfg.Linux.SecurityContext.NamespaceOptions
+	withVolume := func(c *runtime.ContainerConfig) {
+		mapping := ns.UsernsOptions.Uids
+		c.Mounts = []*runtime.Mount{{HostPath: vol, ContainerPath: "/vol", UidMappings: mapping, GidMappings: mapping}}
+		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{NamespaceOptions: ns}}
+	}
+	id := startContainer(t, rc, pod, podCfg, "main", withVolume, "sleep", "100000")
+
+	want := map[string]string{
+		"cat /proc/self/uid_map /proc/self/gid_map": "0 400000 65536\n0 400000 65536",
+		"id -u; id -g": "0\n0",
+		"stat -c %u:%g /bin/busybox /vol/host-file":                                    "0:0\n0:0",
+		"echo hi > /written; echo hi > /vol/written; stat -c %u /written /vol/written": "0\n0",
+		"tr '\\0' ' ' < /proc/1/cmdline":                                               "pause",
+	}
+	for cmd, out := range want {
+		r := execSync(t, rc, id, "sh", "-c", cmd)
+		if got := strings.Join(strings.Fields(string(r.Stdout)), " "); !strings.Contains(got, strings.Join(strings.Fields(out), " ")) {
+			t.Errorf("%s: %q (stderr %q), want %q", cmd, r.Stdout, r.Stderr, out)
+		}
+	}
+	r := execSync(t, rc, id, "sh", "-c", "nc -l -p 80 & sleep 0.5; cat /proc/net/tcp /proc/net/tcp6; kill $!")
+	if !regexp.MustCompile(`:0050 0+:0000 0A`).Match(r.Stdout) {
+		t.Errorf("the pod's root could not listen on port 80 in its network namespace: %s %s", r.Stdout, r.Stderr)
+	}
+	hostOwner := func(path string) uint32 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Uid
+	}
+	if uid := hostOwner(filepath.Join(b.State, "containers", id, "rootfs", "written")); uid != usernsHostID {
+		t.Errorf("a file the pod's root wrote is owned by host uid %d, want %d", uid, usernsHostID)
+	}
+	if uid := hostOwner(filepath.Join(vol, "written")); uid != 0 {
+		t.Errorf("a file the pod's root wrote in an idmapped volume is owned by host uid %d, want 0", uid)
+	}
+	shims := util.ShimPids(b.Dir)
+	if len(shims) != 1 {
+		t.Fatalf("shims: %v", shims)
+	}
+	pauses := util.PauseChildren(shims[0])
+	if len(pauses) != 1 || hostOwner("/proc/"+strconv.Itoa(pauses[0])) != usernsHostID {
+		t.Errorf("pause processes %v: want one, run by the pod's root", pauses)
+	}
+
+	privileged := func(c *runtime.ContainerConfig) {
+		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true, NamespaceOptions: ns}}
+	}
+	cfg := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "priv"}, Image: &runtime.ImageSpec{Image: busyboxImage}}
+	privileged(cfg)
+	if _, err := rc.CreateContainer(ctxT(t), &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a privileged container in a user-namespaced pod: %v, want InvalidArgument", err)
+	}
+	if _, err := rc.StopPodSandbox(ctxT(t), &runtime.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
