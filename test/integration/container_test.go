@@ -364,6 +364,44 @@ func TestKilledShimIsSettled(t *testing.T) {
 	assertPodGone(t, b, pod)
 }
 
+// The pause, PID 1 of a pod's shared PID namespace, holds nothing a
+// container could use: no capability, no new privileges, not dumpable (a
+// default container cannot open /proc/1/root), confined to an empty dir
+// (even a container allowed to trace it sees nothing of the host there).
+func TestPauseIsConfined(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	podCfg := podConfig("pause")
+	pod := runPod(t, rc, podCfg)
+	plain := startContainer(t, rc, pod, podCfg, "plain", nil, "sleep", "100000")
+	tracer := startContainer(t, rc, pod, podCfg, "tracer", func(c *runtime.ContainerConfig) {
+		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+			Capabilities: &runtime.Capability{AddCapabilities: []string{"SYS_PTRACE"}}}}
+	}, "sleep", "100000")
+	if r := execSync(t, rc, plain, "ls", "/proc/1/root/"); r.ExitCode == 0 || !strings.Contains(string(r.Stderr), "denied") {
+		t.Errorf("a container lists the pause's root: %q %q", r.Stdout, r.Stderr)
+	}
+	if r := execSync(t, rc, tracer, "ls", "-a", "/proc/1/root/"); strings.Join(strings.Fields(string(r.Stdout)), " ") != ". .." {
+		t.Errorf("a tracing container sees in the pause's root: %q %q", r.Stdout, r.Stderr)
+	}
+	pauses := util.PauseChildren(util.ShimPids(b.Dir)[0])
+	if len(pauses) != 1 {
+		t.Fatalf("pauses: %v", pauses)
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pauses[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(st), want) {
+			t.Errorf("pause status lacks %q:\n%s", want, st)
+		}
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
 // Capabilities and privileged, checked from inside the containers.
 func TestCapabilitiesAndPrivileged(t *testing.T) {
 	b, _, rc := containerBerthd(t)

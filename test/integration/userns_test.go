@@ -98,6 +98,16 @@ func TestUserNamespaces(t *testing.T) {
 		t.Errorf("pause processes %v: want one, run by the pod's root", pauses)
 	}
 
+	ownPID := func(c *runtime.ContainerConfig) {
+		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER, UsernsOptions: ns.UsernsOptions}}}
+	}
+	own := startContainer(t, rc, pod, podCfg, "own-pid", ownPID, "sleep", "100000")
+	r = execSync(t, rc, own, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/self/uid_map")
+	if f := strings.Fields(string(r.Stdout)); strings.Join(f, " ") != "sleep 100000 0 400000 65536" {
+		t.Errorf("a container with a PID namespace of its own: %q %q", r.Stdout, r.Stderr)
+	}
+
 	privileged := func(c *runtime.ContainerConfig) {
 		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true, NamespaceOptions: ns}}
 	}

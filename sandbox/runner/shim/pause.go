@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,11 +17,13 @@ import (
 )
 
 // pause is the pod's PID 1 when its containers share one PID namespace: the
-// shim starts itself as "berth-shim pause" in a new PID namespace, and the
+// shim starts itself as "berth-shim pause" in a new PID namespace, confined
+// to an empty dir without privileges (see package pausens), and the
 // containers join /proc/<pid>/ns/pid.
 type pause struct {
-	mu  sync.Mutex
-	pid int
+	root string // the empty dir the pause is confined to
+	mu   sync.Mutex
+	pid  int
 	// lifeline's other end is the pause's fd 3: when the shim dies, however
 	// it dies, the pause reads EOF and exits.
 	lifeline *os.File
@@ -28,7 +31,7 @@ type pause struct {
 
 // start runs the pause process once and returns its pid. With userns (the
 // pin of the pod's user namespace) the pause runs in that namespace, as its
-// root, and its PID namespace is owned by it (see package pausens).
+// root, and its PID namespace is owned by it.
 func (p *pause) start(userns string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -39,18 +42,12 @@ func (p *pause) start(userns string) (int, error) {
 		p.lifeline.Close()
 		p.lifeline = nil
 	}
-	self, err := os.Executable()
+	cmd, root, r, w, err := p.command()
 	if err != nil {
 		return 0, err
 	}
-	r, w, err := os.Pipe() // close-on-exec: no container inherits w
-	if err != nil {
-		return 0, err
-	}
+	defer root.Close()
 	defer r.Close()
-	cmd := exec.Command(self, "pause")
-	cmd.ExtraFiles = []*os.File{r}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true}
 	var pid int
 	if userns == "" {
 		if err = cmd.Start(); err == nil {
@@ -68,6 +65,31 @@ func (p *pause) start(userns string) (int, error) {
 	return p.pid, nil
 }
 
+// command prepares "berth-shim pause" in a new PID namespace with the
+// lifeline's read end as fd 3 and the dir to confine it to as fd 4; w is the
+// lifeline's other end (all close-on-exec: no container inherits them).
+func (p *pause) command() (cmd *exec.Cmd, root, r, w *os.File, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := os.Mkdir(p.root, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, nil, nil, nil, err
+	}
+	if root, err = os.Open(p.root); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if r, w, err = os.Pipe(); err != nil {
+		root.Close()
+		return nil, nil, nil, nil, err
+	}
+	cmd = exec.Command(self, "pause")
+	cmd.ExtraFiles = []*os.File{r, root}
+	cmd.Env = append(os.Environ(), pausens.RootEnv+"=4")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true}
+	return cmd, root, r, w, nil
+}
+
 // startInUserNS starts cmd, whose constructor (package pausens) moves it into
 // the user namespace pinned at userns and forks the pause, and returns the
 // pause's pid. The intermediate process exits at once; the orphan reaper
@@ -83,8 +105,8 @@ func startInUserNS(cmd *exec.Cmd, userns string) (int, error) {
 		return 0, err
 	}
 	defer pr.Close()
-	cmd.ExtraFiles = append(cmd.ExtraFiles, ns, pw) // fds 4 and 5
-	cmd.Env = append(os.Environ(), pausens.UsernsEnv+"=4", pausens.PIDFDEnv+"=5")
+	cmd.ExtraFiles = append(cmd.ExtraFiles, ns, pw) // fds 5 and 6
+	cmd.Env = append(cmd.Env, pausens.UsernsEnv+"=5", pausens.PIDFDEnv+"=6")
 	cmd.SysProcAttr.Cloneflags = 0 // the constructor unshares it inside the user namespace
 	err = cmd.Start()
 	pw.Close()

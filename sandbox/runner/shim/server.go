@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/containerd/errdefs"
@@ -185,7 +186,7 @@ func Serve(ctx context.Context, socket, root string) error {
 	if err != nil {
 		return err
 	}
-	svc := &Service{cs: cs, shutdown: make(chan struct{})}
+	svc := &Service{cs: cs, pause: pause{root: filepath.Join(root, "pause-root")}, shutdown: make(chan struct{})}
 	go cs.ReapOrphans(svc.shutdown)
 	handlers := svc.handlers()
 	go func() {

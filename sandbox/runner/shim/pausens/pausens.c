@@ -1,9 +1,12 @@
 // See pausens.go.
 #define _GNU_SOURCE
 #include <grp.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int env_fd(const char *name) {
@@ -17,13 +20,10 @@ static int env_fd(const char *name) {
 	return (int)fd;
 }
 
-__attribute__((constructor)) static void berth_pause_userns(void) {
-	int userns = env_fd("_BERTH_PAUSE_USERNS");
-	if (userns < 0)
-		return;
-	int pidfd = env_fd("_BERTH_PAUSE_PIDFD");
-	unsetenv("_BERTH_PAUSE_USERNS");
-	unsetenv("_BERTH_PAUSE_PIDFD");
+// join_userns joins the user namespace userns as its root, unshares the PID
+// namespace and forks: it returns in the child (PID 1 of the new namespace);
+// the parent writes the child's pid to pidfd and exits.
+static void join_userns(int userns, int pidfd) {
 	if (pidfd < 0 || setns(userns, CLONE_NEWUSER) < 0)
 		_exit(1);
 	close(userns);
@@ -39,4 +39,38 @@ __attribute__((constructor)) static void berth_pause_userns(void) {
 		_exit(0);
 	}
 	close(pidfd);
+}
+
+// confine shuts the pause in the empty dir root and takes every privilege
+// from it: no capability (bounding set included), no new privileges, not
+// dumpable (so that the pod's processes cannot trace it or reach its root).
+static void confine(int root) {
+	if (fchdir(root) < 0 || chroot(".") < 0)
+		_exit(1);
+	close(root);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		_exit(1);
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			_exit(1);
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		_exit(1);
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		_exit(1);
+}
+
+__attribute__((constructor)) static void berth_pause_init(void) {
+	int root = env_fd("_BERTH_PAUSE_ROOT");
+	if (root < 0)
+		return;
+	int userns = env_fd("_BERTH_PAUSE_USERNS");
+	int pidfd = env_fd("_BERTH_PAUSE_PIDFD");
+	unsetenv("_BERTH_PAUSE_ROOT");
+	unsetenv("_BERTH_PAUSE_USERNS");
+	unsetenv("_BERTH_PAUSE_PIDFD");
+	if (userns >= 0)
+		join_userns(userns, pidfd);
+	confine(root);
 }

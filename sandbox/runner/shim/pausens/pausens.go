@@ -1,16 +1,20 @@
-// Package pausens moves the pause process of a pod with its own user
-// namespace into that namespace before Go starts: a multi-threaded process
-// (any Go program once its runtime runs) cannot join a user namespace, so a C
-// constructor does it while the process is still single-threaded.
+// Package pausens sets up a pod's pause process before Go starts, while the
+// process is still single-threaded: capabilities are per thread, and a
+// multi-threaded process (any Go program once its runtime runs) cannot join
+// a user namespace. Import it for its side effect in the binary that runs the
+// pause (berth-shim).
 //
-// When _BERTH_PAUSE_USERNS names an open file descriptor of a user namespace,
-// the constructor joins it, becomes its root (the pod's root on the host, not
-// the host's), unshares the PID namespace and forks: the child, PID 1 of the
-// new PID namespace, goes on into Go and runs the pause; the parent writes
-// the child's pid (as the shim sees it) to the descriptor in
-// _BERTH_PAUSE_PIDFD and exits, so the shim, a child subreaper, adopts the
-// pause. Any failure exits with status 1 and nothing written. Import it for
-// its side effect in the binary that runs the pause (berth-shim).
+// A process started with RootEnv naming an open descriptor of an empty dir is
+// a pause: a C constructor confines it there (chroot), drops every capability
+// (the bounding set too), sets no_new_privs and makes it not dumpable, so
+// that the pod's processes, which share its PID namespace, can neither trace
+// it nor reach the host's filesystem through /proc/1/root. With UsernsEnv
+// naming a descriptor of the pod's user namespace, it first joins that
+// namespace as its root (the pod's root on the host, not the host's),
+// unshares the PID namespace and forks: the child, PID 1 of the new PID
+// namespace, goes on to be the pause; the parent writes the child's pid (as
+// the shim sees it) to the descriptor in PIDFDEnv and exits, so that the
+// shim, a child subreaper, adopts the pause. Any failure exits with status 1.
 package pausens
 
 // #cgo CFLAGS: -Wall
@@ -18,6 +22,7 @@ import "C"
 
 // Environment names the shim passes the constructor its descriptors in.
 const (
+	RootEnv   = "_BERTH_PAUSE_ROOT"
 	UsernsEnv = "_BERTH_PAUSE_USERNS"
 	PIDFDEnv  = "_BERTH_PAUSE_PIDFD"
 )
