@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-cri/berth/cni"
 	"github.com/berth-cri/berth/cri/config"
+	"github.com/berth-cri/berth/sandbox"
 )
 
 type fakeNetwork struct {
@@ -32,8 +33,14 @@ func (f fakeNetwork) Setup(_ context.Context, p cni.Pod) (*cni.Attachment, error
 func (f fakeNetwork) Teardown(context.Context, cni.Pod) error { return nil }
 
 func newTestServer(netErr error) *Server {
-	return New(Options{Version: "1.2.3", Config: config.Default(), Network: fakeNetwork{err: netErr}})
+	return New(Options{Version: "1.2.3", Config: config.Default(), Network: fakeNetwork{err: netErr}, Pods: memPods{}})
 }
+
+// memPods is a pod manager without pods, on a host without user namespaces.
+type memPods struct{ PodManager }
+
+func (memPods) List() []*sandbox.Pod                        { return nil }
+func (memPods) ProbeUserNamespace(func(string) error) error { return errors.New("no user namespaces") }
 
 func TestVersion(t *testing.T) {
 	resp, err := newTestServer(nil).Version(context.Background(), &runtime.VersionRequest{Version: "v1"})

@@ -118,3 +118,30 @@ func ownerInode(t *testing.T, pin string) uint64 {
 	}
 	return st.Ino
 }
+
+// A failure at any step of making a user-namespaced pod's namespaces leaves
+// no pin and no mount: no holder to run, or a sysctl failing after the pins.
+func TestPinNamespacesInUserNamespaceFailureLeavesNothing(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "pod")
+	req := NamespaceRequest{Kinds: []string{NetNS, IPCNS, UTSNS}, UserNS: oneRange(300000)}
+	if _, err := PinNamespaces(dir, req, filepath.Join(t.TempDir(), "no-such-holder")); err == nil {
+		t.Fatal("pinned without a holder")
+	}
+	req.Sysctls = map[string]string{"net.ipv4.nonesuch": "1"}
+	if _, err := PinNamespaces(dir, req, self); err == nil {
+		t.Fatal("a missing sysctl was set")
+	}
+	if m := mountsUnder(t, dir); len(m) != 0 {
+		t.Fatalf("mounts left: %v", m)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("pins left: %d", len(entries))
+	}
+}

@@ -40,7 +40,7 @@ func usernsPodConfig(name string) *runtime.PodSandboxConfig {
 // pause) is the pod's root too; privileged containers are refused; nothing
 // is left after removal.
 func TestUserNamespaces(t *testing.T) {
-	b, _, rc := containerBerthd(t)
+	b, bin, rc := containerBerthd(t)
 	st, err := rc.Status(ctxT(t), &runtime.StatusRequest{})
 	if err != nil || !st.GetRuntimeHandlers()[0].GetFeatures().GetUserNamespaces() {
 		t.Fatalf("Status does not advertise user namespaces: %v, %v", st.GetRuntimeHandlers(), err)
@@ -106,6 +106,19 @@ func TestUserNamespaces(t *testing.T) {
 	r = execSync(t, rc, own, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/self/uid_map")
 	if f := strings.Fields(string(r.Stdout)); strings.Join(f, " ") != "sleep 100000 0 400000 65536" {
 		t.Errorf("a container with a PID namespace of its own: %q %q", r.Stdout, r.Stderr)
+	}
+
+	// A berthd restart finds the pod whole: its pins (the user namespace's
+	// too) are there, its containers run and exec in its namespaces.
+	b.Kill(t)
+	b.Start(t, bin)
+	rc, _ = b.Clients(t)
+	if ps, err := rc.PodSandboxStatus(ctxT(t), &runtime.PodSandboxStatusRequest{PodSandboxId: pod}); err != nil ||
+		ps.Status.State != runtime.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("pod after a berthd restart: %v, %v", ps.GetStatus().GetState(), err)
+	}
+	if r := execSync(t, rc, id, "cat", "/proc/self/uid_map"); strings.Join(strings.Fields(string(r.Stdout)), " ") != "0 400000 65536" {
+		t.Errorf("exec after a berthd restart: %q %q", r.Stdout, r.Stderr)
 	}
 
 	privileged := func(c *runtime.ContainerConfig) {
