@@ -50,8 +50,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			s.containerNames.release(name, id)
 		}
 	}()
+	labels, err := s.containerSELinux(pod, cfg.GetLinux().GetSecurityContext())
+	if err != nil {
+		return nil, err
+	}
 	undo := context.WithoutCancel(ctx)
-	rootfs, err := s.mountRootfs(ctx, id, img, pod)
+	rootfs, err := s.mountRootfs(ctx, id, img, pod, labels.mount)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +64,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			s.unmountRootfs(undo, id)
 		}
 	}()
-	logPath, user, err := s.createInShim(ctx, id, pod, img, cfg, rootfs)
+	logPath, user, err := s.createInShim(ctx, id, pod, img, cfg, rootfs, labels)
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +111,10 @@ func imageRef(img *images.Image) string {
 	return img.ID
 }
 
-// mountRootfs prepares the container's writable layer and mounts its rootfs;
-// in a pod with its own user namespace the layers are idmapped into it.
-func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image, pod *sandbox.Pod) (string, error) {
+// mountRootfs prepares the container's writable layer and mounts its rootfs
+// (its files labelled mountLabel on a host with SELinux); in a pod with its
+// own user namespace the layers are idmapped into it.
+func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image, pod *sandbox.Pod, mountLabel string) (string, error) {
 	snap, err := s.snapshots.PrepareSnapshot(ctx, id, img.ID, false)
 	if err != nil {
 		return "", err
@@ -117,11 +122,11 @@ func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image, 
 	target := filepath.Join(s.containerDir(id), "rootfs")
 	if u := pod.Spec.UserNS; u != nil {
 		uid, gid := u.Root()
-		err = container.MountRootfsMapped(container.Layers{Lower: snap.Lower, Upper: snap.Upper, Work: snap.Work},
+		err = container.MountRootfsMapped(container.Layers{Lower: snap.Lower, Upper: snap.Upper, Work: snap.Work, MountLabel: mountLabel},
 			target, pod.Pins[sandbox.UserNS], uid, gid)
 	} else {
 		opts, dir := snap.MountOptions()
-		err = container.MountRootfs(opts, dir, target)
+		err = container.MountRootfs(container.WithMountLabel(opts, mountLabel), dir, target)
 	}
 	if err != nil {
 		_ = s.snapshots.RemoveSnapshot(context.WithoutCancel(ctx), id)

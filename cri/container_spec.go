@@ -24,7 +24,7 @@ import (
 // createInShim builds the container's spec and has the pod's shim create its
 // init. It returns the container's log path and user.
 func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig,
-	rootfs string) (string, *container.User, error) {
+	rootfs string, labels selinuxLabels) (string, *container.User, error) {
 	shim, err := s.shims.Get(ctx, pod.ID)
 	if err != nil {
 		return "", nil, err
@@ -33,7 +33,7 @@ func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, 
 	if err != nil {
 		return "", nil, err
 	}
-	built, err := s.buildSpec(id, pod, img, cfg, rootfs, nsPaths)
+	built, err := s.buildSpec(id, pod, img, cfg, rootfs, nsPaths, labels)
 	if err != nil {
 		return "", nil, err
 	}
@@ -110,7 +110,7 @@ func (s *Server) namespacePaths(ctx context.Context, pod *sandbox.Pod, cfg *runt
 }
 
 func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig, rootfs string,
-	ns map[specs.LinuxNamespaceType]string) (*spec.Built, error) {
+	ns map[specs.LinuxNamespaceType]string, labels selinuxLabels) (*spec.Built, error) {
 	passwd, group, err := container.UserFiles(rootfs)
 	if err != nil {
 		return nil, err
@@ -135,6 +135,9 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 	if err != nil {
 		return nil, err
 	}
+	if err := relabelVolumes(cfg.GetMounts(), mounts, labels.mount); err != nil {
+		return nil, err
+	}
 	imgVolumes, err := volumes.ImageVolumes(img.Config.Volumes, mounts, filepath.Join(s.containerDir(id), "volumes"))
 	if err != nil {
 		return nil, err
@@ -153,19 +156,27 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 		Mounts: append(mounts, imgVolumes...),
 		Pod: spec.PodFiles{Hostname: pod.HostnamePath(), Hosts: pod.HostsPath(), ResolvConf: pod.ResolvConfPath(),
 			Shm: pod.ShmPath},
-		CgroupsPath:    cgroupParent(pod) + "/" + id,
-		MinOOMScoreAdj: container.OwnOOMScoreAdj(),
-		Host:           host,
-		Seccomp:        profile,
-		LSM:            s.hostLSM(),
+		CgroupsPath:         cgroupParent(pod) + "/" + id,
+		MinOOMScoreAdj:      container.OwnOOMScoreAdj(),
+		Host:                host,
+		Seccomp:             profile,
+		LSM:                 s.hostLSM(),
+		SELinuxProcessLabel: labels.process, SELinuxMountLabel: labels.mount,
 	})
 }
 
 // hostLSM is what the host's AppArmor and SELinux offer: whether they run
-// (read once), and the AppArmor profiles loaded now (they may be loaded at
-// any time).
+// (read once, when Berth's default AppArmor profile is loaded if it is not
+// yet), and the AppArmor profiles loaded now (they may be loaded at any time).
 func (s *Server) hostLSM() spec.LSM {
-	s.lsmOnce.Do(func() { s.lsm = spec.LSM{AppArmor: container.AppArmorEnabled(), SELinux: container.SELinuxEnabled()} })
+	s.lsmOnce.Do(func() {
+		s.lsm = spec.LSM{AppArmor: container.AppArmorEnabled(), SELinux: container.SELinuxEnabled()}
+		if s.lsm.AppArmor && !container.AppArmorProfiles()[spec.DefaultAppArmorProfile] {
+			if err := container.LoadAppArmorProfile(spec.DefaultAppArmorProfileText); err != nil {
+				log.L.WithError(err).Warn("the default AppArmor profile is not loaded: containers that ask for it fail, the others run unconfined")
+			}
+		}
+	})
 	l := s.lsm
 	if l.AppArmor {
 		l.AppArmorProfiles = container.AppArmorProfiles()

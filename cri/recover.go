@@ -19,6 +19,9 @@ import (
 // watcher, which reports the exits that happened while berthd was down, or
 // settles the containers of a shim that died.
 func (s *Server) Recover(ctx context.Context) {
+	for _, p := range s.pods.List() {
+		container.ReserveSELinuxLabel(p.Spec.SELinuxProcessLabel) // no other pod gets its MCS level
+	}
 	known := map[string]bool{}
 	for _, c := range s.containers.List(nil) {
 		if _, err := s.pods.Get(c.PodID); err != nil {

@@ -41,6 +41,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 	if err := s.pods.Remove(ctx, p.ID); err != nil {
 		return nil, err
 	}
+	container.ReleaseSELinuxLabel(p.Spec.SELinuxProcessLabel)
 	s.podNames.release(podName(podMetadata(p)), p.ID)
 	return &runtime.RemovePodSandboxResponse{}, nil
 }

@@ -9,6 +9,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // RunPodSandbox creates a pod: its name is reserved first, then the sandbox
@@ -49,14 +50,20 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 // createPod makes the pod and attaches its network; a failed attach removes
 // the pod again, so nothing is left.
 func (s *Server) createPod(ctx context.Context, id string, spec sandbox.Spec, cfg *runtime.PodSandboxConfig) error {
+	if err := s.podSELinux(cfg, &spec); err != nil {
+		return err
+	}
 	p, err := s.pods.Create(ctx, id, spec)
 	if err != nil {
+		container.ReleaseSELinuxLabel(spec.SELinuxProcessLabel)
 		return err
 	}
 	if err := s.attachNetwork(ctx, p, cfg); err != nil {
 		if rerr := s.pods.Remove(ctx, id); rerr != nil {
 			log.G(ctx).WithError(rerr).Error("remove after a failed network attach; the pod stays NOTREADY")
 			_ = s.pods.Stop(ctx, id)
+		} else {
+			container.ReleaseSELinuxLabel(spec.SELinuxProcessLabel)
 		}
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // memOS pretends to pin and mount (sandbox.OS), for tests without root.
@@ -32,10 +33,10 @@ func (m memOS) PinNamespaces(dir string, req sandbox.NamespaceRequest) (map[stri
 	}
 	return pins, nil
 }
-func (memOS) UnpinNamespaces(map[string]string) error { return nil }
-func (memOS) MountShm(p string, _ int64) error        { return os.MkdirAll(p, 0o755) }
-func (memOS) Unmount(string) error                    { return nil }
-func (memOS) IsMountPoint(string) bool                { return true }
+func (memOS) UnpinNamespaces(map[string]string) error    { return nil }
+func (memOS) MountShm(p string, _ int64, _ string) error { return os.MkdirAll(p, 0o755) }
+func (memOS) Unmount(string) error                       { return nil }
+func (memOS) IsMountPoint(string) bool                   { return true }
 func (memOS) ProbeUserNamespace(func(string) error) error {
 	return errors.New("no user namespaces")
 }
@@ -271,5 +272,22 @@ func TestUserNamespaceRequests(t *testing.T) {
 		if got := status.Code(toGRPC(err)); got != tc.code {
 			t.Errorf("%v: %v, want %v", tc.u, err, tc.code)
 		}
+	}
+}
+
+// SELinux options on a host without SELinux are refused, not dropped.
+func TestPodSELinuxOptionsWithoutSELinux(t *testing.T) {
+	if container.SELinuxEnabled() {
+		t.Skip("this host runs SELinux")
+	}
+	s := newPodServer(t, memOS{})
+	req := runReq("selinux")
+	req.Config.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+		SelinuxOptions: &runtime.SELinuxOption{Level: "s0:c1,c2"}}}
+	if _, err := s.RunPodSandbox(context.Background(), req); status.Code(toGRPC(err)) != codes.InvalidArgument {
+		t.Fatalf("SELinux options without SELinux: %v, want InvalidArgument", err)
+	}
+	if list, _ := s.ListPodSandbox(context.Background(), &runtime.ListPodSandboxRequest{}); len(list.GetItems()) != 0 {
+		t.Fatalf("pods left: %v", list.GetItems())
 	}
 }

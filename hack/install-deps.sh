@@ -17,6 +17,7 @@ PACKAGES=(
 	iptables iproute2 conntrack socat iputils-ping  # pod networking, port forwarding
 	procps util-linux psmisc                   # tests inspect processes and mounts
 	jq curl bc ca-certificates xz-utils zstd   # scripts
+	apparmor                                   # apparmor_parser: the default profile's compile test
 )
 
 install_packages() {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/opencontainers/selinux/go-selinux/label"
 )
 
 // writePodFiles writes hostname, hosts and resolv.conf for the pod, each
@@ -26,6 +28,11 @@ func writePodFiles(p *Pod, hostResolvConf string) error {
 	for path, data := range files {
 		if err := writeFileAtomic(path, data); err != nil {
 			return err
+		}
+		// Readable by the pod's containers on a host with SELinux (a no-op
+		// elsewhere).
+		if err := label.Relabel(path, p.Spec.SELinuxMountLabel, true); err != nil {
+			return fmt.Errorf("relabel %s: %w", path, err)
 		}
 	}
 	return nil

@@ -81,7 +81,7 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, ret
 		if size <= 0 {
 			size = DefaultShmSize
 		}
-		if err := m.os.MountShm(p.ShmPath, size); err != nil {
+		if err := m.os.MountShm(p.ShmPath, size, spec.SELinuxMountLabel); err != nil {
 			return nil, fmt.Errorf("pod %s: %w", id, err)
 		}
 	}

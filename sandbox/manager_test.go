@@ -44,7 +44,7 @@ func (f *fakeOS) UnpinNamespaces(pins map[string]string) error {
 	return nil
 }
 
-func (f *fakeOS) MountShm(path string, size int64) error {
+func (f *fakeOS) MountShm(path string, size int64, _ string) error {
 	if f.failOn == "shm" {
 		return errors.New("injected shm failure")
 	}

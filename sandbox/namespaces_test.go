@@ -193,7 +193,7 @@ func TestIsMountPoint(t *testing.T) {
 	}
 	defer UnpinNamespaces(pins)
 	shm := filepath.Join(dir, "shm")
-	if err := (HostOS{}).MountShm(shm, 1<<20); err != nil {
+	if err := (HostOS{}).MountShm(shm, 1<<20, ""); err != nil {
 		t.Fatal(err)
 	}
 	defer (HostOS{}).Unmount(shm)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/opencontainers/selinux/go-selinux/label"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,7 +15,7 @@ import (
 type OS interface {
 	PinNamespaces(dir string, req NamespaceRequest) (map[string]string, error)
 	UnpinNamespaces(pins map[string]string) error
-	MountShm(path string, size int64) error
+	MountShm(path string, size int64, mountLabel string) error
 	Unmount(path string) error
 	IsMountPoint(path string) bool
 	ProbeUserNamespace(fn func(userns string) error) error
@@ -35,12 +36,13 @@ func (h HostOS) PinNamespaces(dir string, req NamespaceRequest) (map[string]stri
 // UnpinNamespaces removes pins (see UnpinNamespaces).
 func (HostOS) UnpinNamespaces(pins map[string]string) error { return UnpinNamespaces(pins) }
 
-// MountShm mounts a tmpfs of size bytes for the pod's /dev/shm.
-func (HostOS) MountShm(path string, size int64) error {
+// MountShm mounts a tmpfs of size bytes for the pod's /dev/shm, its files
+// labelled mountLabel on a host with SELinux.
+func (HostOS) MountShm(path string, size int64, mountLabel string) error {
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return err
 	}
-	opts := "mode=1777,size=" + strconv.FormatInt(size, 10)
+	opts := label.FormatMountLabel("mode=1777,size="+strconv.FormatInt(size, 10), mountLabel)
 	if err := unix.Mount("shm", path, "tmpfs", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount shm at %s: %w", path, err)
 	}

@@ -54,6 +54,11 @@ type Spec struct {
 	Sysctls map[string]string
 	// UserNS is the pod's own user namespace; nil is the host's.
 	UserNS *UserNamespace `json:",omitempty"`
+	// SELinuxProcessLabel and SELinuxMountLabel are the pod's labels on a
+	// host with SELinux: its files and /dev/shm get the mount label, its
+	// containers the pod's MCS level.
+	SELinuxProcessLabel string `json:",omitempty"`
+	SELinuxMountLabel   string `json:",omitempty"`
 	// Config is the CRI config as JSON, kept for verbose status.
 	Config []byte
 }

@@ -103,8 +103,8 @@ func fromCRI(m *runtime.Mount, info MountInfo) (specs.Mount, error) {
 	default:
 		opts = append(opts, "rw")
 	}
-	// SelinuxRelabel is accepted: Berth applies no SELinux labels on hosts
-	// without SELinux (the security-context issue handles hosts with it).
+	// SelinuxRelabel: on hosts with SELinux the runtime relabels the host
+	// path with the container's mount label; elsewhere there is nothing to do.
 	om := specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
 	return om, idmap(&om, m)
 }

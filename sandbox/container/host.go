@@ -1,8 +1,11 @@
 package container
 
 import (
+	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -101,6 +104,18 @@ func AppArmorProfiles() map[string]bool {
 		}
 	}
 	return out
+}
+
+// LoadAppArmorProfile compiles an AppArmor profile (its text) with
+// apparmor_parser and loads it into the kernel, replacing a loaded profile of
+// the same name.
+func LoadAppArmorProfile(text string) error {
+	cmd := exec.Command("apparmor_parser", "--replace", "--skip-cache")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("load AppArmor profile: apparmor_parser: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // SELinuxEnabled says whether the host runs SELinux (selinuxfs is mounted).

@@ -11,10 +11,12 @@ import (
 )
 
 // Layers are an overlay rootfs's dirs: the read-only layers (top first) and
-// the writable upper and work dirs (empty for a read-only view).
+// the writable upper and work dirs (empty for a read-only view), and the
+// SELinux label its files get ("" without SELinux).
 type Layers struct {
 	Lower       []string
 	Upper, Work string
+	MountLabel  string
 }
 
 // MountRootfsMapped mounts a container's overlay rootfs at target for a pod
@@ -66,7 +68,8 @@ func MountRootfsMapped(l Layers, target, userns string, uid, gid uint32) (retErr
 	if l.Upper != "" {
 		opts += ",upperdir=" + l.Upper + ",workdir=" + l.Work
 	}
-	err = inDir(dir, func() error { return unix.Mount("overlay", target, "overlay", 0, opts+",index=off") })
+	opts = WithMountLabel(opts+",index=off", l.MountLabel)
+	err = inDir(dir, func() error { return unix.Mount("overlay", target, "overlay", 0, opts) })
 	if err != nil {
 		return fmt.Errorf("mount idmapped rootfs at %s: %w", target, err)
 	}

@@ -46,6 +46,9 @@ type Input struct {
 	Seccomp Seccomp
 	// LSM is what the host's AppArmor and SELinux offer.
 	LSM LSM
+	// SELinuxProcessLabel and SELinuxMountLabel are the container's labels
+	// on a host with SELinux ("" elsewhere, and for privileged containers).
+	SELinuxProcessLabel, SELinuxMountLabel string
 }
 
 // Built is the spec with the warnings building it produced.
@@ -90,6 +93,7 @@ func Build(in Input) (*Built, error) {
 		if err := applyLSM(s, sc, in.LSM); err != nil {
 			return nil, err
 		}
+		s.Process.SelinuxLabel, s.Linux.MountLabel = in.SELinuxProcessLabel, in.SELinuxMountLabel
 	}
 	if _, joinsUTS := in.Namespaces[specs.UTSNamespace]; !joinsUTS {
 		s.Hostname = in.Hostname // a joined UTS namespace keeps the pod's

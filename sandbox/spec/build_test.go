@@ -177,3 +177,20 @@ func TestBuildJoinsThePodsUserNamespace(t *testing.T) {
 		t.Fatalf("mappings %v given with a namespace to join", b.Spec.Linux.UIDMappings)
 	}
 }
+
+func TestBuildSELinuxLabels(t *testing.T) {
+	in := baseInput()
+	in.LSM = LSM{SELinux: true}
+	in.SELinuxProcessLabel, in.SELinuxMountLabel = "system_u:system_r:container_t:s0:c1,c2", "system_u:object_r:container_file_t:s0:c1,c2"
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Spec.Process.SelinuxLabel != in.SELinuxProcessLabel || b.Spec.Linux.MountLabel != in.SELinuxMountLabel {
+		t.Fatalf("labels %q, %q", b.Spec.Process.SelinuxLabel, b.Spec.Linux.MountLabel)
+	}
+	in.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true}}
+	if b, err = Build(in); err != nil || b.Spec.Process.SelinuxLabel != "" || b.Spec.Linux.MountLabel != "" {
+		t.Fatalf("privileged: labels %q, %q, %v", b.Spec.Process.SelinuxLabel, b.Spec.Linux.MountLabel, err)
+	}
+}

@@ -8,8 +8,9 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// DefaultAppArmorProfile is the profile RuntimeDefault means on hosts with
-// AppArmor. Berth does not load it: the node's setup must (apparmor_parser).
+// DefaultAppArmorProfile is the profile RuntimeDefault (and nothing asked)
+// means on hosts with AppArmor; berthd loads it (DefaultAppArmorProfileText)
+// when it is not loaded yet.
 const DefaultAppArmorProfile = "berth-default"
 
 // LSM is what the host's Linux security modules offer: whether AppArmor and
@@ -22,12 +23,13 @@ type LSM struct {
 
 // applyLSM sets the AppArmor profile the security context asks for, or fails
 // with a clear error where the host cannot give it: a security request is
-// never dropped silently. Unconfined and unset always work; RuntimeDefault is
-// the default profile where AppArmor runs and nothing where it does not.
-// SELinux labels are refused on hosts without SELinux, and not applied yet on
-// hosts with it.
+// never dropped silently. Unconfined always works; RuntimeDefault is the
+// default profile where AppArmor runs and nothing where it does not; unset is
+// the default profile where it is loaded (as with the peers), else nothing.
+// SELinux options are refused on hosts without SELinux; on hosts with it the
+// labels come in Input (see ContainerSELinuxOptions).
 func applyLSM(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext, host LSM) error {
-	if err := checkSELinux(sc.GetSelinuxOptions(), host.SELinux); err != nil {
+	if err := CheckSELinux(sc.GetSelinuxOptions(), host.SELinux); err != nil {
 		return err
 	}
 	profile, err := appArmorProfile(sc.GetApparmor(), host)
@@ -43,8 +45,11 @@ func appArmorProfile(p *runtime.SecurityProfile, host LSM) (string, error) {
 	case runtime.SecurityProfile_Unconfined:
 		return "", nil
 	case runtime.SecurityProfile_RuntimeDefault:
-		if p == nil || !host.AppArmor {
+		switch {
+		case !host.AppArmor:
 			return "", nil
+		case p == nil && !host.AppArmorProfiles[DefaultAppArmorProfile]:
+			return "", nil // berthd could not load it: it said so at start
 		}
 		return loadedProfile(DefaultAppArmorProfile, host)
 	case runtime.SecurityProfile_Localhost:
@@ -63,12 +68,11 @@ func loadedProfile(name string, host LSM) (string, error) {
 	return name, nil
 }
 
-func checkSELinux(o *runtime.SELinuxOption, enabled bool) error {
-	if o.GetUser() == "" && o.GetRole() == "" && o.GetType() == "" && o.GetLevel() == "" {
+// CheckSELinux refuses SELinux options on a host without SELinux: they would
+// be dropped silently.
+func CheckSELinux(o *runtime.SELinuxOption, enabled bool) error {
+	if enabled || len(SELinuxLabelOptions(o)) == 0 {
 		return nil
 	}
-	if !enabled {
-		return fmt.Errorf("SELinux options %v: SELinux is not enabled on this host: %w", o, errdefs.ErrInvalidArgument)
-	}
-	return fmt.Errorf("SELinux options %v: SELinux labels are not supported by Berth yet: %w", o, errdefs.ErrNotImplemented)
+	return fmt.Errorf("SELinux options %v: SELinux is not enabled on this host: %w", o, errdefs.ErrInvalidArgument)
 }

@@ -1,0 +1,64 @@
+package container
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/selinux/go-selinux"
+	"github.com/opencontainers/selinux/go-selinux/label"
+)
+
+// SELinuxLabels makes a process label and a mount label from the policy's
+// container contexts and the label options (see spec.SELinuxLabelOptions):
+// without a level among them, a new MCS level, reserved until
+// ReleaseSELinuxLabel. Both are "" on hosts without SELinux.
+func SELinuxLabels(opts []string) (process, mount string, err error) {
+	process, mount, err = label.InitLabels(opts)
+	if err != nil {
+		return "", "", fmt.Errorf("SELinux options %q: %v: %w", opts, err, errdefs.ErrInvalidArgument)
+	}
+	return process, mount, nil
+}
+
+// ReleaseSELinuxLabel frees a process label's MCS level for other pods.
+func ReleaseSELinuxLabel(process string) {
+	if process != "" {
+		selinux.ReleaseLabel(process)
+	}
+}
+
+// ReserveSELinuxLabel keeps a recovered pod's MCS level from being given to
+// another pod.
+func ReserveSELinuxLabel(process string) {
+	if process != "" {
+		selinux.ReserveLabel(process)
+	}
+}
+
+// WithMountLabel adds the SELinux context a mount's files get to its options.
+func WithMountLabel(options, mountLabel string) string {
+	return label.FormatMountLabel(options, mountLabel)
+}
+
+// systemDirs are host dirs never relabelled for a container: relabelling
+// them would break the host (and hand the container its files).
+var systemDirs = map[string]bool{"/": true, "/bin": true, "/boot": true, "/dev": true, "/etc": true, "/home": true,
+	"/lib": true, "/lib64": true, "/proc": true, "/root": true, "/run": true, "/sbin": true, "/sys": true,
+	"/tmp": true, "/usr": true, "/var": true, "/var/lib": true, "/var/log": true}
+
+// RelabelShared relabels a volume's host path (recursively) with the mount
+// label at level s0, so that every container of the pod may use it, as a CRI
+// mount's selinux_relabel asks. System dirs are refused.
+func RelabelShared(path, mountLabel string) error {
+	if mountLabel == "" {
+		return nil
+	}
+	if systemDirs[filepath.Clean(path)] {
+		return fmt.Errorf("will not relabel %s for a container: %w", path, errdefs.ErrInvalidArgument)
+	}
+	if err := label.Relabel(path, mountLabel, true); err != nil {
+		return fmt.Errorf("relabel %s: %w", path, err)
+	}
+	return nil
+}
