@@ -5,6 +5,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-cri/berth/sandbox/cgroups"
 )
@@ -39,7 +40,9 @@ func (r *StatsReader) Network(pin string) ([]InterfaceStats, error) {
 		return nil, fmt.Errorf("network namespace %s: %w", pin, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	// Only the route family: without a family, every one is opened, and
+	// kernels without xfrm_user loaded refuse that one.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in %s: %w", pin, err)
 	}

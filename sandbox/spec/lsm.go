@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -32,12 +33,42 @@ func applyLSM(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext, host LSM
 	if err := CheckSELinux(sc.GetSelinuxOptions(), host.SELinux); err != nil {
 		return err
 	}
-	profile, err := appArmorProfile(sc.GetApparmor(), host)
+	req, err := appArmorRequest(sc)
+	if err != nil {
+		return err
+	}
+	profile, err := appArmorProfile(req, host)
 	if err != nil {
 		return err
 	}
 	s.Process.ApparmorProfile = profile
 	return nil
+}
+
+// localhostPrefix starts a Localhost profile's name in the deprecated
+// apparmor_profile field, and (as the kubelet writes it) in LocalhostRef.
+const localhostPrefix = "localhost/"
+
+// appArmorRequest is the profile a security context asks for: the apparmor
+// field, else the deprecated apparmor_profile string ("runtime/default",
+// "unconfined", "localhost/<name>"); nil when neither is set.
+func appArmorRequest(sc *runtime.LinuxContainerSecurityContext) (*runtime.SecurityProfile, error) {
+	if p := sc.GetApparmor(); p != nil {
+		return p, nil
+	}
+	//lint:ignore SA1019 the deprecated field is still part of the CRI: older kubelets and critest send it
+	v := sc.GetApparmorProfile()
+	switch {
+	case v == "":
+		return nil, nil
+	case v == "runtime/default":
+		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}, nil
+	case v == "unconfined":
+		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Unconfined}, nil
+	case strings.HasPrefix(v, localhostPrefix):
+		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: v}, nil
+	}
+	return nil, fmt.Errorf("AppArmor profile %q: not runtime/default, unconfined or localhost/<name>: %w", v, errdefs.ErrInvalidArgument)
 }
 
 func appArmorProfile(p *runtime.SecurityProfile, host LSM) (string, error) {
@@ -56,7 +87,7 @@ func appArmorProfile(p *runtime.SecurityProfile, host LSM) (string, error) {
 		if !host.AppArmor {
 			return "", fmt.Errorf("AppArmor profile %q: AppArmor is not enabled on this host: %w", p.GetLocalhostRef(), errdefs.ErrInvalidArgument)
 		}
-		return loadedProfile(p.GetLocalhostRef(), host)
+		return loadedProfile(strings.TrimPrefix(p.GetLocalhostRef(), localhostPrefix), host)
 	}
 	return "", fmt.Errorf("AppArmor profile type %v: %w", p.GetProfileType(), errdefs.ErrInvalidArgument)
 }

@@ -11,6 +11,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+//lint:file-ignore SA1019 the deprecated apparmor_profile field is tested on purpose
+
 func TestLSM(t *testing.T) {
 	none := LSM{}
 	armored := LSM{AppArmor: true, AppArmorProfiles: map[string]bool{DefaultAppArmorProfile: true, "strict": true}}
@@ -36,6 +38,13 @@ func TestLSM(t *testing.T) {
 		{"runtime default not loaded", &runtime.LinuxContainerSecurityContext{Apparmor: &runtime.SecurityProfile{}}, armoredBare, "", errdefs.IsFailedPrecondition},
 		{"localhost loaded", &runtime.LinuxContainerSecurityContext{Apparmor: localhost("strict")}, armored, "strict", nil},
 		{"localhost not loaded", &runtime.LinuxContainerSecurityContext{Apparmor: localhost("other")}, armored, "", errdefs.IsFailedPrecondition},
+		{"localhost with the kubelet's prefix", &runtime.LinuxContainerSecurityContext{Apparmor: localhost("localhost/strict")}, armored, "strict", nil},
+		{"deprecated localhost", &runtime.LinuxContainerSecurityContext{ApparmorProfile: "localhost/strict"}, armored, "strict", nil},
+		{"deprecated unconfined", &runtime.LinuxContainerSecurityContext{ApparmorProfile: "unconfined"}, armored, "", nil},
+		{"deprecated runtime default", &runtime.LinuxContainerSecurityContext{ApparmorProfile: "runtime/default"}, armored, DefaultAppArmorProfile, nil},
+		{"deprecated nonsense", &runtime.LinuxContainerSecurityContext{ApparmorProfile: "strict"}, armored, "", errdefs.IsInvalidArgument},
+		{"the new field wins", &runtime.LinuxContainerSecurityContext{ApparmorProfile: "localhost/other", Apparmor: localhost("localhost/strict")},
+			armored, "strict", nil},
 		{"SELinux without SELinux", &runtime.LinuxContainerSecurityContext{SelinuxOptions: &runtime.SELinuxOption{Type: "spc_t"}}, none, "",
 			errdefs.IsInvalidArgument},
 		{"SELinux with SELinux", &runtime.LinuxContainerSecurityContext{SelinuxOptions: &runtime.SELinuxOption{Level: "s0:c1,c2"}},

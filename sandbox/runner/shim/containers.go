@@ -284,10 +284,13 @@ func newProcess(sp *specs.Process, terminal, stdin bool) (_ *libcontainer.Proces
 	return p, st, nil
 }
 
-// baseProcess runs args as sp's user, with its environment and working dir,
-// with no stdio yet.
+// baseProcess runs args as sp's user, with its environment, working dir and
+// AppArmor profile (libcontainer applies it per process, not per container:
+// without it here, no process of the container would be confined), with no
+// stdio yet.
 func baseProcess(sp *specs.Process, args []string) *libcontainer.Process {
-	p := &libcontainer.Process{Args: args, Env: sp.Env, Cwd: sp.Cwd, UID: int(sp.User.UID), GID: int(sp.User.GID)}
+	p := &libcontainer.Process{Args: args, Env: sp.Env, Cwd: sp.Cwd, UID: int(sp.User.UID), GID: int(sp.User.GID),
+		AppArmorProfile: sp.ApparmorProfile, Label: sp.SelinuxLabel}
 	for _, g := range sp.User.AdditionalGids {
 		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
 	}

@@ -201,3 +201,15 @@ func TestOrphansAreReaped(t *testing.T) {
 	}
 	cs.Delete("c3")
 }
+
+// Every process of a container, exec'd ones too, carries its AppArmor profile
+// and SELinux label: libcontainer confines processes, not containers.
+func TestBaseProcessKeepsTheLSMConfinement(t *testing.T) {
+	sp := &specs.Process{ApparmorProfile: "berth-default", SelinuxLabel: "system_u:system_r:container_t:s0:c1,c2",
+		User: specs.User{UID: 1, GID: 2, AdditionalGids: []uint32{3}}, Env: []string{"A=b"}, Cwd: "/w"}
+	p := baseProcess(sp, []string{"true"})
+	if p.AppArmorProfile != sp.ApparmorProfile || p.Label != sp.SelinuxLabel || p.UID != 1 || p.GID != 2 || len(p.AdditionalGroups) != 1 ||
+		p.Cwd != "/w" || p.Args[0] != "true" {
+		t.Fatalf("process = %+v", p)
+	}
+}

@@ -30,12 +30,15 @@ func (cs *Containers) Update(id string, r *specs.LinuxResources) error {
 }
 
 func setResources(res *cgroups.Resources, r *specs.LinuxResources) {
-	res.CpuShares, res.CpuQuota, res.CpuPeriod = 0, -1, 0
+	res.CpuShares, res.CpuWeight, res.CpuQuota, res.CpuPeriod = 0, 0, -1, 0
 	res.CpusetCpus, res.CpusetMems = "", ""
 	if cpu := r.CPU; cpu != nil {
 		res.CpusetCpus, res.CpusetMems = cpu.Cpus, cpu.Mems
 		if cpu.Shares != nil {
+			// v1 writes the shares, v2 the weight (as specconv converts
+			// them when the container is made).
 			res.CpuShares = *cpu.Shares
+			res.CpuWeight = cgroups.ConvertCPUSharesToCgroupV2Value(*cpu.Shares)
 		}
 		if cpu.Quota != nil {
 			res.CpuQuota = *cpu.Quota
