@@ -67,10 +67,14 @@ test-integration: build images ## integration tests against a real berthd and th
 critest: build ## run critest against berthd and check test/critest/must-pass.txt (root)
 	hack/critest.sh
 
+.PHONY: test-vm
+test-vm: build images ## integration tests and critest in a VM with cgroup v2 and AppArmor (hack/test-vm.sh; root)
+	hack/test-vm.sh
+
 .PHONY: test
-test: deps build lint test-unit fuzz ## everything CI runs: deps, build, lint, unit, fuzz, integration, critest
+test: deps build lint test-unit fuzz ## everything CI runs: deps, build, lint, unit, fuzz, integration, critest, the VM tests
 	hack/registry.sh start
-	trap 'hack/registry.sh stop' EXIT; $(MAKE) --no-print-directory test-integration critest
+	trap 'hack/registry.sh stop' EXIT; $(MAKE) --no-print-directory test-integration critest test-vm
 
 .PHONY: bench
 bench: deps build ## Go benchmarks, then pull and pod benchmarks against containerd (hack/bench-pull.sh, hack/bench-pods.sh; root)

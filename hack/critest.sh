@@ -5,7 +5,9 @@
 # in test/critest/must-pass.txt did not pass.
 #
 # Env: CRITEST_FOCUS (ginkgo focus regexp), CRITEST_ARGS (extra critest args),
-# CRITEST_REPORT_DIR (default _output/critest), CRITEST_MUST_PASS (ratchet file).
+# CRITEST_REPORT_DIR (default _output/critest), CRITEST_MUST_PASS (ratchet file),
+# BERTH_REGISTRY_PROVIDED (set: the registry with the test images already
+# serves on $BERTH_REGISTRY, as the host's does in hack/vm.sh's VM).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -72,6 +74,7 @@ TOML
 		for host in registry.k8s.io gcr.io public.ecr.aws; do
 			printf '\n[registries."%s"]\nmirrors = ["http://%s"]\nmirrors_only = true\n' "$host" "$BERTH_REGISTRY" >>"$WORK/berth.toml"
 		done
+		[[ -n ${BERTH_REGISTRY_PROVIDED:-} ]] && return # a VM run: the host serves the images
 		if ! "$BERTH_REPO/hack/registry.sh" status >/dev/null; then
 			"$BERTH_REPO/hack/registry.sh" start
 			STARTED_REGISTRY=1
@@ -96,6 +99,15 @@ start_berthd() {
 write_config
 start_berthd
 shm_ids >"$SHM_BEFORE"
+
+# critest runs "sudo apparmor_parser" on hosts with AppArmor; as root, sudo
+# has nothing to add, and a host without it gets a stand-in.
+if ! command -v sudo >/dev/null; then
+	mkdir -p "$WORK/bin"
+	printf '#!/bin/sh\nexec "$@"\n' >"$WORK/bin/sudo"
+	chmod +x "$WORK/bin/sudo"
+	export PATH="$WORK/bin:$PATH"
+fi
 
 log "running critest (reports in $REPORT_DIR)"
 set +e

@@ -18,6 +18,7 @@ PACKAGES=(
 	procps util-linux psmisc                   # tests inspect processes and mounts
 	jq curl bc ca-certificates xz-utils zstd   # scripts
 	apparmor                                   # apparmor_parser: the default profile's compile test
+	qemu-system-x86                            # hack/vm.sh: cgroup v2 and AppArmor tests in a VM
 )
 
 install_packages() {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	ocgroups "github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -365,8 +366,7 @@ func ruleFields(line string) []string {
 // RemoveCgroups removes a test's cgroup parent (and its empty children) from
 // every hierarchy.
 func RemoveCgroups(parent string) {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
-	for _, d := range dirs {
+	for _, d := range cgroupDirs(parent) {
 		children, _ := filepath.Glob(d + "/*/")
 		for _, c := range children {
 			_ = os.Remove(c)
@@ -406,10 +406,50 @@ func ShimPids(dir string) []int {
 }
 
 // PodCgroups lists the cgroup dirs of a pod that has no cgroup_parent
-// (Berth's own /berth/<pod>), in every hierarchy.
+// (Berth's own /berth/<pod>), in every v1 hierarchy or in the v2 tree.
 func PodCgroups(pod string) []string {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth/" + pod)
+	return cgroupDirs("/berth/" + pod)
+}
+
+// cgroupDirs lists the dirs of a cgroup path in every v1 hierarchy or in the
+// v2 tree.
+func cgroupDirs(path string) []string {
+	if Unified() {
+		if _, err := os.Stat("/sys/fs/cgroup" + path); err == nil {
+			return []string{"/sys/fs/cgroup" + path}
+		}
+		return nil
+	}
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + path)
 	return dirs
+}
+
+// Unified says whether the host's cgroups are v2 (one tree at /sys/fs/cgroup).
+func Unified() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
+// CgroupFile reads a file of the cgroup at path (e.g. "/berth/<pod>/<ctr>"):
+// v1file in the controller's hierarchy on a v1 host, v2file in the tree on a
+// v2 host.
+func CgroupFile(t testing.TB, controller, path, v1file, v2file string) string {
+	t.Helper()
+	file := "/sys/fs/cgroup/" + controller + path + "/" + v1file
+	if Unified() {
+		file = "/sys/fs/cgroup" + path + "/" + v2file
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// CPUWeight is the cgroup v2 cpu.weight of CPU shares, as the runtime
+// converts them.
+func CPUWeight(shares uint64) string {
+	return strconv.FormatUint(ocgroups.ConvertCPUSharesToCgroupV2Value(shares), 10)
 }
 
 // killLeftovers kills the shims serving under dir and every process in the

@@ -1,0 +1,77 @@
+#!/bin/busybox sh
+# hack/vm-init.sh — the init of hack/vm.sh's VM, in two stages.
+#  1. As /init of the initramfs (busybox only): load the modules that reach the
+#     host, mount the host's root (9p, read-only) and the output dir (9p,
+#     read-write), switch to the host's root and run stage 2 from there.
+#  2. In the host's root: the scratch disk on /tmp, tmpfs on the other
+#     writable paths, cgroup v2 with every
+#     controller, securityfs (AppArmor), the modules listed, the network
+#     (QEMU's user network: the host's loopback is 10.0.2.2, and <out>/forward
+#     lists host ports to forward to the VM's loopback); run the command
+#     the host wrote to <out>/cmd, write its status to <out>/rc, power off.
+
+stage1() {
+	bb=/bin/busybox
+	$bb mount -t proc proc /proc
+	$bb mount -t sysfs sys /sys
+	$bb mount -t devtmpfs dev /dev
+	for m in $($bb cat /modules); do $bb insmod "$m"; done
+	out=$($bb sed -n 's/.*berth\.out=\([^ ]*\).*/\1/p' /proc/cmdline)
+	opts=trans=virtio,version=9p2000.L,msize=262144
+	$bb mount -t 9p -o "$opts,ro,cache=loose" hostroot /newroot || fail "mount the host's root"
+	$bb mount -t 9p -o "$opts" out "/newroot$out" || fail "mount the output dir"
+	busybox=$($bb sed -n 2p "/newroot$out/paths")
+	script=$($bb sed -n 3p "/newroot$out/paths")
+	for d in proc sys dev; do $bb mount --move "/$d" "/newroot/$d"; done
+	exec $bb switch_root /newroot "$busybox" sh "$script" stage2 "$out" "$busybox"
+}
+
+stage2() {
+	out=$1
+	modules=$(bb sed -n 1p "$out/paths") # the list of modules to load, in order
+	for m in $(bb cat "$modules"); do bb insmod "$m" || echo "berth-vm: could not load $m"; done
+	bb mount -t ext4 /dev/vda /tmp || fail "mount the scratch disk"
+	for d in /run /var/tmp /var/log /root /mnt; do bb mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+	bb chmod 1777 /tmp /var/tmp
+	bb mkdir -p /dev/pts /dev/shm /dev/mqueue
+	bb ln -sf /proc/self/fd /dev/fd # what udev would make: bash's process substitution uses it
+	bb ln -sf /proc/self/fd/0 /dev/stdin
+	bb ln -sf /proc/self/fd/1 /dev/stdout
+	bb ln -sf /proc/self/fd/2 /dev/stderr
+	bb mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+	bb mount -t tmpfs -o mode=1777 shm /dev/shm
+	bb mount -t mqueue mqueue /dev/mqueue
+	bb mount -t cgroup2 cgroup2 /sys/fs/cgroup
+	for c in $(bb cat /sys/fs/cgroup/cgroup.controllers); do
+		echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control
+	done
+	bb mount -t securityfs securityfs /sys/kernel/security
+	bb hostname berth-vm
+	bb ip link set lo up
+	bb ip link set eth0 up
+	bb ip addr add 10.0.2.15/24 dev eth0
+	bb ip route add default via 10.0.2.2
+	for port in $(bb cat "$out/forward"); do
+		socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "TCP:10.0.2.2:$port" &
+	done
+	export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+	echo "berth-vm: $(bb uname -r), cgroup2 controllers: $(bb cat /sys/fs/cgroup/cgroup.subtree_control)," \
+		"LSMs: $(bb cat /sys/kernel/security/lsm)"
+	sh -c "$(bb cat "$out/cmd")" </dev/null
+	echo $? >"$out/rc"
+	bb sync
+	bb poweroff -f
+}
+
+fail() {
+	echo "berth-vm: $*" >&2
+	${BB:-/bin/busybox} poweroff -f
+}
+
+if [ "$1" = stage2 ]; then
+	BB=$3
+	bb() { "$BB" "$@"; }
+	stage2 "$2"
+else
+	stage1
+fi

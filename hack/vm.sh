@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# hack/vm.sh — runs a command in a QEMU virtual machine that boots Debian's
+# generic kernel with cgroup v2 (all controllers) and AppArmor, which this host
+# lacks (cgroup v1, no LSM). The VM's root is this host's filesystem, shared
+# read-only over 9p, with a scratch ext4 disk on /tmp and tmpfs on the other
+# writable paths; the command's output dir ($VM_OUT, default a temp dir) is
+# shared read-write; the host's loopback is reachable as 10.0.2.2 (QEMU user
+# networking), and the host's loopback ports in $VM_FORWARD (e.g. "5000", the
+# test registry) are forwarded to the same ports on the VM's loopback.
+#
+#   hack/vm.sh run CMD [ARG...]   boot, run CMD as root in the VM, exit with its status
+#   hack/vm.sh prepare            only fetch the kernel and build the initramfs (cached)
+#
+# Software emulation (no usable KVM here): boot takes seconds, CPU-heavy work
+# runs many times slower than on the host. Installs nothing on the host but
+# qemu-system-x86 (hack/install-deps.sh); the kernel and busybox packages are
+# unpacked under $BERTH_CACHE/vm, not installed.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || die "run as root"
+VM_KERNEL_VERSION=6.1.0-47-amd64
+VM_DIR="$BERTH_CACHE/vm"
+KDIR="$VM_DIR/kernel-$VM_KERNEL_VERSION"
+MODULES="$KDIR/lib/modules/$VM_KERNEL_VERSION"
+BUSYBOX="$VM_DIR/busybox"
+INITRD="$VM_DIR/initrd-$VM_KERNEL_VERSION.gz"
+
+# Modules the initramfs loads to reach the host's filesystem and network, and
+# those the VM loads once on the host's root (from $MODULES: this host has no
+# /lib/modules): its scratch disk, overlayfs for rootfs mounts, what pod
+# networking uses.
+INITRD_MODULES=(virtio_pci 9pnet_virtio 9p virtio_net)
+VM_MODULES=(crc32c_generic virtio_blk ext4 overlay veth bridge br_netfilter nf_tables nft_chain_nat nft_compat xt_MASQUERADE xt_comment xt_mark
+	xt_addrtype xt_conntrack xt_multiport xt_nat xt_tcpudp nf_conntrack_netlink)
+VM_MODULE_LIST="$VM_DIR/modules-$VM_KERNEL_VERSION"
+
+fetch_deb() { # fetch_deb PACKAGE DIR: unpack a Debian package into DIR
+	local tmp
+	tmp=$(mktemp -d)
+	(cd "$tmp" && apt-get download -o APT::Sandbox::User=root "$1" >/dev/null) || { rm -rf "$tmp"; die "apt-get download $1 failed"; }
+	mkdir -p "$2"
+	dpkg-deb -x "$tmp"/*.deb "$2"
+	rm -rf "$tmp"
+}
+
+# module_paths NAME: the paths (under $KDIR) of module NAME and of the modules
+# it needs, each after its own dependencies: the order to load them in.
+module_paths() {
+	local path deps d
+	path=$(awk -v n="/$1.ko:" 'index($1, n) && substr($1, length($1) - length(n) + 1) == n {print $1; exit}' "$MODULES/modules.dep")
+	[[ -n $path ]] || die "module $1 is not in $MODULES"
+	path=${path%:}
+	deps=$(awk -v p="$path:" '$1 == p {for (i = 2; i <= NF; i++) print $i}' "$MODULES/modules.dep")
+	for d in $deps; do module_paths "$(basename "$d" .ko)"; done
+	echo "/lib/modules/$VM_KERNEL_VERSION/$path"
+}
+
+prepare() {
+	command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing (hack/install-deps.sh installs it)"
+	mkdir -p "$VM_DIR"
+	if [[ ! -x $BUSYBOX ]]; then
+		log "fetching busybox-static"
+		fetch_deb busybox-static "$VM_DIR/busybox-static"
+		cp "$VM_DIR/busybox-static/bin/busybox" "$BUSYBOX"
+		rm -rf "$VM_DIR/busybox-static"
+	fi
+	if [[ ! -f $MODULES/modules.dep ]]; then
+		log "fetching linux-image-$VM_KERNEL_VERSION (unpacked, not installed)"
+		rm -rf "$KDIR"
+		fetch_deb "linux-image-$VM_KERNEL_VERSION-unsigned" "$KDIR"
+		"$BUSYBOX" depmod -b "$KDIR" "$VM_KERNEL_VERSION"
+	fi
+	if [[ ! -f $VM_MODULE_LIST || $VM_MODULE_LIST -ot $0 ]]; then
+		# Each once, and none the initramfs loaded.
+		{
+			for m in "${INITRD_MODULES[@]}"; do module_paths "$m" | sed 's/^/initrd /'; done
+			for m in "${VM_MODULES[@]}"; do module_paths "$m"; done
+		} | awk '$1 == "initrd" {seen[$2]++; next} !seen[$0]++' | sed "s|^|$KDIR|" >"$VM_MODULE_LIST"
+	fi
+	[[ -f $INITRD && $INITRD -nt $BERTH_REPO/hack/vm-init.sh && $INITRD -nt $0 ]] && return
+	log "building the initramfs"
+	local root
+	root=$(mktemp -d)
+	mkdir -p "$root"/{bin,dev,proc,sys,newroot}
+	cp "$BUSYBOX" "$root/bin/busybox"
+	local m
+	for m in "${INITRD_MODULES[@]}"; do module_paths "$m"; done | awk '!seen[$0]++' >"$root/modules"
+	while read -r m; do
+		mkdir -p "$root$(dirname "$m")"
+		cp "$KDIR$m" "$root$m"
+	done <"$root/modules"
+	cp "$BERTH_REPO/hack/vm-init.sh" "$root/init"
+	chmod +x "$root/init"
+	(cd "$root" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$INITRD.tmp")
+	mv "$INITRD.tmp" "$INITRD"
+	rm -rf "$root"
+}
+
+run() {
+	prepare
+	local out="${VM_OUT:-}" own_out=""
+	if [[ -z $out ]]; then
+		out=$(mktemp -d "$VM_DIR/out.XXXXXX") # not under /tmp: the VM mounts a tmpfs there
+		own_out=1
+	fi
+	mkdir -p "$out"
+	rm -f "$out/rc"
+	printf '%q ' "$@" >"$out/cmd"
+	printf '%s\n' ${VM_FORWARD:-} >"$out/forward"
+	printf '%s\n' "$VM_MODULE_LIST" "$BUSYBOX" "$BERTH_REPO/hack/vm-init.sh" >"$out/paths"
+	# A scratch ext4 disk for /tmp, where the tests keep their state: ext4
+	# takes idmapped mounts (tmpfs only from Linux 6.3) and overlay upper dirs.
+	local disk="$out/scratch.img"
+	truncate -s "${VM_DISK:-8G}" "$disk"
+	mkfs.ext4 -q -F "$disk"
+	log "booting the VM (cgroup v2, AppArmor) for: $*"
+	timeout "${VM_TIMEOUT:-1800}" qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "${VM_MEMORY:-3072}" \
+		-nographic -no-reboot -monitor none -serial stdio \
+		-kernel "$KDIR/boot/vmlinuz-$VM_KERNEL_VERSION" -initrd "$INITRD" \
+		-append "console=ttyS0 quiet panic=-1 apparmor=1 security=apparmor berth.out=$out" \
+		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
+		-virtfs "local,path=$out,mount_tag=out,security_model=passthrough" \
+		-drive "file=$disk,format=raw,if=virtio,cache=unsafe" \
+		-netdev user,id=n0 -device virtio-net-pci,netdev=n0 </dev/null || true
+	rm -f "$disk"
+	local rc=1
+	[[ -f $out/rc ]] && rc=$(cat "$out/rc")
+	[[ -n $own_out ]] && rm -rf "$out"
+	log "the command in the VM exited with $rc"
+	return "$rc"
+}
+
+case "${1:-}" in
+prepare) prepare ;;
+run)
+	shift
+	[[ $# -gt 0 ]] || die "usage: hack/vm.sh run CMD [ARG...]"
+	run "$@"
+	;;
+*) die "usage: hack/vm.sh prepare | run CMD [ARG...]" ;;
+esac
