@@ -30,9 +30,20 @@ stage2() {
 	out=$1
 	modules=$(bb sed -n 1p "$out/paths") # the list of modules to load, in order
 	for m in $(bb cat "$modules"); do bb insmod "$m" || echo "berth-vm: could not load $m"; done
-	bb mount -t ext4 /dev/vda /tmp || fail "mount the scratch disk"
 	for d in /run /var/tmp /var/log /root /mnt; do bb mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+	# The scratch disk hides the host's /tmp: the host paths listed in
+	# <out>/keep (the repo, when it is a clone under /tmp) stay visible.
+	bb mkdir /run/host-tmp
+	bb mount --bind /tmp /run/host-tmp
+	bb mount -t ext4 /dev/vda /tmp || fail "mount the scratch disk"
 	bb chmod 1777 /tmp /var/tmp
+	for p in $(bb cat "$out/keep"); do
+		case $p in /tmp/*)
+			bb mkdir -p "$p"
+			bb mount --bind "/run/host-tmp/${p#/tmp/}" "$p"
+			;;
+		esac
+	done
 	bb mkdir -p /dev/pts /dev/shm /dev/mqueue
 	bb ln -sf /proc/self/fd /dev/fd # what udev would make: bash's process substitution uses it
 	bb ln -sf /proc/self/fd/0 /dev/stdin

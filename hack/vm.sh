@@ -6,7 +6,9 @@
 # writable paths; the command's output dir ($VM_OUT, default a temp dir) is
 # shared read-write; the host's loopback is reachable as 10.0.2.2 (QEMU user
 # networking), and the host's loopback ports in $VM_FORWARD (e.g. "5000", the
-# test registry) are forwarded to the same ports on the VM's loopback.
+# test registry) are forwarded to the same ports on the VM's loopback. The
+# scratch disk hides the host's /tmp but for the repo and the paths in
+# $VM_KEEP.
 #
 #   hack/vm.sh run CMD [ARG...]   boot, run CMD as root in the VM, exit with its status
 #   hack/vm.sh prepare            only fetch the kernel and build the initramfs (cached)
@@ -108,6 +110,7 @@ run() {
 	rm -f "$out/rc"
 	printf '%q ' "$@" >"$out/cmd"
 	printf '%s\n' ${VM_FORWARD:-} >"$out/forward"
+	printf '%s\n' "$BERTH_REPO" ${VM_KEEP:-} >"$out/keep"
 	printf '%s\n' "$VM_MODULE_LIST" "$BUSYBOX" "$BERTH_REPO/hack/vm-init.sh" >"$out/paths"
 	# A scratch ext4 disk for /tmp, where the tests keep their state: ext4
 	# takes idmapped mounts (tmpfs only from Linux 6.3) and overlay upper dirs.
