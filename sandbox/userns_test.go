@@ -21,6 +21,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// holder is the test binary as the user namespace holder (see TestMain); the
+// test is skipped without root.
+func holder(t *testing.T) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self
+}
+
 func oneRange(host uint32) *UserNamespace {
 	return &UserNamespace{UIDs: []IDMap{{0, host, 65536}}, GIDs: []IDMap{{0, host, 65536}}}
 }
@@ -59,13 +73,7 @@ func TestUserNamespaceValidate(t *testing.T) {
 // namespace of its own: the network, IPC and UTS namespaces must be owned by
 // it (so that the pod's root may administer them), and configured as usual.
 func TestPinNamespacesInUserNamespace(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root")
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := holder(t)
 	dir := filepath.Join(t.TempDir(), "pod")
 	kinds := []string{NetNS, IPCNS, UTSNS}
 	sysctls := map[string]string{"net.ipv4.ip_unprivileged_port_start": "100"}
@@ -122,13 +130,7 @@ func ownerInode(t *testing.T, pin string) uint64 {
 // A failure at any step of making a user-namespaced pod's namespaces leaves
 // no pin and no mount: no holder to run, or a sysctl failing after the pins.
 func TestPinNamespacesInUserNamespaceFailureLeavesNothing(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root")
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := holder(t)
 	dir := filepath.Join(t.TempDir(), "pod")
 	req := NamespaceRequest{Kinds: []string{NetNS, IPCNS, UTSNS}, UserNS: oneRange(300000)}
 	if _, err := PinNamespaces(dir, req, filepath.Join(t.TempDir(), "no-such-holder")); err == nil {
