@@ -42,12 +42,21 @@ func (p *pause) start(userns string) (int, error) {
 		p.lifeline.Close()
 		p.lifeline = nil
 	}
-	cmd, root, r, w, err := p.command()
+	root, err := p.emptyRoot()
 	if err != nil {
 		return 0, err
 	}
 	defer root.Close()
+	r, w, err := os.Pipe() // close-on-exec: no container inherits w
+	if err != nil {
+		return 0, err
+	}
 	defer r.Close()
+	cmd, err := pauseCommand(r, root)
+	if err != nil {
+		w.Close()
+		return 0, err
+	}
 	var pid int
 	if userns == "" {
 		if err = cmd.Start(); err == nil {
@@ -65,29 +74,26 @@ func (p *pause) start(userns string) (int, error) {
 	return p.pid, nil
 }
 
-// command prepares "berth-shim pause" in a new PID namespace with the
-// lifeline's read end as fd 3 and the dir to confine it to as fd 4; w is the
-// lifeline's other end (all close-on-exec: no container inherits them).
-func (p *pause) command() (cmd *exec.Cmd, root, r, w *os.File, err error) {
+// emptyRoot opens (making it once) the empty dir the pause is confined to.
+func (p *pause) emptyRoot() (*os.File, error) {
+	if err := os.Mkdir(p.root, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, err
+	}
+	return os.Open(p.root)
+}
+
+// pauseCommand is "berth-shim pause" in a new PID namespace with the
+// lifeline's read end as fd 3 and the dir to confine it to as fd 4.
+func pauseCommand(lifeline, root *os.File) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
-	if err := os.Mkdir(p.root, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, nil, nil, nil, err
-	}
-	if root, err = os.Open(p.root); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if r, w, err = os.Pipe(); err != nil {
-		root.Close()
-		return nil, nil, nil, nil, err
-	}
-	cmd = exec.Command(self, "pause")
-	cmd.ExtraFiles = []*os.File{r, root}
+	cmd := exec.Command(self, "pause")
+	cmd.ExtraFiles = []*os.File{lifeline, root}
 	cmd.Env = append(os.Environ(), pausens.RootEnv+"=4")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true}
-	return cmd, root, r, w, nil
+	return cmd, nil
 }
 
 // startInUserNS starts cmd, whose constructor (package pausens) moves it into
