@@ -15,6 +15,12 @@ import (
 // ReleaseSELinuxLabel. Both are "" on hosts without SELinux.
 func SELinuxLabels(opts []string) (process, mount string, err error) {
 	process, mount, err = label.InitLabels(opts)
+	if err == nil && process != "" {
+		// The policy must know it (a malformed level, an unknown type): here,
+		// not when the container starts. (Its level stays reserved: it may
+		// be the pod's.)
+		err = selinux.SecurityCheckContext(process)
+	}
 	if err != nil {
 		return "", "", fmt.Errorf("SELinux options %q: %v: %w", opts, err, errdefs.ErrInvalidArgument)
 	}
