@@ -166,9 +166,19 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 }
 
 // hostLSM is what the host's AppArmor and SELinux offer: whether they run
-// (read once, when Berth's default AppArmor profile is loaded if it is not
-// yet), and the AppArmor profiles loaded now (they may be loaded at any time).
+// (see hostLSMs) and the AppArmor profiles loaded now (they may be loaded at
+// any time).
 func (s *Server) hostLSM() spec.LSM {
+	l := s.hostLSMs()
+	if l.AppArmor {
+		l.AppArmorProfiles = container.AppArmorProfiles()
+	}
+	return l
+}
+
+// hostLSMs says whether AppArmor and SELinux run, read once, when Berth's
+// default AppArmor profile is loaded if it is not yet.
+func (s *Server) hostLSMs() spec.LSM {
 	s.lsmOnce.Do(func() {
 		s.lsm = spec.LSM{AppArmor: container.AppArmorEnabled(), SELinux: container.SELinuxEnabled()}
 		if s.lsm.AppArmor && !container.AppArmorProfiles()[spec.DefaultAppArmorProfile] {
@@ -177,11 +187,7 @@ func (s *Server) hostLSM() spec.LSM {
 			}
 		}
 	})
-	l := s.lsm
-	if l.AppArmor {
-		l.AppArmorProfiles = container.AppArmorProfiles()
-	}
-	return l
+	return s.lsm
 }
 
 // seccompProfile resolves the container's seccomp profile, reading a

@@ -15,7 +15,7 @@ import (
 // on a host without SELinux are InvalidArgument.
 func (s *Server) podSELinux(cfg *runtime.PodSandboxConfig, ps *sandbox.Spec) error {
 	sc := cfg.GetLinux().GetSecurityContext()
-	host := s.hostLSM()
+	host := s.hostLSMs() // the flags only: no need to list AppArmor profiles
 	if err := spec.CheckSELinux(sc.GetSelinuxOptions(), host.SELinux); err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ type selinuxLabels struct{ process, mount string }
 // SELinux or for a privileged container; the pod's when it asks for nothing;
 // else its options, at the pod's level unless it names one.
 func (s *Server) containerSELinux(pod *sandbox.Pod, sc *runtime.LinuxContainerSecurityContext) (selinuxLabels, error) {
-	host := s.hostLSM()
+	host := s.hostLSMs() // the flags only: no need to list AppArmor profiles
 	if err := spec.CheckSELinux(sc.GetSelinuxOptions(), host.SELinux); err != nil {
 		return selinuxLabels{}, err
 	}

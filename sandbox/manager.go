@@ -51,11 +51,6 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, ret
 	if err := ValidateSysctls(spec.Sysctls, spec); err != nil {
 		return nil, err
 	}
-	if spec.UserNS != nil {
-		if err := spec.UserNS.Validate(spec); err != nil {
-			return nil, err
-		}
-	}
 	p := &Pod{ID: id, Spec: spec, State: Ready, CreatedAt: time.Now().UTC(), Dir: filepath.Join(m.stateDir, id)}
 	if err := os.MkdirAll(p.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", id, err)

@@ -59,6 +59,7 @@ func (p *pause) start(userns string) (int, error) {
 	}
 	var pid int
 	if userns == "" {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 		if err = cmd.Start(); err == nil {
 			pid = cmd.Process.Pid
 		}
@@ -82,8 +83,9 @@ func (p *pause) emptyRoot() (*os.File, error) {
 	return os.Open(p.root)
 }
 
-// pauseCommand is "berth-shim pause" in a new PID namespace with the
-// lifeline's read end as fd 3 and the dir to confine it to as fd 4.
+// pauseCommand is "berth-shim pause" with the lifeline's read end as fd 3 and
+// the dir to confine it to as fd 4 (its new PID namespace is the caller's
+// to ask for: a clone flag, or the constructor in a user namespace).
 func pauseCommand(lifeline, root *os.File) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -92,7 +94,7 @@ func pauseCommand(lifeline, root *os.File) (*exec.Cmd, error) {
 	cmd := exec.Command(self, "pause")
 	cmd.ExtraFiles = []*os.File{lifeline, root}
 	cmd.Env = append(os.Environ(), pausens.RootEnv+"=4")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd, nil
 }
 
@@ -113,7 +115,6 @@ func startInUserNS(cmd *exec.Cmd, userns string) (int, error) {
 	defer pr.Close()
 	cmd.ExtraFiles = append(cmd.ExtraFiles, ns, pw) // fds 5 and 6
 	cmd.Env = append(cmd.Env, pausens.UsernsEnv+"=5", pausens.PIDFDEnv+"=6")
-	cmd.SysProcAttr.Cloneflags = 0 // the constructor unshares it inside the user namespace
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
