@@ -4,7 +4,8 @@
 # with AppArmor enabled (this host has none: TestAppArmor, Berth's default
 # profile and critest's AppArmor specs run for real); the specs in
 # test/critest/must-pass-vm.txt must pass. Needs make build and the test
-# registry serving on $BERTH_REGISTRY (make test-vm starts it). critest's
+# registry serving on $BERTH_REGISTRY (make test-vm starts it). Software
+# emulation is many times slower: a test's CRI calls get 2 minutes. critest's
 # reports end up in _output/critest-vm. Root.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,7 +28,7 @@ cd /tmp
 rc=0
 echo "== integration tests (cgroup v2, AppArmor)"
 BERTHD=$BERTH_REPO/bin/berthd BERTH_SHIM=$BERTH_REPO/bin/berth-shim CRICTL=$BERTH_BIN/crictl \\
-	BERTH_TEST_REGISTRY=$BERTH_REGISTRY BERTH_TEST_ROOTFS=$BERTH_CACHE/test-images/stage/busybox \\
+	BERTH_TEST_REGISTRY=$BERTH_REGISTRY BERTH_TEST_ROOTFS=$BERTH_CACHE/test-images/stage/busybox BERTH_TEST_CALL_TIMEOUT=2m \\
 	$BERTH_REPO/bin/integration.test -test.count=1 -test.timeout=40m || rc=1
 echo "== critest"
 BERTH_REGISTRY_PROVIDED=1 CRITEST_REPORT_DIR=$out/critest \\
