@@ -64,14 +64,14 @@ func (u *UserNamespace) Validate(spec Spec) error {
 // startHolder starts a process in new namespaces of the given clone flags,
 // under a new user namespace with u's mappings, so that they are owned by it.
 // The process (holder: a binary that waits for EOF on fd 3, "berth-shim
-// pause") lives until the returned function is called.
+// hold") lives until the returned function is called.
 func startHolder(holder string, flags uintptr, u *UserNamespace) (pid int, release func(), err error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(holder, "pause")
+	cmd := exec.Command(holder, "hold")
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | flags,

@@ -11,10 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMain lets the test binary be the user namespace holder ("pause": wait
+// TestMain lets the test binary be the user namespace holder ("hold": wait
 // for EOF on fd 3), as berth-shim is for berthd.
 func TestMain(m *testing.M) {
-	if len(os.Args) == 2 && os.Args[1] == "pause" {
+	if len(os.Args) == 2 && os.Args[1] == "hold" {
 		_, _ = os.NewFile(3, "lifeline").Read(make([]byte, 1))
 		os.Exit(0)
 	}

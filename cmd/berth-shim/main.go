@@ -26,10 +26,13 @@ func init() {
 }
 
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == "pause" {
-		shim.RunPause()
+	if len(os.Args) == 2 && os.Args[1] == "hold" {
+		// berthd's holder of a new user namespace: it lives until EOF on fd 3.
+		_, _ = os.NewFile(3, "lifeline").Read(make([]byte, 1))
 		return
 	}
+	// (A pause, "berth-shim pause", never gets here: it runs in the
+	// constructor of package pausens.)
 	if len(os.Args) < 2 || os.Args[1] != "serve" {
 		fmt.Fprintln(os.Stderr, "usage: berth-shim serve --socket PATH --root DIR")
 		os.Exit(2)

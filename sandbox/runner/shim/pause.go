@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"sync"
 	"syscall"
@@ -85,7 +84,8 @@ func (p *pause) emptyRoot() (*os.File, error) {
 
 // pauseCommand is "berth-shim pause" with the lifeline's read end as fd 3 and
 // the dir to confine it to as fd 4 (its new PID namespace is the caller's
-// to ask for: a clone flag, or the constructor in a user namespace).
+// to ask for: a clone flag, or the constructor in a user namespace). The
+// pause runs in the constructor of package pausens; Go never starts in it.
 func pauseCommand(lifeline, root *os.File) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -129,30 +129,6 @@ func startInUserNS(cmd *exec.Cmd, userns string) (int, error) {
 		return 0, fmt.Errorf("the pause did not enter user namespace %s", userns)
 	}
 	return pid, nil
-}
-
-// RunPause is the pause process itself: it reaps what is reparented to it (it
-// is PID 1 of the namespace) and ends on SIGTERM or SIGINT, or when its shim
-// is gone (EOF on fd 3).
-func RunPause() {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		lifeline := os.NewFile(3, "lifeline")
-		_, _ = lifeline.Read(make([]byte, 1))
-		sigs <- syscall.SIGTERM
-	}()
-	for s := range sigs {
-		if s != syscall.SIGCHLD {
-			return
-		}
-		for {
-			var ws unix.WaitStatus
-			if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid <= 0 || err != nil {
-				break
-			}
-		}
-	}
 }
 
 // stop ends the pause process, if any.

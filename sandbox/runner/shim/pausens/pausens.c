@@ -1,13 +1,22 @@
 // See pausens.go.
 #define _GNU_SOURCE
+#include <errno.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+// The shim's end of the lifeline is never written: when the shim is gone,
+// however it went, the pause reads EOF on its end.
+#define LIFELINE_FD 3
 
 static int env_fd(const char *name) {
 	const char *v = getenv(name);
@@ -61,6 +70,37 @@ static void confine(int root) {
 		_exit(1);
 }
 
+// run_pause is the pause itself; it never returns, so Go never starts in it.
+// As PID 1 of the pod's PID namespace it reaps whatever is reparented to it;
+// it exits on SIGTERM or SIGINT, or when the lifeline ends.
+static void run_pause(void) {
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		_exit(1);
+	int sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sigfd < 0)
+		_exit(1);
+	struct pollfd fds[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = LIFELINE_FD, .events = POLLIN}};
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (fds[1].revents != 0)
+			_exit(0);
+		struct signalfd_siginfo si;
+		if (read(sigfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD)
+			_exit(0);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+}
+
 __attribute__((constructor)) static void berth_pause_init(void) {
 	int root = env_fd("_BERTH_PAUSE_ROOT");
 	if (root < 0)
@@ -73,4 +113,5 @@ __attribute__((constructor)) static void berth_pause_init(void) {
 	if (userns >= 0)
 		join_userns(userns, pidfd);
 	confine(root);
+	run_pause();
 }

@@ -1,7 +1,8 @@
-// Package pausens sets up a pod's pause process before Go starts, while the
-// process is still single-threaded: capabilities are per thread, and a
-// multi-threaded process (any Go program once its runtime runs) cannot join
-// a user namespace. Import it for its side effect in the binary that runs the
+// Package pausens is a pod's pause process, all of it in a C constructor that
+// never returns: Go never starts in the pause, so it costs a pod a few pages
+// rather than a Go runtime, and it is set up while single-threaded
+// (capabilities are per thread, and a multi-threaded process cannot join a
+// user namespace). Import it for its side effect in the binary that runs the
 // pause (berth-shim).
 //
 // A process started with RootEnv naming an open descriptor of an empty dir is
@@ -14,7 +15,10 @@
 // unshares the PID namespace and forks: the child, PID 1 of the new PID
 // namespace, goes on to be the pause; the parent writes the child's pid (as
 // the shim sees it) to the descriptor in PIDFDEnv and exits, so that the
-// shim, a child subreaper, adopts the pause. Any failure exits with status 1.
+// shim, a child subreaper, adopts the pause. The pause then reaps what is
+// reparented to it (it is PID 1 of the pod's PID namespace) and exits on
+// SIGTERM or SIGINT, or at EOF on fd 3, whose other end the shim holds. Any
+// failure exits with status 1.
 package pausens
 
 // #cgo CFLAGS: -Wall
