@@ -35,4 +35,9 @@ BERTH_REGISTRY_PROVIDED=1 CRITEST_REPORT_DIR=$out/critest \\
 	CRITEST_MUST_PASS=$BERTH_REPO/test/critest/must-pass-vm.txt $BERTH_REPO/hack/critest.sh || rc=1
 exit \$rc
 SUITE
-VM_OUT="$out" VM_FORWARD="$port" VM_TIMEOUT="${VM_TIMEOUT:-3000}" "$BERTH_REPO/hack/vm.sh" run sh "$out/suite.sh"
+rc=0
+VM_OUT="$out" VM_FORWARD="$port" VM_TIMEOUT="${VM_TIMEOUT:-3000}" "$BERTH_REPO/hack/vm.sh" run sh "$out/suite.sh" || rc=1
+# SELinux enforcing, in a VM of its own (about 75 s): TestSELinux and
+# critest's SELinux specs.
+"$BERTH_REPO/hack/test-vm-selinux.sh" || rc=1
+exit $rc

@@ -57,6 +57,7 @@ stage2() {
 		echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control
 	done
 	bb mount -t securityfs securityfs /sys/kernel/security
+	[ -s "$out/selinux" ] && load_selinux "$out/selinux"
 	bb hostname berth-vm
 	bb ip link set lo up
 	bb ip link set eth0 up
@@ -65,13 +66,30 @@ stage2() {
 	for port in $(bb cat "$out/forward"); do
 		socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "TCP:10.0.2.2:$port" &
 	done
-	export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+	export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${SELINUX_PATH:-} HOME=/root
 	echo "berth-vm: $(bb uname -r), cgroup2 controllers: $(bb cat /sys/fs/cgroup/cgroup.subtree_control)," \
 		"LSMs: $(bb cat /sys/kernel/security/lsm)"
 	sh -c "$(bb cat "$out/cmd")" </dev/null
 	echo $? >"$out/rc"
 	bb sync
 	bb poweroff -f
+}
+
+# load_selinux FILE: mount the policy dir (FILE's line 1) on /etc/selinux, load
+# its policy with the unpacked load_policy (FILE's line 2: the tools), label
+# the scratch disk, enforce. The tools join the end of PATH (getenforce).
+load_selinux() {
+	etc=$(bb sed -n 1p "$1")
+	tools=$(bb sed -n 2p "$1")
+	bb mount --bind "$etc" /etc/selinux
+	bb mount -t selinuxfs selinuxfs /sys/fs/selinux
+	"$tools/sbin/load_policy" || fail "load the SELinux policy"
+	# What udev and the boot scripts would label: the devices made before
+	# the policy was loaded, the scratch disk's root.
+	"$tools/sbin/restorecon" -R /dev || fail "label /dev"
+	chcon system_u:object_r:tmp_t:s0 /tmp || fail "label /tmp"
+	echo 1 >/sys/fs/selinux/enforce
+	SELINUX_PATH=":$tools/usr/sbin:$tools/sbin"
 }
 
 fail() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # hack/vm.sh — runs a command in a QEMU virtual machine that boots Debian's
 # generic kernel with cgroup v2 (all controllers) and AppArmor, which this host
-# lacks (cgroup v1, no LSM). The VM's root is this host's filesystem, shared
+# lacks (cgroup v1, no LSM); with VM_LSM=selinux, SELinux instead, enforcing
+# the policy hack/selinux-policy.sh builds (Debian's default policy and its
+# container module), the host's root labelled bin_t as a whole. The VM's root is this host's filesystem, shared
 # read-only over 9p, with a scratch ext4 disk on /tmp and tmpfs on the other
 # writable paths; the command's output dir ($VM_OUT, default a temp dir) is
 # shared read-write; the host's loopback is reachable as 10.0.2.2 (QEMU user
@@ -21,6 +23,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "run as root"
+VM_LSM=${VM_LSM:-apparmor}
+[[ $VM_LSM == apparmor || $VM_LSM == selinux ]] || die "VM_LSM must be apparmor or selinux"
 VM_KERNEL_VERSION=6.1.0-47-amd64
 VM_DIR="$BERTH_CACHE/vm"
 KDIR="$VM_DIR/kernel-$VM_KERNEL_VERSION"
@@ -80,6 +84,9 @@ prepare() {
 			for m in "${VM_MODULES[@]}"; do module_paths "$m"; done
 		} | awk '$1 == "initrd" {seen[$2]++; next} !seen[$0]++' | sed "s|^|$KDIR|" >"$VM_MODULE_LIST"
 	fi
+	if [[ $VM_LSM == selinux ]]; then
+		SELINUX_ETC=$("$BERTH_REPO/hack/selinux-policy.sh")
+	fi
 	[[ -f $INITRD && $INITRD -nt $BERTH_REPO/hack/vm-init.sh && $INITRD -nt $0 ]] && return
 	log "building the initramfs"
 	local root
@@ -112,16 +119,23 @@ run() {
 	printf '%s\n' ${VM_FORWARD:-} >"$out/forward"
 	printf '%s\n' "$BERTH_REPO" ${VM_KEEP:-} >"$out/keep"
 	printf '%s\n' "$VM_MODULE_LIST" "$BUSYBOX" "$BERTH_REPO/hack/vm-init.sh" >"$out/paths"
+	local lsm="apparmor=1 security=apparmor"
+	rm -f "$out/selinux"
+	if [[ $VM_LSM == selinux ]]; then
+		# The dir to mount on /etc/selinux, and the unpacked tools (load_policy).
+		printf '%s\n' "$SELINUX_ETC" "$BERTH_CACHE/vm/selinux/tools" >"$out/selinux"
+		lsm="selinux=1 security=selinux berth.lsm=selinux"
+	fi
 	# A scratch ext4 disk for /tmp, where the tests keep their state: ext4
 	# takes idmapped mounts (tmpfs only from Linux 6.3) and overlay upper dirs.
 	local disk="$out/scratch.img"
 	truncate -s "${VM_DISK:-8G}" "$disk"
 	mkfs.ext4 -q -F "$disk"
-	log "booting the VM (cgroup v2, AppArmor) for: $*"
+	log "booting the VM (cgroup v2, $VM_LSM) for: $*"
 	timeout "${VM_TIMEOUT:-1800}" qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "${VM_MEMORY:-3072}" \
 		-nographic -no-reboot -monitor none -serial stdio \
 		-kernel "$KDIR/boot/vmlinuz-$VM_KERNEL_VERSION" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic=-1 apparmor=1 security=apparmor berth.out=$out" \
+		-append "console=ttyS0 quiet panic=-1 $lsm berth.out=$out" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
 		-virtfs "local,path=$out,mount_tag=out,security_model=passthrough" \
 		-drive "file=$disk,format=raw,if=virtio,cache=unsafe" \

@@ -12,6 +12,7 @@ import (
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/selinux/go-selinux"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,8 +119,11 @@ func LoadAppArmorProfile(text string) error {
 	return nil
 }
 
-// SELinuxEnabled says whether the host runs SELinux (selinuxfs is mounted).
+// SELinuxEnabled says whether the host runs SELinux, as go-selinux (and the
+// peers, and libcontainer) see it: selinuxfs mounted and a policy loaded. Not
+// by a stat of a selinuxfs file: a container engine's domain may not look
+// into selinuxfs (the reference policy's may only find its mount), and the
+// denial is not even logged.
 func SELinuxEnabled() bool {
-	_, err := os.Stat("/sys/fs/selinux/enforce")
-	return err == nil
+	return selinux.GetEnabled()
 }
