@@ -98,7 +98,8 @@ func (s *Server) namespacePaths(ctx context.Context, pod *sandbox.Pod, cfg *runt
 		if err != nil {
 			return nil, err
 		}
-		pid, err := shim.Pause(ctx, pod.Pins[sandbox.UserNS])
+		pid, err := shim.Pause(ctx, runner.PauseArgs{UserNS: pod.Pins[sandbox.UserNS],
+			ProcessLabel: pod.Spec.SELinuxProcessLabel, MountLabel: pod.Spec.SELinuxMountLabel})
 		if err != nil {
 			return nil, err
 		}

@@ -11,15 +11,17 @@ import (
 
 // podSELinux gives a pod its SELinux labels on a host with SELinux, with a
 // new MCS level unless its options name one (reserved until the pod is
-// removed); a privileged pod runs unlabelled, as its containers do. Options
-// on a host without SELinux are InvalidArgument.
+// removed). A privileged pod has them too, as with the peers: its files and
+// its pause carry them, its unprivileged containers share its level, its
+// privileged ones run unlabelled. Options on a host without SELinux, or that
+// the policy does not know, are InvalidArgument.
 func (s *Server) podSELinux(cfg *runtime.PodSandboxConfig, ps *sandbox.Spec) error {
 	sc := cfg.GetLinux().GetSecurityContext()
 	host := s.hostLSMs() // the flags only: no need to list AppArmor profiles
 	if err := spec.CheckSELinux(sc.GetSelinuxOptions(), host.SELinux); err != nil {
 		return err
 	}
-	if !host.SELinux || sc.GetPrivileged() {
+	if !host.SELinux {
 		return nil
 	}
 	var err error
@@ -31,15 +33,19 @@ func (s *Server) podSELinux(cfg *runtime.PodSandboxConfig, ps *sandbox.Spec) err
 type selinuxLabels struct{ process, mount string }
 
 // containerSELinux is a container's SELinux labels: none on a host without
-// SELinux or for a privileged container; the pod's when it asks for nothing;
-// else its options, at the pod's level unless it names one.
+// SELinux or for a privileged container (whose options must still be known
+// to the policy); the pod's when it asks for nothing; else its options, at
+// the pod's level unless it names one.
 func (s *Server) containerSELinux(pod *sandbox.Pod, sc *runtime.LinuxContainerSecurityContext) (selinuxLabels, error) {
 	host := s.hostLSMs() // the flags only: no need to list AppArmor profiles
 	if err := spec.CheckSELinux(sc.GetSelinuxOptions(), host.SELinux); err != nil {
 		return selinuxLabels{}, err
 	}
-	if !host.SELinux || sc.GetPrivileged() {
+	if !host.SELinux {
 		return selinuxLabels{}, nil
+	}
+	if sc.GetPrivileged() {
+		return selinuxLabels{}, container.CheckSELinuxOptions(spec.SELinuxLabelOptions(sc.GetSelinuxOptions()))
 	}
 	opts := spec.ContainerSELinuxOptions(pod.Spec.SELinuxProcessLabel, sc.GetSelinuxOptions())
 	if len(opts) == 0 && pod.Spec.SELinuxProcessLabel != "" {

@@ -3,6 +3,8 @@ package container
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/selinux/go-selinux"
@@ -25,6 +27,20 @@ func SELinuxLabels(opts []string) (process, mount string, err error) {
 		return "", "", fmt.Errorf("SELinux options %q: %v: %w", opts, err, errdefs.ErrInvalidArgument)
 	}
 	return process, mount, nil
+}
+
+// CheckSELinuxOptions refuses label options the policy does not know, as
+// SELinuxLabels does, for what runs unlabelled (privileged) all the same: no
+// level stays reserved for it but one it names, which may be its pod's.
+func CheckSELinuxOptions(opts []string) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	process, _, err := SELinuxLabels(opts)
+	if err == nil && !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "level:") }) {
+		ReleaseSELinuxLabel(process)
+	}
+	return err
 }
 
 // ReleaseSELinuxLabel frees a process label's MCS level for other pods.

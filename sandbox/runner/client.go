@@ -172,10 +172,9 @@ func StartShim(ctx context.Context, binary, socket, root, logPath string) (int, 
 	return 0, errors.New("shim did not come up within 10s (see " + logPath + ")")
 }
 
-// Pause starts (once) the pod's pause process and returns its pid; userns is
-// the pin of the pod's own user namespace, or "".
-func (c *Client) Pause(ctx context.Context, userns string) (int, error) {
+// Pause starts (once) the pod's pause process and returns its pid.
+func (c *Client) Pause(ctx context.Context, args PauseArgs) (int, error) {
 	var r PauseReply
-	err := c.call(ctx, "Pause", PauseArgs{UserNS: userns}, &r)
+	err := c.call(ctx, "Pause", args, &r)
 	return r.PID, err
 }

@@ -202,10 +202,11 @@ func decodeError(err error) error {
 	return fmt.Errorf("shim: %s", msg)
 }
 
-// PauseArgs say where the pod's pause runs: in the pod's own user namespace
-// (the path of its pin) when it has one, so that the PID namespace the pause
-// makes is owned by it; else in the shim's.
-type PauseArgs struct{ UserNS string }
+// PauseArgs say how the pod's pause runs: in the pod's own user namespace
+// (UserNS, the path of its pin) when it has one, so that the PID namespace
+// the pause makes is owned by it, else in the shim's; with the pod's SELinux
+// process and mount labels on an SELinux host.
+type PauseArgs struct{ UserNS, ProcessLabel, MountLabel string }
 
 // PauseReply carries the pid of the pod's pause process, PID 1 of the pod's
 // shared PID namespace (/proc/<pid>/ns/pid is the namespace to join).

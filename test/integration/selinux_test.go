@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/selinux/go-selinux"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -18,7 +20,8 @@ import (
 // where berthd runs in the container engine's domain; this CI host has no
 // SELinux): a pod's containers run as container_t at the pod's MCS level (two
 // categories, another pod's differ), their rootfs and /dev/shm carry
-// container_file_t at that level; a container that names a level gets it (and
+// container_file_t at that level, and so do the pod's pause and its root (a
+// privileged pod's too); a container that names a level gets it (and
 // its rootfs; /dev/shm stays the pod's); a privileged container is not
 // confined to container_t (the policy makes it spc_t); a host dir is
 // writable from a container only once relabelled (selinux_relabel), at s0.
@@ -46,6 +49,14 @@ func TestSELinux(t *testing.T) {
 	podFiles := "system_u:object_r:container_file_t:" + level
 	plain.wantFiles(t, podFiles, podFiles)
 
+	// The pause, PID 1 of the pod's shared PID namespace, is of the pod too:
+	// its domain and level, and its root (all of its mounts) the pod's files.
+	if r := execSync(t, rc, plain.id, "cat", "/proc/1/attr/current"); strings.TrimRight(string(r.Stdout), "\x00\n") != plain.process {
+		t.Errorf("the pause runs as %q (%s), want the pod's %q", r.Stdout, r.Stderr, plain.process)
+	}
+	if r := execSync(t, rc, plain.id, "cat", "/proc/1/mountinfo"); !strings.Contains(string(r.Stdout), `,context="`+podFiles+`"`) {
+		t.Errorf("the pause's mounts (%s):\n%s\nwant its root with context %s", r.Stderr, r.Stdout, podFiles)
+	}
 	if other := startLabelled(t, rc, pod, podCfg, "other", nil); other.process != plain.process {
 		t.Errorf("two containers of a pod run as %q and %q", plain.process, other.process)
 	}
@@ -60,6 +71,26 @@ func TestSELinux(t *testing.T) {
 	priv := startLabelled(t, rc, pod, podCfg, "privileged", &runtime.LinuxContainerSecurityContext{Privileged: true})
 	if strings.Contains(priv.process, ":container_t:") || strings.HasSuffix(priv.process, ":"+level) {
 		t.Errorf("a privileged container runs as %q: confined, at the pod's level", priv.process)
+	}
+
+	// A privileged pod has labels too (its pause and files carry them) and
+	// its unprivileged containers share its level; its privileged ones run
+	// unlabelled, but options the policy does not know are refused still.
+	privCfg := podConfig("selinux-privileged")
+	privCfg.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{Privileged: true}}
+	privPod := runPod(t, rc, privCfg)
+	inPriv := startLabelled(t, rc, privPod, privCfg, "unprivileged", nil)
+	if label.FindStringSubmatch(inPriv.process) == nil {
+		t.Errorf("an unprivileged container of a privileged pod runs as %q", inPriv.process)
+	}
+	if r := execSync(t, rc, inPriv.id, "cat", "/proc/1/attr/current"); strings.TrimRight(string(r.Stdout), "\x00\n") != inPriv.process {
+		t.Errorf("a privileged pod's pause runs as %q (%s), want its containers' %q", r.Stdout, r.Stderr, inPriv.process)
+	}
+	if _, err := rc.CreateContainer(ctxT(t), &runtime.CreateContainerRequest{PodSandboxId: privPod, SandboxConfig: privCfg,
+		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "malformed"}, Image: &runtime.ImageSpec{Image: busyboxImage},
+			Command: []string{"true"}, Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+				Privileged: true, SelinuxOptions: &runtime.SELinuxOption{Level: "s0,c4,c5"}}}}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a privileged container with level s0,c4,c5: %v, want InvalidArgument", err)
 	}
 
 	otherCfg := podConfig("selinux2")
@@ -90,20 +121,20 @@ func TestSELinux(t *testing.T) {
 		t.Errorf("the relabelled host dir is %q (%v), want container_file_t at s0", l, err)
 	}
 
-	for _, p := range []string{pod, otherPod} {
+	for _, p := range []string{pod, otherPod, privPod} {
 		if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: p}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	assertPodGone(t, b, pod)
-	assertPodGone(t, b, otherPod)
+	assertPodGone(t, b, otherPod, privPod)
 }
 
 // labelled is a running container: its process context as it sees it, and
 // its host pid.
 type labelled struct {
-	name, process string
-	pid           int
+	id, name, process string
+	pid               int
 }
 
 // startLabelled starts a container with the security context sc and reads
@@ -120,7 +151,7 @@ func startLabelled(t *testing.T, rc runtime.RuntimeServiceClient, pod string, po
 	if r.ExitCode != 0 {
 		t.Fatalf("%s: read its context: %s", name, r.Stderr)
 	}
-	c := labelled{name: name, process: strings.TrimRight(string(r.Stdout), "\x00\n")}
+	c := labelled{id: id, name: name, process: strings.TrimRight(string(r.Stdout), "\x00\n")}
 	t.Logf("%s runs as %s", name, c.process)
 	want := []byte("sleep\x00" + arg + "\x00")
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")

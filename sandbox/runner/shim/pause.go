@@ -12,15 +12,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-cri/berth/sandbox/runner"
 	"github.com/berth-cri/berth/sandbox/runner/shim/pausens"
 )
 
 // pause is the pod's PID 1 when its containers share one PID namespace: the
 // shim starts itself as "berth-shim pause" in a new PID namespace, confined
-// to an empty dir without privileges (see package pausens), and the
+// to an empty root without privileges (see package pausens), and the
 // containers join /proc/<pid>/ns/pid.
 type pause struct {
-	root string // the empty dir the pause is confined to
+	root string // the empty dir the pause's root is mounted on
 	mu   sync.Mutex
 	pid  int
 	// lifeline's other end is the pause's fd 3: when the shim dies, however
@@ -28,10 +29,11 @@ type pause struct {
 	lifeline *os.File
 }
 
-// start runs the pause process once and returns its pid. With userns (the
-// pin of the pod's user namespace) the pause runs in that namespace, as its
-// root, and its PID namespace is owned by it.
-func (p *pause) start(userns string) (int, error) {
+// start runs the pause process once and returns its pid. With a user
+// namespace (the pin of the pod's own) the pause runs in that namespace, as
+// its root, and its PID namespace is owned by it; with SELinux labels, it
+// runs with the pod's.
+func (p *pause) start(args runner.PauseArgs) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pid != 0 && unix.Kill(p.pid, 0) == nil {
@@ -51,19 +53,19 @@ func (p *pause) start(userns string) (int, error) {
 		return 0, err
 	}
 	defer r.Close()
-	cmd, err := pauseCommand(r, root)
+	cmd, err := pauseCommand(r, root, args)
 	if err != nil {
 		w.Close()
 		return 0, err
 	}
 	var pid int
-	if userns == "" {
+	if args.UserNS == "" {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 		if err = cmd.Start(); err == nil {
 			pid = cmd.Process.Pid
 		}
 	} else {
-		pid, err = startInUserNS(cmd, userns)
+		pid, err = startInUserNS(cmd, args.UserNS)
 	}
 	if err != nil {
 		w.Close()
@@ -74,7 +76,7 @@ func (p *pause) start(userns string) (int, error) {
 	return p.pid, nil
 }
 
-// emptyRoot opens (making it once) the empty dir the pause is confined to.
+// emptyRoot opens (making it once) the empty dir the pause's root is mounted on.
 func (p *pause) emptyRoot() (*os.File, error) {
 	if err := os.Mkdir(p.root, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
@@ -82,18 +84,23 @@ func (p *pause) emptyRoot() (*os.File, error) {
 	return os.Open(p.root)
 }
 
-// pauseCommand is "berth-shim pause" with the lifeline's read end as fd 3 and
-// the dir to confine it to as fd 4 (its new PID namespace is the caller's
-// to ask for: a clone flag, or the constructor in a user namespace). The
-// pause runs in the constructor of package pausens; Go never starts in it.
-func pauseCommand(lifeline, root *os.File) (*exec.Cmd, error) {
+// pauseCommand is "berth-shim pause" with the lifeline's read end as fd 3,
+// the dir to mount its root on as fd 4 and the pod's SELinux labels (its new
+// PID namespace is the caller's to ask for: a clone flag, or the constructor
+// in a user namespace). The pause runs in the constructor of package
+// pausens, Go never starts in it; its stderr is the shim's.
+func pauseCommand(lifeline, root *os.File, args runner.PauseArgs) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, "pause")
 	cmd.ExtraFiles = []*os.File{lifeline, root}
+	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), pausens.RootEnv+"=4")
+	if args.ProcessLabel != "" {
+		cmd.Env = append(cmd.Env, pausens.LabelEnv+"="+args.ProcessLabel, pausens.MountLabelEnv+"="+args.MountLabel)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd, nil
 }

@@ -25,7 +25,7 @@ type Service struct {
 
 // Pause starts the pod's pause process (once) and returns its pid.
 func (s *Service) Pause(args runner.PauseArgs, reply *runner.PauseReply) error {
-	pid, err := s.pause.start(args.UserNS)
+	pid, err := s.pause.start(args)
 	reply.PID = pid
 	return runner.EncodeError(err)
 }

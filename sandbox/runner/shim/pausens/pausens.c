@@ -1,6 +1,7 @@
 // See pausens.go.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -8,6 +9,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -17,6 +20,12 @@
 // The shim's end of the lifeline is never written: when the shim is gone,
 // however it went, the pause reads EOF on its end.
 #define LIFELINE_FD 3
+
+// env_label is a label the shim passes in the environment, or NULL.
+static const char *env_label(const char *name) {
+	const char *v = getenv(name);
+	return v != NULL && *v != '\0' ? v : NULL;
+}
 
 static int env_fd(const char *name) {
 	const char *v = getenv(name);
@@ -50,21 +59,74 @@ static void join_userns(int userns, int pidfd) {
 	close(pidfd);
 }
 
-// confine shuts the pause in the empty dir root and takes every privilege
-// from it: no capability (bounding set included), no new privileges, not
-// dumpable (so that the pod's processes cannot trace it or reach its root).
-static void confine(int root) {
-	if (fchdir(root) < 0 || chroot(".") < 0)
+// new_root gives the pause a mount namespace of its own that holds nothing
+// but an empty read-only tmpfs, mounted on the dir root and made its root
+// (pivot_root; the host's mounts detached), so that it keeps no host mount
+// alive and the pod's processes see only that in /proc/1/mountinfo. On an
+// SELinux host the tmpfs carries the pod's mount label (context=).
+static void new_root(int root, const char *mount_label) {
+	// The working dir moves into the new namespace with it; root does not.
+	if (fchdir(root) < 0 || unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		_exit(1);
 	close(root);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+	if (fs < 0)
 		_exit(1);
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "size", "4k", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", "2", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0555", 0) < 0)
+		_exit(1);
+	if (mount_label != NULL && fsconfig(fs, FSCONFIG_SET_STRING, "context", mount_label, 0) < 0)
+		_exit(1);
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		_exit(1);
+	int mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (mnt < 0)
+		_exit(1);
+	close(fs);
+	if (move_mount(mnt, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		_exit(1);
+	if (fchdir(mnt) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+		_exit(1);
+	close(mnt);
+}
+
+// drop_privileges takes every capability from the pause, the bounding set
+// included.
+static void drop_privileges(void) {
 	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
 			_exit(1);
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
 	if (syscall(SYS_capset, &hdr, data) < 0)
+		_exit(1);
+}
+
+// set_label moves the pause into the pod's SELinux domain through attr, its
+// /proc/self/attr/current opened before it lost sight of /proc. A policy
+// that refuses the dynamic transition leaves it in the shim's domain, which
+// is said on stderr (the shim's log): it is confined all the same.
+static void set_label(int attr, const char *label) {
+	if (attr < 0)
+		return;
+	if (write(attr, label, strlen(label)) < 0)
+		dprintf(2, "berth-shim pause: SELinux label %s refused (%s): the pause keeps the shim's\n", label, strerror(errno));
+	close(attr);
+}
+
+// confine shuts the pause in an empty root of its own (new_root) and takes
+// every privilege from it: no capability, the pod's SELinux label if it has
+// one, no new privileges, not dumpable (so that the pod's processes cannot
+// trace it).
+static void confine(int root, const char *label, const char *mount_label) {
+	int attr = -1;
+	if (label != NULL && (attr = open("/proc/thread-self/attr/current", O_WRONLY | O_CLOEXEC)) < 0)
+		_exit(1);
+	new_root(root, mount_label);
+	drop_privileges();
+	set_label(attr, label); // before no_new_privs, which would bound it
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		_exit(1);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		_exit(1);
@@ -107,11 +169,10 @@ __attribute__((constructor)) static void berth_pause_init(void) {
 		return;
 	int userns = env_fd("_BERTH_PAUSE_USERNS");
 	int pidfd = env_fd("_BERTH_PAUSE_PIDFD");
-	unsetenv("_BERTH_PAUSE_ROOT");
-	unsetenv("_BERTH_PAUSE_USERNS");
-	unsetenv("_BERTH_PAUSE_PIDFD");
+	const char *label = env_label("_BERTH_PAUSE_LABEL");
+	const char *mount_label = env_label("_BERTH_PAUSE_MOUNT_LABEL");
 	if (userns >= 0)
 		join_userns(userns, pidfd);
-	confine(root);
+	confine(root, label, mount_label);
 	run_pause();
 }

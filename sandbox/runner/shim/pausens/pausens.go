@@ -6,10 +6,16 @@
 // pause (berth-shim).
 //
 // A process started with RootEnv naming an open descriptor of an empty dir is
-// a pause: a C constructor confines it there (chroot), drops every capability
-// (the bounding set too), sets no_new_privs and makes it not dumpable, so
-// that the pod's processes, which share its PID namespace, can neither trace
-// it nor reach the host's filesystem through /proc/1/root. With UsernsEnv
+// a pause: a C constructor gives it a mount namespace of its own whose only
+// mount is an empty read-only tmpfs on that dir, its root (the host's mounts
+// detached: it holds none of them alive), drops every capability (the
+// bounding set too), sets no_new_privs and makes it not dumpable, so that the
+// pod's processes, which share its PID namespace, can neither trace it nor
+// reach the host's filesystem through /proc/1/root. With LabelEnv and
+// MountLabelEnv (SELinux hosts), the tmpfs carries the pod's mount label and
+// the pause moves into the pod's domain (a dynamic transition, which the
+// policy must allow the shim's domain; if it does not, the pause stays in the
+// shim's and says so on stderr). With UsernsEnv
 // naming a descriptor of the pod's user namespace, it first joins that
 // namespace as its root (the pod's root on the host, not the host's),
 // unshares the PID namespace and forks: the child, PID 1 of the new PID
@@ -29,4 +35,7 @@ const (
 	RootEnv   = "_BERTH_PAUSE_ROOT"
 	UsernsEnv = "_BERTH_PAUSE_USERNS"
 	PIDFDEnv  = "_BERTH_PAUSE_PIDFD"
+	// LabelEnv and MountLabelEnv hold the pod's SELinux labels, if any.
+	LabelEnv      = "_BERTH_PAUSE_LABEL"
+	MountLabelEnv = "_BERTH_PAUSE_MOUNT_LABEL"
 )

@@ -11,8 +11,8 @@ import (
 )
 
 // startPause runs the test binary as a pause (its constructor never returns
-// to Go) in a new PID namespace, confined to a temp dir, with a lifeline; it
-// is killed at the end of the test.
+// to Go) in a new PID namespace, its root mounted on a temp dir, with a
+// lifeline; it is killed at the end of the test.
 func startPause(t *testing.T) (*exec.Cmd, *os.File) {
 	t.Helper()
 	if os.Getuid() != 0 {
@@ -89,6 +89,16 @@ func TestPauseIsConfined(t *testing.T) {
 	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/root/", pid))
 	if err != nil || len(entries) != 0 {
 		t.Errorf("the pause's root holds %v (%v), want an empty dir", entries, err)
+	}
+	// Its mount namespace holds its root, an empty read-only tmpfs, alone:
+	// it keeps no host mount alive, and shows none to the pod.
+	mounts, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(mounts)), "\n")
+	if f := strings.Fields(lines[0]); len(lines) != 1 || len(f) < 10 || f[4] != "/" || !strings.HasPrefix(f[5], "ro,") || f[len(f)-3] != "tmpfs" {
+		t.Errorf("the pause's mounts:\n%s\nwant its root alone, a read-only tmpfs", mounts)
 	}
 }
 
