@@ -143,12 +143,13 @@ bench() {
 	done
 }
 
-# bench_cri NAME SHIM_MATCH: hack/benchcri against the running daemon.
+# bench_cri NAME SHIM_MATCH PAUSE_MATCH: hack/benchcri against the running
+# daemon.
 bench_cri() {
 	local image="$BERTH_REGISTRY/e2e-test-images/busybox:1.29-2"
 	"$CRICTL" -r "unix://$SOCK" -i "unix://$SOCK" --timeout 60s pull "$image" >/dev/null
 	"$WORK/benchcri" -socket "$SOCK" -image "$image" -cgroup-parent "/berth-bench-cri-$1" -cycles "$PODS" \
-		-daemon-pid "$DAEMON_PID" -shim "$2" -under "$WORK" | sed "s/^/$1 /"
+		-daemon-pid "$DAEMON_PID" -shim "$2" -under "$WORK" -pause "$3" | sed "s/^/$1 /"
 }
 
 # percentiles FILE COLUMN: "p50 p90" of a column of numbers.
@@ -163,7 +164,7 @@ fetch_peer_binaries
 log "$PODS pods on each runtime"
 start_berthd
 bench berth >"$WORK/results"
-bench_cri berth "berth-shim serve" >"$WORK/cri"
+bench_cri berth "berth-shim serve" "berth-shim pause" >"$WORK/cri"
 grep -o 'cni_add=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_add=//' >"$WORK/add" || true
 grep -o 'cni_del=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_del=//' >"$WORK/del" || true
 stop_daemon
@@ -172,7 +173,9 @@ bench containerd >>"$WORK/results"
 # containerd's CNI time per pod and command: the sum of its plugin calls.
 awk '$1 == "ADD" {t[$2] += $3} END {for (id in t) print t[id] / 1000}' "$WORK/cni-times" >"$WORK/ctrd-add-ms"
 awk '$1 == "DEL" {t[$2] += $3} END {for (id in t) print t[id] / 1000}' "$WORK/cni-times" >"$WORK/ctrd-del-ms"
-bench_cri containerd "containerd-shim-runc-v2" >>"$WORK/cri"
+# containerd runs a pause container (here the test image berth-test/pause:1,
+# a busybox sleep, not Kubernetes' pause binary) in every pod.
+bench_cri containerd "containerd-shim-runc-v2" "sleep 2147483647" >>"$WORK/cri"
 stop_daemon
 
 to_ms() { awk '/µs$/ {sub("µs", ""); print $1 / 1000; next} /ms$/ {sub("ms", ""); print $1; next} /s$/ {sub("s", ""); print $1 * 1000}' "$1"; }
@@ -206,3 +209,6 @@ done
 printf 'memory with 10 pods: berthd RSS %d KiB, berth-shim RSS %d KiB PSS %d KiB (avg of %s) | containerd RSS %d KiB, containerd-shim-runc-v2 RSS %d KiB PSS %d KiB (avg of %s)\n' \
 	"$(cri berth daemon_rss_kib 3)" "$(cri berth shims 5)" "$(cri berth shims 7)" "$(cri berth shims 3)" \
 	"$(cri containerd daemon_rss_kib 3)" "$(cri containerd shims 5)" "$(cri containerd shims 7)" "$(cri containerd shims 3)"
+printf 'pause, in a pod sharing its PID namespace: berth RSS %d KiB PSS %d KiB (avg of %s) | containerd pause container RSS %d KiB PSS %d KiB (avg of %s, one per pod)\n' \
+	"$(cri berth pauses 5)" "$(cri berth pauses 7)" "$(cri berth pauses 3)" \
+	"$(cri containerd pauses 5)" "$(cri containerd pauses 7)" "$(cri containerd pauses 3)"

@@ -10,7 +10,8 @@
 //   - resident memory (RSS, and PSS for shims) of the daemon and of each shim
 //     with -hold pods running
 //     (shims found by -shim, a substring of their command line, and -under,
-//     a path their command line holds);
+//     a path their command line holds), then of each pause process (found by
+//     -pause) with one more pod whose containers share a PID namespace;
 //   - ListContainerStats and ListPodSandboxStats with -stats containers
 //     running in the held pods (the kubelet polls them).
 //
@@ -52,6 +53,7 @@ func main() {
 	hold := flag.Int("hold", 10, "pods held running while memory is measured")
 	daemon := flag.Int("daemon-pid", 0, "the runtime daemon's pid")
 	shim := flag.String("shim", "", "substring of a shim's command line")
+	pause := flag.String("pause", "", "substring of a pause process's command line")
 	under := flag.String("under", "", "path a shim's command line holds")
 	statsFor := flag.Int("stats", 100, "containers running while stats are listed")
 	flag.Parse()
@@ -99,6 +101,9 @@ func main() {
 	if len(shims) > 0 {
 		fmt.Printf("shims %d shim_rss_kib_avg %d shim_pss_kib_avg %d\n", len(shims), rss/len(shims), pss/len(shims))
 	}
+	if *pause != "" {
+		b.measurePauses(*pause)
+	}
 	extra := b.listStats(held, *statsFor)
 	for _, h := range held {
 		for _, c := range extra[h[0]] {
@@ -106,6 +111,24 @@ func main() {
 		}
 		b.stopPod(h[0], h[1])
 	}
+}
+
+// measurePauses runs one more pod, whose containers share a PID namespace,
+// and reports the memory of the pause processes then running (one per pod
+// where a runtime runs a pause in every pod).
+func (b *bench) measurePauses(match string) {
+	pod, ctr, _ := b.startPodWith(runtime.NamespaceMode_POD)
+	time.Sleep(time.Second)
+	pauses := findShims(match, "")
+	var rss, pss int
+	for _, pid := range pauses {
+		rss += rssKiB(pid)
+		pss += pssKiB(pid)
+	}
+	if len(pauses) > 0 {
+		fmt.Printf("pauses %d pause_rss_kib_avg %d pause_pss_kib_avg %d\n", len(pauses), rss/len(pauses), pss/len(pauses))
+	}
+	b.stopPod(pod, ctr)
 }
 
 // listStats adds containers to the held pods until n run, then times the
@@ -136,12 +159,18 @@ func (b *bench) listStats(held [][2]string, n int) map[string][]string {
 }
 
 func (b *bench) startPod() (pod, ctr string, took time.Duration) {
+	return b.startPodWith(runtime.NamespaceMode_CONTAINER)
+}
+
+// startPodWith starts a pod whose containers have the PID namespace mode
+// pid, and a busybox sleep container in it.
+func (b *bench) startPodWith(pid runtime.NamespaceMode) (pod, ctr string, took time.Duration) {
 	b.seq++
 	name := "bench-" + strconv.Itoa(b.seq)
 	podCfg := &runtime.PodSandboxConfig{
 		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: "uid-" + name},
 		Linux: &runtime.LinuxPodSandboxConfig{CgroupParent: b.parent + "/" + name,
-			SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}},
+			SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Pid: pid}}},
 	}
 	t0 := time.Now()
 	p, err := b.rc.RunPodSandbox(b.ctx, &runtime.RunPodSandboxRequest{Config: podCfg})
@@ -153,13 +182,15 @@ func (b *bench) startPod() (pod, ctr string, took time.Duration) {
 	return p.PodSandboxId, ctr, time.Since(t0)
 }
 
-// addContainer creates and starts a busybox sleep container in pod.
+// addContainer creates and starts a busybox sleep container in pod, in the
+// pod's PID namespace mode.
 func (b *bench) addContainer(pod, name string) string {
+	pid := b.configs[pod].GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid()
 	c, err := b.rc.CreateContainer(b.ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: b.configs[pod],
 		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: b.image},
 			Command: []string{"sleep", "100000"},
 			Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
-				NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}}}})
+				NamespaceOptions: &runtime.NamespaceOption{Pid: pid}}}}})
 	if err != nil {
 		log.Fatalf("CreateContainer: %v", err)
 	}
