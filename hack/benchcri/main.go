@@ -253,6 +253,8 @@ func procKiB(file, key string) int {
 	return 0
 }
 
+// findShims lists the processes (but benchcri) whose command line holds
+// match and under.
 func findShims(match, under string) []int {
 	if match == "" {
 		return nil
@@ -263,7 +265,8 @@ func findShims(match, under string) []int {
 		data, _ := os.ReadFile(p)
 		cmd := strings.ReplaceAll(string(data), "\x00", " ")
 		if strings.Contains(cmd, match) && strings.Contains(cmd, under) {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			// (Not benchcri itself, whose flags hold both.)
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
 				pids = append(pids, pid)
 			}
 		}
