@@ -58,15 +58,7 @@ func (p *pause) start(args runner.PauseArgs) (int, error) {
 		w.Close()
 		return 0, err
 	}
-	var pid int
-	if args.UserNS == "" {
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
-		if err = cmd.Start(); err == nil {
-			pid = cmd.Process.Pid
-		}
-	} else {
-		pid, err = startInUserNS(cmd, args.UserNS)
-	}
+	pid, err := launch(cmd, args.UserNS)
 	if err != nil {
 		w.Close()
 		return 0, fmt.Errorf("start pause: %w", err)
@@ -74,6 +66,47 @@ func (p *pause) start(args runner.PauseArgs) (int, error) {
 	// The orphan reaper reaps it if it ever dies: it is no container's init.
 	p.pid, p.lifeline = pid, w
 	return p.pid, nil
+}
+
+// launch starts the pause command, in the pod's user namespace if userns is
+// set, and waits until the pause reports that it is set up.
+func launch(cmd *exec.Cmd, userns string) (int, error) {
+	report, reportW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer report.Close()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, reportW)
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", pausens.ReportEnv, 2+len(cmd.ExtraFiles)))
+	var pid int
+	if userns == "" {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+		if err = cmd.Start(); err == nil {
+			pid = cmd.Process.Pid
+		}
+	} else {
+		pid, err = startInUserNS(cmd, userns)
+	}
+	reportW.Close()
+	if err != nil {
+		return 0, err
+	}
+	return pid, setUp(report)
+}
+
+// setUp reads the pause's report: nil once it says "ok", else the step that
+// failed (the pause has exited then).
+func setUp(report *os.File) error {
+	out, err := io.ReadAll(io.LimitReader(report, 512))
+	switch {
+	case err != nil:
+		return err
+	case string(out) == "ok":
+		return nil
+	case len(out) == 0:
+		return errors.New("the pause exited as it started")
+	}
+	return errors.New(string(out))
 }
 
 // emptyRoot opens (making it once) the empty dir the pause's root is mounted on.
@@ -120,8 +153,9 @@ func startInUserNS(cmd *exec.Cmd, userns string) (int, error) {
 		return 0, err
 	}
 	defer pr.Close()
-	cmd.ExtraFiles = append(cmd.ExtraFiles, ns, pw) // fds 5 and 6
-	cmd.Env = append(cmd.Env, pausens.UsernsEnv+"=5", pausens.PIDFDEnv+"=6")
+	fd := 3 + len(cmd.ExtraFiles) // the descriptors ns and pw get
+	cmd.ExtraFiles = append(cmd.ExtraFiles, ns, pw)
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", pausens.UsernsEnv, fd), fmt.Sprintf("%s=%d", pausens.PIDFDEnv, fd+1))
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {

@@ -15,7 +15,8 @@
 // MountLabelEnv (SELinux hosts), the tmpfs carries the pod's mount label and
 // the pause moves into the pod's domain (a dynamic transition, which the
 // policy must allow the shim's domain; if it does not, the pause stays in the
-// shim's and says so on stderr). With UsernsEnv
+// shim's and says so on stderr). It reports "ok" on the descriptor in
+// ReportEnv when it is set up, or the step that failed. With UsernsEnv
 // naming a descriptor of the pod's user namespace, it first joins that
 // namespace as its root (the pod's root on the host, not the host's),
 // unshares the PID namespace and forks: the child, PID 1 of the new PID
@@ -35,6 +36,9 @@ const (
 	RootEnv   = "_BERTH_PAUSE_ROOT"
 	UsernsEnv = "_BERTH_PAUSE_USERNS"
 	PIDFDEnv  = "_BERTH_PAUSE_PIDFD"
+	// ReportEnv names the write end of a pipe on which the pause says "ok"
+	// once it is set up, or which step failed.
+	ReportEnv = "_BERTH_PAUSE_REPORT"
 	// LabelEnv and MountLabelEnv hold the pod's SELinux labels, if any.
 	LabelEnv      = "_BERTH_PAUSE_LABEL"
 	MountLabelEnv = "_BERTH_PAUSE_MOUNT_LABEL"

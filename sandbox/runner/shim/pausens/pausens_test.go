@@ -2,8 +2,10 @@ package pausens
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,28 +13,36 @@ import (
 )
 
 // startPause runs the test binary as a pause (its constructor never returns
-// to Go) in a new PID namespace, its root mounted on a temp dir, with a
-// lifeline; it is killed at the end of the test.
-func startPause(t *testing.T) (*exec.Cmd, *os.File) {
+// to Go) in a new PID namespace, its root mounted on the dir (or file) root,
+// with a lifeline; it returns what the pause reported. The pause is killed at
+// the end of the test.
+func startPause(t *testing.T, root string) (*exec.Cmd, *os.File, string) {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("needs root")
 	}
-	root, err := os.Open(t.TempDir())
+	rootFile, err := os.Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.Close()
+	defer rootFile.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	report, reportW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer report.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.ExtraFiles = []*os.File{r, root}
-	cmd.Env = append(os.Environ(), RootEnv+"=4")
+	cmd.ExtraFiles = []*os.File{r, rootFile, reportW}
+	cmd.Env = append(os.Environ(), RootEnv+"=4", ReportEnv+"=5")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	reportW.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -40,26 +50,31 @@ func startPause(t *testing.T) (*exec.Cmd, *os.File) {
 		_ = cmd.Wait()
 		w.Close()
 	})
-	return cmd, w
+	said, err := io.ReadAll(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd, w, string(said)
 }
 
-// setUp waits (up to 10 s) until the pause waits for its signals, and
-// returns its /proc status then.
-func setUp(t *testing.T, pid int) string {
+// started is startPause on an empty dir, for a pause that must set up.
+func started(t *testing.T) (*exec.Cmd, *os.File) {
 	t.Helper()
-	var status string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// SIGCHLD, SIGTERM and SIGINT blocked (read from a signalfd).
-		if status = string(data); strings.Contains(status, "SigBlk:\t0000000000014002") {
-			return status
-		}
+	cmd, lifeline, said := startPause(t, t.TempDir())
+	if said != "ok" {
+		t.Fatalf("the pause reported %q, want ok", said)
 	}
-	t.Fatalf("the pause did not set up:\n%s", status)
-	return ""
+	return cmd, lifeline
+}
+
+// status is the pause's /proc status.
+func status(t *testing.T, pid int) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
 
 // exited waits (up to 10 s) for the pause to exit and returns its status.
@@ -77,13 +92,14 @@ func exited(t *testing.T, cmd *exec.Cmd) error {
 }
 
 func TestPauseIsConfined(t *testing.T) {
-	cmd, _ := startPause(t)
+	cmd, _ := started(t)
 	pid := cmd.Process.Pid
-	status := setUp(t, pid)
-	// One thread: Go never started.
-	for _, want := range []string{"CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "Threads:\t1\n"} {
-		if !strings.Contains(status, want) {
-			t.Errorf("pause status lacks %q:\n%s", want, status)
+	st := status(t, pid)
+	// One thread: Go never started. SIGCHLD, SIGTERM and SIGINT blocked (read
+	// from a signalfd).
+	for _, want := range []string{"SigBlk:\t0000000000014002", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "Threads:\t1\n"} {
+		if !strings.Contains(st, want) {
+			t.Errorf("pause status lacks %q:\n%s", want, st)
 		}
 	}
 	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/root/", pid))
@@ -103,8 +119,7 @@ func TestPauseIsConfined(t *testing.T) {
 }
 
 func TestPauseEndsOnSIGTERM(t *testing.T) {
-	cmd, _ := startPause(t)
-	setUp(t, cmd.Process.Pid) // (an earlier SIGTERM would be ignored: PID 1)
+	cmd, _ := started(t) // (an earlier SIGTERM would be ignored: PID 1)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +129,25 @@ func TestPauseEndsOnSIGTERM(t *testing.T) {
 }
 
 func TestPauseEndsWithItsLifeline(t *testing.T) {
-	cmd, lifeline := startPause(t)
+	cmd, lifeline := started(t)
 	lifeline.Close()
 	if err := exited(t, cmd); err != nil {
 		t.Errorf("after the lifeline closed: %v, want exit status 0", err)
+	}
+}
+
+// A step that fails is reported (here the root is a file, not a dir), and
+// the pause exits.
+func TestPauseReportsAFailedStep(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _, said := startPause(t, file)
+	if said != "make a mount namespace: Not a directory" {
+		t.Errorf("the pause reported %q, want the failed step", said)
+	}
+	if err := exited(t, cmd); err == nil {
+		t.Error("the pause exited 0 after a failed step")
 	}
 }
