@@ -17,18 +17,8 @@ import (
 	"github.com/berth-cri/berth/test/util"
 )
 
-// callTimeout is how long one CRI call of a test may take: 30 s, or
-// $BERTH_TEST_CALL_TIMEOUT (a Go duration) where the machine is much slower
-// (hack/test-vm.sh's emulated VM).
-func callTimeout() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("BERTH_TEST_CALL_TIMEOUT")); err == nil && d > 0 {
-		return d
-	}
-	return 30 * time.Second
-}
-
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout())
+	ctx, cancel := context.WithTimeout(context.Background(), util.CallTimeout())
 	t.Cleanup(cancel)
 	return ctx
 }

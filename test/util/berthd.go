@@ -204,9 +204,26 @@ func (b *Berthd) Start(t *testing.T, bin string, extra ...string) {
 	// Runs before the kill (cleanups run last-in first-out): pods left by a
 	// failed test are removed through berthd, which detaches their network.
 	t.Cleanup(func() { b.removePods() })
-	if err := b.waitReady(15 * time.Second); err != nil {
+	if err := b.waitReady(startTimeout()); err != nil {
 		t.Fatalf("berthd did not come up: %v\n%s", err, b.Log())
 	}
+}
+
+// CallTimeout is how long one CRI call of a test may take: 30 s, or
+// $BERTH_TEST_CALL_TIMEOUT (a Go duration) where the machine is much slower
+// (hack/test-vm.sh's emulated VM).
+func CallTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("BERTH_TEST_CALL_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return 30 * time.Second
+}
+
+// startTimeout is how long berthd may take to answer after it starts: 15 s,
+// or one call's timeout where calls get more (a restart reattaches every
+// shim, which the emulated VM can make slow).
+func startTimeout() time.Duration {
+	return max(15*time.Second, CallTimeout())
 }
 
 func (b *Berthd) waitReady(timeout time.Duration) error {
