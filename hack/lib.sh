@@ -90,3 +90,19 @@ wait_cri() {
 unmount_under() {
 	awk -v w="$1/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
 }
+
+# need_vm_test_setup: what the VM test scripts need: root, make build done,
+# and the test registry on the host's loopback (the VM reaches it there).
+need_vm_test_setup() {
+	[[ $(id -u) -eq 0 ]] || die "run as root"
+	[[ -x $BERTH_REPO/bin/berthd && -x $BERTH_REPO/bin/berth-shim ]] || die "run make build first"
+	[[ ${BERTH_REGISTRY%:*} == 127.0.0.1 ]] || die "BERTH_REGISTRY must be on 127.0.0.1 (the VM reaches the host's loopback)"
+}
+
+# keep_critest_report DIR NAME: when the script exits, the critest reports a
+# VM suite left in DIR/critest are copied to _output/NAME, and DIR is removed.
+keep_critest_report() {
+	local report="$BERTH_REPO/_output/$2"
+	# shellcheck disable=SC2064 # expanded now, on purpose
+	trap "rm -rf '$report'; mkdir -p '$report'; cp -r '$1/critest/.' '$report/' 2>/dev/null; rm -rf '$1'" EXIT
+}

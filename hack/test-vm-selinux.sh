@@ -10,17 +10,14 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-[[ $(id -u) -eq 0 ]] || die "run as root"
-[[ -x $BERTH_REPO/bin/berthd && -x $BERTH_REPO/bin/berth-shim ]] || die "run make build first"
+need_vm_test_setup
 port=${BERTH_REGISTRY##*:}
-[[ ${BERTH_REGISTRY%:*} == 127.0.0.1 ]] || die "BERTH_REGISTRY must be on 127.0.0.1 (the VM reaches the host's loopback)"
 
 VM_LSM=selinux "$BERTH_REPO/hack/vm.sh" prepare
 [[ -x $BERTH_REPO/bin/integration.test && $BERTH_REPO/bin/integration.test -nt $BERTH_REPO/bin/berthd ]] ||
 	go test -c -o "$BERTH_REPO/bin/integration.test" ./test/integration
 out=$(mktemp -d "$BERTH_CACHE/vm/test-selinux.XXXXXX")
-report="$BERTH_REPO/_output/critest-vm-selinux"
-trap 'rm -rf "$report"; mkdir -p "$report"; cp -r "$out/critest/." "$report/" 2>/dev/null; rm -rf "$out"' EXIT
+keep_critest_report "$out" critest-vm-selinux
 
 cat >"$out/suite.sh" <<SUITE
 set -u

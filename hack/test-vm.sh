@@ -10,17 +10,14 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-[[ $(id -u) -eq 0 ]] || die "run as root"
-[[ -x $BERTH_REPO/bin/berthd && -x $BERTH_REPO/bin/berth-shim ]] || die "run make build first"
+need_vm_test_setup
 port=${BERTH_REGISTRY##*:}
-[[ ${BERTH_REGISTRY%:*} == 127.0.0.1 ]] || die "BERTH_REGISTRY must be on 127.0.0.1 (the VM reaches the host's loopback)"
 
 "$BERTH_REPO/hack/vm.sh" prepare
 # The test binary lives in the repo: the VM sees the host's filesystem.
 go test -c -o "$BERTH_REPO/bin/integration.test" ./test/integration
 out=$(mktemp -d "$BERTH_CACHE/vm/test.XXXXXX")
-report="$BERTH_REPO/_output/critest-vm"
-trap 'rm -rf "$report"; mkdir -p "$report"; cp -r "$out/critest/." "$report/" 2>/dev/null; rm -rf "$out"' EXIT
+keep_critest_report "$out" critest-vm
 
 cat >"$out/suite.sh" <<SUITE
 set -u

@@ -92,15 +92,7 @@ func main() {
 	}
 	time.Sleep(2 * time.Second) // let the shims settle
 	fmt.Printf("daemon_rss_kib %d\n", rssKiB(*daemon))
-	shims := findShims(*shim, *under)
-	var rss, pss int
-	for _, pid := range shims {
-		rss += rssKiB(pid)
-		pss += pssKiB(pid)
-	}
-	if len(shims) > 0 {
-		fmt.Printf("shims %d shim_rss_kib_avg %d shim_pss_kib_avg %d\n", len(shims), rss/len(shims), pss/len(shims))
-	}
+	reportMemory("shim", findShims(*shim, *under))
 	if *pause != "" {
 		b.measurePauses(*pause)
 	}
@@ -119,16 +111,23 @@ func main() {
 func (b *bench) measurePauses(match string) {
 	pod, ctr, _ := b.startPodWith(runtime.NamespaceMode_POD)
 	time.Sleep(time.Second)
-	pauses := findShims(match, "")
+	reportMemory("pause", findShims(match, ""))
+	b.stopPod(pod, ctr)
+}
+
+// reportMemory prints the average RSS and PSS of the processes pids, as
+// "<kind>s N <kind>_rss_kib_avg R <kind>_pss_kib_avg P" (nothing if none).
+func reportMemory(kind string, pids []int) {
+	if len(pids) == 0 {
+		return
+	}
 	var rss, pss int
-	for _, pid := range pauses {
+	for _, pid := range pids {
 		rss += rssKiB(pid)
 		pss += pssKiB(pid)
 	}
-	if len(pauses) > 0 {
-		fmt.Printf("pauses %d pause_rss_kib_avg %d pause_pss_kib_avg %d\n", len(pauses), rss/len(pauses), pss/len(pauses))
-	}
-	b.stopPod(pod, ctr)
+	n := len(pids)
+	fmt.Printf("%ss %d %s_rss_kib_avg %d %s_pss_kib_avg %d\n", kind, n, kind, rss/n, kind, pss/n)
 }
 
 // listStats adds containers to the held pods until n run, then times the
