@@ -65,11 +65,11 @@ func PinNamespaces(dir string, req NamespaceRequest, holder string) (pins map[st
 			return configure(flags, req)
 		})
 	}
-	pid, release, err := startHolder(holder, flags, req.UserNS)
+	nsDir, release, err := startHolder(holder, flags, req.UserNS)
 	if err != nil {
 		return pins, err
 	}
-	err = pinAll(dir, append([]string{UserNS}, req.Kinds...), fmt.Sprintf("/proc/%d/ns", pid), pins)
+	err = pinAll(dir, append([]string{UserNS}, req.Kinds...), nsDir, pins)
 	release()
 	if err != nil {
 		return pins, err

@@ -2,11 +2,14 @@ package sandbox
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // UserNS is the kind of a pod's user namespace pin.
@@ -61,33 +64,55 @@ func (u *UserNamespace) Validate(spec Spec) error {
 	return nil
 }
 
-// startHolder starts a process in new namespaces of the given clone flags,
-// under a new user namespace with u's mappings, so that they are owned by it.
-// The process (holder: a binary that waits for EOF on fd 3, "berth-shim
-// hold") lives until the returned function is called.
-func startHolder(holder string, flags uintptr, u *UserNamespace) (pid int, release func(), err error) {
+// startHolder starts a process in a new user namespace with u's mappings,
+// where it becomes root and unshares new namespaces of the given clone flags,
+// so that they are owned by that namespace and made by its root (the IPC
+// namespace's mqueue filesystem belongs to whoever made the namespace: made
+// by the host's root, the pod's root could not even label it). The process
+// (holder: "berth-shim hold FLAGS", package holder) says when it is done and
+// lives until the returned function is called. nsDir is the /proc dir of the
+// namespaces of its thread that made them.
+func startHolder(holder string, flags uintptr, u *UserNamespace) (nsDir string, release func(), err error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return 0, nil, err
+		return "", nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(holder, "hold")
-	cmd.ExtraFiles = []*os.File{r}
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		w.Close()
+		return "", nil, err
+	}
+	defer ready.Close()
+	cmd := exec.Command(holder, "hold", strconv.FormatUint(uint64(flags), 10))
+	cmd.ExtraFiles = []*os.File{r, readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER | flags,
+		Cloneflags:  syscall.CLONE_NEWUSER,
 		UidMappings: sysProcMaps(u.UIDs), GidMappings: sysProcMaps(u.GIDs),
 		// The pod's processes set their supplementary groups.
 		GidMappingsEnableSetgroups: true,
-		Setpgid:                    true,
+		// It runs as the host's root, nobody in the namespace, which would
+		// lose every capability at exec: these it keeps, to become root.
+		AmbientCaps: []uintptr{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SYS_ADMIN},
+		Setpgid:     true,
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
 		w.Close()
-		return 0, nil, fmt.Errorf("start user namespace holder %s: %w", holder, err)
+		return "", nil, fmt.Errorf("start user namespace holder %s: %w", holder, err)
 	}
-	return cmd.Process.Pid, func() {
+	release = func() {
 		w.Close()
 		_ = cmd.Wait()
-	}, nil
+	}
+	said, err := io.ReadAll(io.LimitReader(ready, 512))
+	var tid int
+	if _, scanErr := fmt.Sscanf(string(said), "ok %d", &tid); err != nil || scanErr != nil {
+		release()
+		return "", nil, fmt.Errorf("user namespace holder: %q, %v", said, err)
+	}
+	return fmt.Sprintf("/proc/%d/task/%d/ns", cmd.Process.Pid, tid), release, nil
 }
 
 func sysProcMaps(maps []IDMap) []syscall.SysProcIDMap {
@@ -106,10 +131,10 @@ var probeMapping = &UserNamespace{UIDs: []IDMap{{0, 1 << 30, 65536}}, GIDs: []ID
 // check what the host can do with one, e.g. idmapped mounts); the namespace
 // is gone when it returns.
 func (h HostOS) ProbeUserNamespace(fn func(userns string) error) error {
-	pid, release, err := startHolder(h.Holder, 0, probeMapping)
+	nsDir, release, err := startHolder(h.Holder, 0, probeMapping)
 	if err != nil {
 		return err
 	}
 	defer release()
-	return fn(fmt.Sprintf("/proc/%d/ns/user", pid))
+	return fn(nsDir + "/user")
 }

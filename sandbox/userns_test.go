@@ -3,27 +3,29 @@ package sandbox
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-cri/berth/sandbox/holder"
 )
 
-// TestMain lets the test binary be the user namespace holder ("hold": wait
-// for EOF on fd 3), as berth-shim is for berthd.
+// TestMain lets the test binary be the user namespace holder ("hold FLAGS",
+// package holder), as berth-shim is for berthd.
 func TestMain(m *testing.M) {
-	if len(os.Args) == 2 && os.Args[1] == "hold" {
-		_, _ = os.NewFile(3, "lifeline").Read(make([]byte, 1))
-		os.Exit(0)
+	if len(os.Args) == 3 && os.Args[1] == "hold" {
+		os.Exit(holder.Run(os.Args[2]))
 	}
 	os.Exit(m.Run())
 }
 
-// holder is the test binary as the user namespace holder (see TestMain); the
+// holderBinary is the test binary as the user namespace holder (see TestMain); the
 // test is skipped without root.
-func holder(t *testing.T) string {
+func holderBinary(t *testing.T) string {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("needs root")
@@ -73,7 +75,7 @@ func TestUserNamespaceValidate(t *testing.T) {
 // namespace of its own: the network, IPC and UTS namespaces must be owned by
 // it (so that the pod's root may administer them), and configured as usual.
 func TestPinNamespacesInUserNamespace(t *testing.T) {
-	self := holder(t)
+	self := holderBinary(t)
 	dir := filepath.Join(t.TempDir(), "pod")
 	kinds := []string{NetNS, IPCNS, UTSNS}
 	sysctls := map[string]string{"net.ipv4.ip_unprivileged_port_start": "100"}
@@ -91,6 +93,9 @@ func TestPinNamespacesInUserNamespace(t *testing.T) {
 			t.Errorf("%s namespace is owned by user namespace %d, not the pod's", k, owner)
 		}
 	}
+	if owner := mqueueOwner(t, pins[IPCNS]); owner != "300000" {
+		t.Errorf("the IPC namespace's mqueue filesystem belongs to host uid %s, not the pod's root", owner)
+	}
 	var hostname, port string
 	inNamespaces(t, map[string]string{NetNS: pins[NetNS], UTSNS: pins[UTSNS]}, func() {
 		hostname, _ = os.Hostname()
@@ -105,6 +110,19 @@ func TestPinNamespacesInUserNamespace(t *testing.T) {
 	if m := mountsUnder(t, dir); len(m) != 0 {
 		t.Fatalf("mounts left: %v", m)
 	}
+}
+
+// mqueueOwner is the host uid owning the root of the mqueue filesystem of the
+// pinned IPC namespace (mounted in a private mount namespace of a child).
+func mqueueOwner(t *testing.T, pin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("nsenter", "--ipc="+pin, "unshare", "--mount", "--propagation", "private",
+		"sh", "-c", `mount -t mqueue mqueue "$0" && stat -c %u "$0"`, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount the mqueue filesystem: %v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // ownerInode is the inode of the user namespace that owns a pinned namespace.
@@ -130,7 +148,7 @@ func ownerInode(t *testing.T, pin string) uint64 {
 // A failure at any step of making a user-namespaced pod's namespaces leaves
 // no pin and no mount: no holder to run, or a sysctl failing after the pins.
 func TestPinNamespacesInUserNamespaceFailureLeavesNothing(t *testing.T) {
-	self := holder(t)
+	self := holderBinary(t)
 	dir := filepath.Join(t.TempDir(), "pod")
 	req := NamespaceRequest{Kinds: []string{NetNS, IPCNS, UTSNS}, UserNS: oneRange(300000)}
 	if _, err := PinNamespaces(dir, req, filepath.Join(t.TempDir(), "no-such-holder")); err == nil {

@@ -15,6 +15,7 @@ import (
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the init's namespace setup, run before Go starts
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-cri/berth/sandbox/holder"
 	"github.com/berth-cri/berth/sandbox/runner/shim"
 )
 
@@ -26,10 +27,8 @@ func init() {
 }
 
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == "hold" {
-		// berthd's holder of a new user namespace: it lives until EOF on fd 3.
-		_, _ = os.NewFile(3, "lifeline").Read(make([]byte, 1))
-		return
+	if len(os.Args) == 3 && os.Args[1] == "hold" {
+		os.Exit(holder.Run(os.Args[2]))
 	}
 	// (A pause, "berth-shim pause", never gets here: it runs in the
 	// constructor of package pausens.)
