@@ -37,8 +37,9 @@ func usernsPodConfig(name string) *runtime.PodSandboxConfig {
 // (its root binds a privileged port); the image's files are its root's and
 // what it writes is stored with its host IDs; a volume with the pod's
 // mappings is idmapped; its containers share a PID namespace whose init (the
-// pause) is the pod's root too; privileged containers are refused; nothing
-// is left after removal.
+// pause) is the pod's root too, as is the root of its IPC namespace's
+// /dev/mqueue (which SELinux hosts label); privileged containers are
+// refused; nothing is left after removal.
 func TestUserNamespaces(t *testing.T) {
 	b, bin, rc := containerBerthd(t)
 	st, err := rc.Status(ctxT(t), &runtime.StatusRequest{})
@@ -54,7 +55,10 @@ func TestUserNamespaces(t *testing.T) {
 	ns := podCfg.Linux.SecurityContext.NamespaceOptions
 	withVolume := func(c *runtime.ContainerConfig) {
 		mapping := ns.UsernsOptions.Uids
-		c.Mounts = []*runtime.Mount{{HostPath: vol, ContainerPath: "/vol", UidMappings: mapping, GidMappings: mapping}}
+		// Relabelled where SELinux runs (hack/test-vm-selinux.sh), so that
+		// the pod may write there.
+		c.Mounts = []*runtime.Mount{{HostPath: vol, ContainerPath: "/vol", UidMappings: mapping, GidMappings: mapping,
+			SelinuxRelabel: true}}
 		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{NamespaceOptions: ns}}
 	}
 	id := startContainer(t, rc, pod, podCfg, "main", withVolume, "sleep", "100000")
@@ -63,6 +67,7 @@ func TestUserNamespaces(t *testing.T) {
 		"cat /proc/self/uid_map /proc/self/gid_map": "0 400000 65536\n0 400000 65536",
 		"id -u; id -g": "0\n0",
 		"stat -c %u:%g /bin/busybox /vol/host-file":                                    "0:0\n0:0",
+		"stat -c %u:%g /dev/mqueue":                                                    "0:0",
 		"echo hi > /written; echo hi > /vol/written; stat -c %u /written /vol/written": "0\n0",
 		"tr '\\0' ' ' < /proc/1/cmdline":                                               "pause",
 	}
