@@ -144,6 +144,9 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 	if err != nil {
 		return nil, err
 	}
+	if err := openImageVolumes(imgVolumes, pod.Spec.UserNS != nil, labels.mount); err != nil {
+		return nil, err
+	}
 	host, err := s.hostLimits(sc.GetPrivileged())
 	if err != nil {
 		return nil, err
@@ -165,6 +168,22 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 		LSM:                 s.hostLSM(),
 		SELinuxProcessLabel: labels.process, SELinuxMountLabel: labels.mount,
 	})
+}
+
+// openImageVolumes lets the container write to its image volumes, dirs that
+// berthd made for it, as the peers do: on an SELinux host they carry the
+// container's mount label, and in a pod with a user namespace of its own they
+// are idmapped through it (the host's root, their owner, is the pod's root).
+func openImageVolumes(mounts []specs.Mount, userns bool, mountLabel string) error {
+	for i := range mounts {
+		if err := container.LabelPrivate(mounts[i].Source, mountLabel); err != nil {
+			return err
+		}
+		if userns {
+			mounts[i].Options = append(mounts[i].Options, "ridmap")
+		}
+	}
+	return nil
 }
 
 // usePodMappings drops the ID mappings of the idmapped mounts that have the

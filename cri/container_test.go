@@ -71,3 +71,15 @@ func TestUsePodMappings(t *testing.T) {
 		t.Errorf("a plain mount got mappings: %+v", mounts[2])
 	}
 }
+
+func TestOpenImageVolumes(t *testing.T) {
+	for _, userns := range []bool{false, true} {
+		mounts := []specs.Mount{{Destination: "/data", Source: t.TempDir(), Options: []string{"rbind", "rprivate", "rw"}}}
+		if err := openImageVolumes(mounts, userns, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(mounts[0].Options, "ridmap"); got != userns {
+			t.Errorf("user namespace %v: options %v", userns, mounts[0].Options)
+		}
+	}
+}

@@ -225,6 +225,13 @@ func (b *builder) berthImages() error {
 	if err := b.push(docker, berthT+"docker:1"); err != nil {
 		return err
 	}
+	volume, err := b.busyboxImage("volume", v1.Config{Cmd: []string{"sh"}, Volumes: map[string]struct{}{"/data": {}}})
+	if err != nil {
+		return err
+	}
+	if err := b.push(volume, berthT+"volume:1"); err != nil {
+		return err
+	}
 	if err := b.multiarch(); err != nil {
 		return err
 	}

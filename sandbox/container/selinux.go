@@ -69,6 +69,18 @@ var systemDirs = map[string]bool{"/": true, "/bin": true, "/boot": true, "/dev":
 	"/lib": true, "/lib64": true, "/proc": true, "/root": true, "/run": true, "/sbin": true, "/sys": true,
 	"/tmp": true, "/usr": true, "/var": true, "/var/lib": true, "/var/log": true}
 
+// LabelPrivate gives a dir Berth made for one container (an image volume's)
+// the container's mount label, its level included.
+func LabelPrivate(path, mountLabel string) error {
+	if mountLabel == "" {
+		return nil
+	}
+	if err := label.SetFileLabel(path, mountLabel); err != nil {
+		return fmt.Errorf("label %s: %w", path, err)
+	}
+	return nil
+}
+
 // RelabelShared relabels a volume's host path (recursively) with the mount
 // label at level s0, so that every container of the pod may use it, as a CRI
 // mount's selinux_relabel asks. System dirs are refused.

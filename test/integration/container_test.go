@@ -602,18 +602,50 @@ func TestUpdateContainerResources(t *testing.T) {
 
 // An image of 100 layers, whose layer paths overflow one page of overlay
 // mount options, runs.
-func TestDeepImageRuns(t *testing.T) {
-	b, _, rc := containerBerthd(t)
+// pullTestImage pulls repo (e.g. "berth-test/deep:1") from the test registry
+// and returns its reference.
+func pullTestImage(t *testing.T, b *util.Berthd, repo string) string {
+	t.Helper()
 	_, ic := b.Clients(t)
-	deep := testRegistry(t) + "/berth-test/deep:1"
-	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: deep}}); err != nil {
+	ref := testRegistry(t) + "/" + repo
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: ref}}); err != nil {
 		t.Fatal(err)
 	}
-	podCfg := podConfig("deep")
-	pod := runPod(t, rc, podCfg)
-	id := startContainer(t, rc, pod, podCfg, "deep", func(c *runtime.ContainerConfig) { c.Image.Image = deep }, "sleep", "100000")
+	return ref
+}
+
+// runTestImage pulls repo from the test registry and runs it ("sleep") in a
+// pod of its own named name; it returns the pod and the container.
+func runTestImage(t *testing.T, b *util.Berthd, rc runtime.RuntimeServiceClient, repo, name string) (pod, id string) {
+	t.Helper()
+	img := pullTestImage(t, b, repo)
+	podCfg := podConfig(name)
+	pod = runPod(t, rc, podCfg)
+	id = startContainer(t, rc, pod, podCfg, name, func(c *runtime.ContainerConfig) { c.Image.Image = img }, "sleep", "100000")
+	return pod, id
+}
+
+func TestDeepImageRuns(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	pod, id := runTestImage(t, b, rc, "berth-test/deep:1", "deep")
 	if r := execSync(t, rc, id, "sh", "-c", "ls /deep | wc -l"); strings.TrimSpace(string(r.Stdout)) != "99" {
 		t.Fatalf("/deep holds %q entries, want 99 (one per layer)", r.Stdout)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+// An image VOLUME is an empty dir of the container's own, mounted where the
+// image says, which the container may write (it is removed with the
+// container).
+func TestImageVolume(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	pod, id := runTestImage(t, b, rc, "berth-test/volume:1", "image-volume")
+	r := execSync(t, rc, id, "sh", "-c", "ls -A /data; echo hi > /data/f && cat /data/f; stat -c %u:%g /data; grep -c ' /data ' /proc/self/mountinfo")
+	if got := strings.Fields(string(r.Stdout)); strings.Join(got, " ") != "hi 0:0 1" {
+		t.Errorf("image volume: %q %q, want an empty, writable mount of root's", r.Stdout, r.Stderr)
 	}
 	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatal(err)

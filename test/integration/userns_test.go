@@ -126,6 +126,17 @@ func TestUserNamespaces(t *testing.T) {
 		t.Errorf("exec after a berthd restart: %q %q", r.Stdout, r.Stderr)
 	}
 
+	// An image VOLUME is the pod's root's too, and writable (labelled where
+	// SELinux runs).
+	volImage := pullTestImage(t, b, "berth-test/volume:1")
+	volCtr := startContainer(t, rc, pod, podCfg, "image-volume", func(c *runtime.ContainerConfig) {
+		c.Image.Image = volImage
+		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{NamespaceOptions: ns}}
+	}, "sleep", "100000")
+	if r := execSync(t, rc, volCtr, "sh", "-c", "echo hi > /data/f && cat /data/f; stat -c %u:%g /data"); strings.Join(strings.Fields(string(r.Stdout)), " ") != "hi 0:0" {
+		t.Errorf("image volume in a user-namespaced pod: %q %q", r.Stdout, r.Stderr)
+	}
+
 	privileged := func(c *runtime.ContainerConfig) {
 		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true, NamespaceOptions: ns}}
 	}
