@@ -86,6 +86,15 @@ func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardReques
 	return st.GetPortForward(req)
 }
 
+// podMountLabel is the SELinux mount label of a pod ("" without SELinux, or
+// if the pod is gone).
+func (s *Server) podMountLabel(podID string) string {
+	if p, err := s.pods.Get(podID); err == nil {
+		return p.Spec.SELinuxMountLabel
+	}
+	return ""
+}
+
 // streamRuntime runs the sessions of the streaming server.
 type streamRuntime struct{ s *Server }
 
@@ -100,7 +109,8 @@ func (r *streamRuntime) Exec(ctx context.Context, containerID string, cmd []stri
 		return err
 	}
 	execID := newID()[:32]
-	f, err := container.NewFifos(filepath.Join(r.s.stateDir, "io", execID), in != nil, out != nil, errw != nil && !tty)
+	f, err := container.NewFifos(filepath.Join(r.s.stateDir, "io", execID), in != nil, out != nil, errw != nil && !tty,
+		r.s.podMountLabel(c.PodID))
 	if err != nil {
 		return err
 	}
@@ -215,7 +225,8 @@ func (r *streamRuntime) Attach(ctx context.Context, containerID string, in io.Re
 	if err != nil {
 		return err
 	}
-	f, err := container.NewFifos(filepath.Join(r.s.stateDir, "io", newID()[:32]), in != nil, out != nil, errw != nil && !tty)
+	// The shim reads and writes these itself: no label.
+	f, err := container.NewFifos(filepath.Join(r.s.stateDir, "io", newID()[:32]), in != nil, out != nil, errw != nil && !tty, "")
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,9 @@ type Fifos struct {
 }
 
 // NewFifos makes dir and the FIFOs asked for in it, and opens berthd's ends.
-func NewFifos(dir string, stdin, stdout, stderr bool) (_ *Fifos, retErr error) {
+// On an SELinux host they carry mountLabel at level s0 (see RelabelShared): a
+// process exec'd in a container reads and writes them itself.
+func NewFifos(dir string, stdin, stdout, stderr bool, mountLabel string) (_ *Fifos, retErr error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -56,7 +58,7 @@ func NewFifos(dir string, stdin, stdout, stderr bool) (_ *Fifos, retErr error) {
 		}
 		*s.path, *s.file = p, file
 	}
-	return f, nil
+	return f, RelabelShared(dir, mountLabel)
 }
 
 // CloseStdin closes berthd's end of stdin: the process reads EOF.
