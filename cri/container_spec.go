@@ -139,7 +139,9 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 	if err := relabelVolumes(cfg.GetMounts(), mounts, labels.mount); err != nil {
 		return nil, err
 	}
-	usePodMappings(mounts, pod.Spec.UserNS)
+	if u := pod.Spec.UserNS; u != nil {
+		volumes.UseContainerUserNS(mounts, linuxIDMappings(u.UIDs), linuxIDMappings(u.GIDs))
+	}
 	imgVolumes, err := volumes.ImageVolumes(img.Config.Volumes, mounts, filepath.Join(s.containerDir(id), "volumes"))
 	if err != nil {
 		return nil, err
@@ -186,24 +188,7 @@ func openImageVolumes(mounts []specs.Mount, userns bool, mountLabel string) erro
 	return nil
 }
 
-// usePodMappings drops the ID mappings of the idmapped mounts that have the
-// pod's own (the kubelet gives a user-namespaced pod's volumes those): a mount
-// without mappings is idmapped with those of the user namespace the container
-// joins, the pod's pin, where libcontainer would otherwise make a user
-// namespace for each mount (a process traced at its exec, which an SELinux
-// policy may refuse the runtime).
-func usePodMappings(mounts []specs.Mount, userns *sandbox.UserNamespace) {
-	if userns == nil {
-		return
-	}
-	uids, gids := linuxIDMappings(userns.UIDs), linuxIDMappings(userns.GIDs)
-	for i, m := range mounts {
-		if slices.Equal(m.UIDMappings, uids) && slices.Equal(m.GIDMappings, gids) {
-			mounts[i].UIDMappings, mounts[i].GIDMappings = nil, nil
-		}
-	}
-}
-
+// linuxIDMappings are a pod's user namespace mappings in OCI form.
 func linuxIDMappings(maps []sandbox.IDMap) []specs.LinuxIDMapping {
 	out := make([]specs.LinuxIDMapping, len(maps))
 	for i, m := range maps {

@@ -6,8 +6,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/berth-cri/berth/sandbox"
 )
 
 func TestContainerLogPath(t *testing.T) {
@@ -40,35 +38,6 @@ func TestPodTotal(t *testing.T) {
 	// No limit stays no limit, whatever the overhead.
 	if got := podTotal(&runtime.LinuxContainerResources{}, o); got.MemoryLimitInBytes != 0 || got.CpuQuota != 0 {
 		t.Fatalf("unlimited total = %v", got)
-	}
-}
-
-func TestUsePodMappings(t *testing.T) {
-	pod := &sandbox.UserNamespace{
-		UIDs: []sandbox.IDMap{{ContainerID: 0, HostID: 400000, Size: 65536}},
-		GIDs: []sandbox.IDMap{{ContainerID: 0, HostID: 500000, Size: 65536}},
-	}
-	podUIDs := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 400000, Size: 65536}}
-	podGIDs := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 500000, Size: 65536}}
-	other := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 700000, Size: 10}}
-	mounts := []specs.Mount{
-		{Destination: "/pods", UIDMappings: podUIDs, GIDMappings: podGIDs},
-		{Destination: "/other", UIDMappings: other, GIDMappings: podGIDs},
-		{Destination: "/plain"},
-	}
-	usePodMappings(mounts, nil)
-	if mounts[0].UIDMappings == nil {
-		t.Fatal("a pod without a user namespace of its own changed the mappings")
-	}
-	usePodMappings(mounts, pod)
-	if mounts[0].UIDMappings != nil || mounts[0].GIDMappings != nil {
-		t.Errorf("the pod's mappings were kept: %+v", mounts[0])
-	}
-	if !slices.Equal(mounts[1].UIDMappings, other) || !slices.Equal(mounts[1].GIDMappings, podGIDs) {
-		t.Errorf("other mappings were changed: %+v", mounts[1])
-	}
-	if mounts[2].UIDMappings != nil || mounts[2].GIDMappings != nil {
-		t.Errorf("a plain mount got mappings: %+v", mounts[2])
 	}
 }
 

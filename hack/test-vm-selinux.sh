@@ -5,9 +5,10 @@
 # the VM's scratch disk, runs in the container engine's domain; TestSELinux,
 # TestUserNamespaces (a user namespace and SELinux labels together),
 # TestImageVolume, the streaming tests (exec, attach, port-forward) and
-# critest's SELinux specs run against it. The policy's denials are printed. Needs make build and the test registry serving on $BERTH_REGISTRY
-# (make test-vm starts it); hack/test-vm.sh calls it. critest's reports end up
-# in _output/critest-vm-selinux. Root.
+# critest's SELinux specs run against it. The policy's denials are printed.
+# Needs make build and the test registry serving on $BERTH_REGISTRY (make
+# test-vm starts it); hack/test-vm.sh calls it. critest's reports end up in
+# _output/critest-vm-selinux. Root.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 

@@ -131,6 +131,20 @@ func idmap(om *specs.Mount, m *runtime.Mount) error {
 	return nil
 }
 
+// UseContainerUserNS drops the ID mappings of the idmapped mounts whose
+// mappings are uids and gids, those of the user namespace the container joins
+// (the kubelet gives a user-namespaced pod's volumes its pod's): a mount
+// without mappings is idmapped through that namespace, where libcontainer
+// would otherwise make a user namespace for each mount (a process traced at
+// its exec, which an SELinux policy may refuse the runtime).
+func UseContainerUserNS(mounts []specs.Mount, uids, gids []specs.LinuxIDMapping) {
+	for i, m := range mounts {
+		if slices.Equal(m.UIDMappings, uids) && slices.Equal(m.GIDMappings, gids) {
+			mounts[i].UIDMappings, mounts[i].GIDMappings = nil, nil
+		}
+	}
+}
+
 func specMappings(in []*runtime.IDMapping) ([]specs.LinuxIDMapping, error) {
 	out := make([]specs.LinuxIDMapping, len(in))
 	for i, m := range in {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -128,5 +129,30 @@ func TestImageVolumes(t *testing.T) {
 	}
 	if _, err := ImageVolumes(map[string]struct{}{"/x": {}}, nil, "/proc/no-such/dir"); err == nil || errors.Is(err, os.ErrExist) {
 		t.Fatalf("unwritable base: %v", err)
+	}
+}
+
+func TestUseContainerUserNS(t *testing.T) {
+	podUIDs := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 400000, Size: 65536}}
+	podGIDs := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 500000, Size: 65536}}
+	other := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 700000, Size: 10}}
+	mounts := []specs.Mount{
+		{Destination: "/pods", UIDMappings: podUIDs, GIDMappings: podGIDs},
+		{Destination: "/other", UIDMappings: other, GIDMappings: podGIDs},
+		{Destination: "/plain"},
+	}
+	UseContainerUserNS(mounts, nil, nil) // a container in the host's user namespace
+	if mounts[0].UIDMappings == nil {
+		t.Fatal("mappings were dropped for a container without a user namespace of its own")
+	}
+	UseContainerUserNS(mounts, podUIDs, podGIDs)
+	if mounts[0].UIDMappings != nil || mounts[0].GIDMappings != nil {
+		t.Errorf("the pod's mappings were kept: %+v", mounts[0])
+	}
+	if !slices.Equal(mounts[1].UIDMappings, other) || !slices.Equal(mounts[1].GIDMappings, podGIDs) {
+		t.Errorf("other mappings were changed: %+v", mounts[1])
+	}
+	if mounts[2].UIDMappings != nil || mounts[2].GIDMappings != nil {
+		t.Errorf("a plain mount got mappings: %+v", mounts[2])
 	}
 }

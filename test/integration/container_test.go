@@ -600,8 +600,6 @@ func TestUpdateContainerResources(t *testing.T) {
 	assertPodGone(t, b, pod)
 }
 
-// An image of 100 layers, whose layer paths overflow one page of overlay
-// mount options, runs.
 // pullTestImage pulls repo (e.g. "berth-test/deep:1") from the test registry
 // and returns its reference.
 func pullTestImage(t *testing.T, b *util.Berthd, repo string) string {
@@ -625,6 +623,8 @@ func runTestImage(t *testing.T, b *util.Berthd, rc runtime.RuntimeServiceClient,
 	return pod, id
 }
 
+// An image of 100 layers, whose layer paths overflow one page of overlay
+// mount options, runs.
 func TestDeepImageRuns(t *testing.T) {
 	b, _, rc := containerBerthd(t)
 	pod, id := runTestImage(t, b, rc, "berth-test/deep:1", "deep")
