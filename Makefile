@@ -26,9 +26,10 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build bin/berthd and bin/berth-shim
+build: ## build bin/berthd, bin/berth-shim (static, no cgo: it lives as long as its pod) and bin/berth-runtime
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/berthd ./cmd/berthd
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/berth-shim ./cmd/berth-shim
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/berth-shim ./cmd/berth-shim
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/berth-runtime ./cmd/berth-runtime
 
 .PHONY: deps
 deps: ## install what the build and tests need (idempotent; hack/install-deps.sh)
@@ -87,8 +88,8 @@ run: deps build ## install deps, build, and run berthd in the foreground (root)
 	bin/berthd
 
 .PHONY: install
-install: build ## install berthd to /usr/local/bin and a default /etc/berth/berth.toml if none
-	install -D -m 0755 bin/berthd /usr/local/bin/berthd
+install: build ## install berthd, berth-shim and berth-runtime to /usr/local/bin and a default /etc/berth/berth.toml if none
+	install -D -m 0755 -t /usr/local/bin bin/berthd bin/berth-shim bin/berth-runtime
 	@if [ ! -e /etc/berth/berth.toml ]; then install -d -m 0755 /etc/berth; bin/berthd config default > /etc/berth/berth.toml; echo "wrote /etc/berth/berth.toml"; fi
 
 .PHONY: clean

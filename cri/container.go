@@ -37,6 +37,8 @@ type Shims interface {
 	RecordedExit(pod, id string) (runner.Exit, error)
 	// Pods lists the pods that have shim files.
 	Pods() []string
+	// Exec runs a process in a running container of pod (ExecSync).
+	Exec(ctx context.Context, pod, id string, args []string, timeout time.Duration, limit int) (runner.ExecReply, error)
 }
 
 // Snapshots prepares containers' root filesystems (images.Service).

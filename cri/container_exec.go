@@ -25,12 +25,12 @@ func (s *Server) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*r
 	if len(req.GetCmd()) == 0 {
 		return nil, fmt.Errorf("exec needs a command: %w", errdefs.ErrInvalidArgument)
 	}
-	c, shim, err := s.runningContainer(ctx, req.GetContainerId())
+	c, _, err := s.runningContainer(ctx, req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
 	timeout := time.Duration(req.GetTimeout()) * time.Second
-	res, err := shim.Exec(ctx, c.ID, req.GetCmd(), timeout, maxExecOutput)
+	res, err := s.shims.Exec(ctx, c.PodID, c.ID, req.GetCmd(), timeout, maxExecOutput)
 	if err != nil {
 		return nil, err
 	}

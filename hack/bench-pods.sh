@@ -143,13 +143,13 @@ bench() {
 	done
 }
 
-# bench_cri NAME SHIM_MATCH PAUSE_MATCH: hack/benchcri against the running
-# daemon.
+# bench_cri NAME SHIM_MATCH PAUSE_MATCH [SERVER_MATCH]: hack/benchcri against
+# the running daemon (SERVER_MATCH: a node-wide helper process of the daemon's).
 bench_cri() {
 	local image="$BERTH_REGISTRY/e2e-test-images/busybox:1.29-2"
 	"$CRICTL" -r "unix://$SOCK" -i "unix://$SOCK" --timeout 60s pull "$image" >/dev/null
 	"$WORK/benchcri" -socket "$SOCK" -image "$image" -cgroup-parent "/berth-bench-cri-$1" -cycles "$PODS" \
-		-daemon-pid "$DAEMON_PID" -shim "$2" -under "$WORK" -pause "$3" | sed "s/^/$1 /"
+		-daemon-pid "$DAEMON_PID" -shim "$2" -under "$WORK" -pause "$3" -server "${4:-}" | sed "s/^/$1 /"
 }
 
 # percentiles FILE COLUMN: "p50 p90" of a column of numbers.
@@ -164,7 +164,7 @@ fetch_peer_binaries
 log "$PODS pods on each runtime"
 start_berthd
 bench berth >"$WORK/results"
-bench_cri berth "berth-shim serve" "berth-shim pause" >"$WORK/cri"
+bench_cri berth "berth-shim serve" "berth-runtime pause" "berth-runtime serve" >"$WORK/cri"
 grep -o 'cni_add=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_add=//' >"$WORK/add" || true
 grep -o 'cni_del=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_del=//' >"$WORK/del" || true
 stop_daemon
@@ -209,6 +209,8 @@ done
 printf 'memory with 10 pods: berthd RSS %d KiB, berth-shim RSS %d KiB PSS %d KiB (avg of %s) | containerd RSS %d KiB, containerd-shim-runc-v2 RSS %d KiB PSS %d KiB (avg of %s)\n' \
 	"$(cri berth daemon_rss_kib 3)" "$(cri berth shims 5)" "$(cri berth shims 7)" "$(cri berth shims 3)" \
 	"$(cri containerd daemon_rss_kib 3)" "$(cri containerd shims 5)" "$(cri containerd shims 7)" "$(cri containerd shims 3)"
+printf "berth's runtime server (berthd's child, answers ExecSync; one per node): RSS %d KiB PSS %d KiB\n" \
+	"$(cri berth servers 5)" "$(cri berth servers 7)"
 printf 'pause, in a pod sharing its PID namespace: berth RSS %d KiB PSS %d KiB (avg of %s) | containerd pause container RSS %d KiB PSS %d KiB (avg of %s, one per pod)\n' \
 	"$(cri berth pauses 5)" "$(cri berth pauses 7)" "$(cri berth pauses 3)" \
 	"$(cri containerd pauses 5)" "$(cri containerd pauses 7)" "$(cri containerd pauses 3)"

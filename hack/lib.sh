@@ -95,7 +95,7 @@ unmount_under() {
 # and the test registry on the host's loopback (the VM reaches it there).
 need_vm_test_setup() {
 	[[ $(id -u) -eq 0 ]] || die "run as root"
-	[[ -x $BERTH_REPO/bin/berthd && -x $BERTH_REPO/bin/berth-shim ]] || die "run make build first"
+	[[ -x $BERTH_REPO/bin/berthd && -x $BERTH_REPO/bin/berth-shim && -x $BERTH_REPO/bin/berth-runtime ]] || die "run make build first"
 	[[ ${BERTH_REGISTRY%:*} == 127.0.0.1 ]] || die "BERTH_REGISTRY must be on 127.0.0.1 (the VM reaches the host's loopback)"
 }
 

@@ -26,12 +26,12 @@ set -u
 cd /tmp
 rc=0
 echo "== SELinux: \$(getenforce), init runs as \$(cat /proc/self/attr/current)"
-# The host's files are all bin_t: berthd and its shim get their type on the
+# The host's files are all bin_t: berthd, its shims and its runtime get their type on the
 # scratch disk, and enter the engine's domain when run (berth_vm.te).
 bin=/tmp/berth-bin
 mkdir -p \$bin
-cp $BERTH_REPO/bin/berthd $BERTH_REPO/bin/berth-shim \$bin/
-chcon system_u:object_r:container_engine_exec_t:s0 \$bin/berthd \$bin/berth-shim
+cp $BERTH_REPO/bin/berthd $BERTH_REPO/bin/berth-shim $BERTH_REPO/bin/berth-runtime \$bin/
+chcon system_u:object_r:container_engine_exec_t:s0 \$bin/berthd \$bin/berth-shim \$bin/berth-runtime
 # The daemons' roots, states and logs: labelled as the policy labels a
 # container engine's image layers (/var/lib/containers/overlay*), which its
 # containers read through their rootfs mounts: container_ro_file_t.

@@ -9,7 +9,7 @@
 // and deleting it; both steps are idempotent.
 //
 // A pod with a user namespace of its own (userns.go) gets it from a holder
-// process (berth-shim hold) cloned into a new user namespace with the pod's
+// process (berth-runtime hold) cloned into a new user namespace with the pod's
 // mappings and new network, IPC and UTS namespaces, which the user namespace
 // therefore owns; the five are pinned from /proc/<holder>/ns and the holder
 // ends (a multi-threaded Go process cannot enter a user namespace itself).

@@ -24,7 +24,7 @@ type OS interface {
 // HostOS is the real OS.
 type HostOS struct {
 	// Holder holds a pod's new user namespace while it is pinned: a binary
-	// that waits for EOF on fd 3 when run with "hold" (berth-shim).
+	// that waits for EOF on fd 3 when run with "hold" (berth-runtime).
 	Holder string
 }
 

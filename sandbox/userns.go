@@ -69,7 +69,7 @@ func (u *UserNamespace) Validate(spec Spec) error {
 // so that they are owned by that namespace and made by its root (the IPC
 // namespace's mqueue filesystem belongs to whoever made the namespace: made
 // by the host's root, the pod's root could not even label it). The process
-// (holder: "berth-shim hold FLAGS", package holder) says when it is done and
+// (holder: "berth-runtime hold FLAGS", package holder) says when it is done and
 // lives until the returned function is called. nsDir is the /proc dir of the
 // namespaces of its thread that made them.
 func startHolder(holder string, flags uintptr, u *UserNamespace) (nsDir string, release func(), err error) {

@@ -15,7 +15,7 @@ import (
 )
 
 // TestMain lets the test binary be the user namespace holder ("hold FLAGS",
-// package holder), as berth-shim is for berthd.
+// package holder), as berth-runtime is for berthd.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "hold" {
 		os.Exit(holder.Run(os.Args[2]))

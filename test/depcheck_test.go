@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -80,8 +81,10 @@ var rules = []rule{
 	// test/ and hack/ (benchmark tools) are CRI clients, not parts of Berth.
 	{"grpc only in cri/ and cmd/", importPrefix("google.golang.org/grpc"),
 		func(p string) bool { return anyUnder(p, "cri", "cmd", "test", "hack") }},
-	{"libcontainer only in sandbox/runner and cmd/berth-shim", importPrefix(runcModule),
-		func(p string) bool { return anyUnder(p, "sandbox/runner", "cmd/berth-shim") }},
+	// berth-shim lives as long as its pod: it links no libcontainer (its
+	// memory would be every pod's), berth-runtime does the work.
+	{"libcontainer only in sandbox/runner/helper and cmd/berth-runtime", importPrefix(runcModule),
+		func(p string) bool { return anyUnder(p, "sandbox/runner/helper", "cmd/berth-runtime") }},
 	{"containerd/cgroups only in sandbox/cgroups", importPrefix("github.com/containerd/cgroups"),
 		func(p string) bool { return anyUnder(p, "sandbox/cgroups") }},
 	{"CRI types stop at cri/ (and sandbox/spec, volumes as input)", importPrefix("k8s.io/cri-api"),
@@ -116,11 +119,32 @@ func checkLeaf(t *testing.T, pkg, imp string) {
 	}
 }
 
+// berth-shim links neither libcontainer nor cgo, through any package.
+func TestShimIsLean(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", module+"/cmd/berth-shim")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list found %d packages", len(deps))
+	}
+	for _, d := range deps {
+		if strings.HasPrefix(d, runcModule) || d == "runtime/cgo" || d == module+"/sandbox/runner/helper" {
+			t.Errorf("berth-shim links %s", d)
+		}
+	}
+}
+
 // The rules must catch what they are written for.
 func TestDependencyRulesCatchViolations(t *testing.T) {
 	bad := []struct{ pkg, imp string }{
 		{module + "/images", "google.golang.org/grpc"},
 		{module + "/sandbox/store", runcModule + "/libcontainer"},
+		{module + "/sandbox/runner/shim", runcModule + "/libcontainer"},
 		{module + "/cri", "github.com/containerd/cgroups/v3"},
 		{module + "/cni", "k8s.io/cri-api/pkg/apis/runtime/v1"},
 		{module + "/cri", module + "/cmd/berthd"},

@@ -30,7 +30,7 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	pods, err := sandbox.NewManager(sandbox.HostOS{Holder: shimBinary()}, cfg.Root, cfg.State)
+	pods, err := sandbox.NewManager(sandbox.HostOS{Holder: besideBerthd("berth-runtime")}, cfg.Root, cfg.State)
 	if err == nil {
 		err = pods.Recover(ctx)
 	}
@@ -64,7 +64,8 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 	}
 	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network,
 		Images: imageStore, Puller: imageStore, Pods: pods, Containers: containers, Snapshots: imageStore,
-		Shims: runner.NewPool(shimBinary(), filepath.Join(cfg.State, "shims")), StateDir: cfg.State, Stats: stats})
+		Shims: runner.NewPool(runner.Binaries{Shim: besideBerthd("berth-shim"), Runtime: besideBerthd("berth-runtime")},
+			filepath.Join(cfg.State, "shims")), StateDir: cfg.State, Stats: stats})
 	srv.Recover(ctx)
 	if err := startServers(srv, cfg); err != nil {
 		srv.Close()
@@ -112,14 +113,14 @@ func imageOptions(cfg *config.Config) (images.Options, error) {
 	}, nil
 }
 
-// shimBinary is berth-shim beside berthd (make build and make install put
-// both in the same directory).
-func shimBinary() string {
+// besideBerthd is the binary name in berthd's directory (make build and make
+// install put berthd, berth-shim and berth-runtime in the same one).
+func besideBerthd(name string) string {
 	self, err := os.Executable()
 	if err != nil {
-		return "berth-shim"
+		return name
 	}
-	return filepath.Join(filepath.Dir(self), "berth-shim")
+	return filepath.Join(filepath.Dir(self), name)
 }
 
 // startServers starts the streaming server (HTTPS with the configured

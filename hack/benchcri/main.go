@@ -54,6 +54,7 @@ func main() {
 	daemon := flag.Int("daemon-pid", 0, "the runtime daemon's pid")
 	shim := flag.String("shim", "", "substring of a shim's command line")
 	pause := flag.String("pause", "", "substring of a pause process's command line")
+	server := flag.String("server", "", "substring of the command line of a runtime's node-wide helper server")
 	under := flag.String("under", "", "path a shim's command line holds")
 	statsFor := flag.Int("stats", 100, "containers running while stats are listed")
 	flag.Parse()
@@ -92,6 +93,7 @@ func main() {
 	}
 	time.Sleep(2 * time.Second) // let the shims settle
 	fmt.Printf("daemon_rss_kib %d\n", rssKiB(*daemon))
+	reportMemory("server", findShims(*server, *under))
 	reportMemory("shim", findShims(*shim, *under))
 	if *pause != "" {
 		b.measurePauses(*pause)

@@ -1,5 +1,5 @@
-// Package holder is berthd's holder of a pod's new user namespace ("berth-shim
-// hold FLAGS"): berthd starts it in the new namespace as its root, it
+// Package holder is berthd's holder of a pod's new user namespace
+// ("berth-runtime hold FLAGS"): berthd starts it in the new namespace as its root, it
 // unshares the pod's other namespaces there (so that the pod's root made
 // them: an IPC namespace's mqueue filesystem belongs to its maker), reports,
 // and lives while berthd pins them. See sandbox.PinNamespaces.

@@ -88,10 +88,11 @@ func (c *Client) ReopenLog(ctx context.Context, id string) error {
 	return c.call(ctx, "ReopenLog", IDArgs{ID: id}, &Empty{})
 }
 
-// Exec runs args in a running container; see ExecArgs.
-func (c *Client) Exec(ctx context.Context, id string, args []string, timeout time.Duration, limit int) (ExecReply, error) {
+// Exec runs a process in a running container and returns its output (the
+// runtime server answers it: Pool.Exec).
+func (c *Client) Exec(ctx context.Context, args ExecArgs) (ExecReply, error) {
 	var r ExecReply
-	err := c.call(ctx, "Exec", ExecArgs{ID: id, Args: args, Timeout: timeout, Limit: limit}, &r)
+	err := c.call(ctx, "Exec", args, &r)
 	return r, err
 }
 
@@ -140,36 +141,38 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// StartShim starts binary as a detached shim (own session, stdio to logPath)
-// serving on socket with libcontainer state under root, and waits until it
-// answers. It returns the shim's pid; the shim is not berthd's child for long:
-// berthd does not wait for it, so it survives berthd.
-func StartShim(ctx context.Context, binary, socket, root, logPath string) (int, error) {
+// Binaries are the shim's binary and the runtime's, which the shim runs for
+// each operation on a container (helper.go).
+type Binaries struct{ Shim, Runtime string }
+
+// StartShim starts a detached shim (own session, stdio to logPath) serving
+// on socket with libcontainer state under root, and waits until it answers.
+// It returns the shim's pid; the shim is not berthd's child for long: berthd
+// does not wait for it, so it survives berthd.
+func StartShim(ctx context.Context, bins Binaries, socket, root, logPath string) (int, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return 0, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(binary, "serve", "--socket", socket, "--root", root)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer ready.Close()
+	cmd := exec.Command(bins.Shim, "serve", "--socket", socket, "--root", root, "--runtime", bins.Runtime, "--ready-fd", "3")
+	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = logf, logf, []*os.File{readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
 		return 0, fmt.Errorf("start shim: %w", err)
 	}
-	pid := cmd.Process.Pid
 	go func() { _ = cmd.Wait() }() // reap it if it dies while berthd lives
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if c, err := Dial(ctx, socket); err == nil {
-			c.Close()
-			return pid, nil
-		}
-		if err := ctx.Err(); err != nil {
-			_ = cmd.Process.Kill()
-			return 0, err
-		}
+	if err := awaitReady(ctx, ready, cmd, "shim", logPath); err != nil {
+		return 0, err
 	}
-	_ = cmd.Process.Kill()
-	return 0, errors.New("shim did not come up within 10s (see " + logPath + ")")
+	return cmd.Process.Pid, nil
 }
 
 // Pause starts (once) the pod's pause process and returns its pid.

@@ -1,6 +1,8 @@
 // Package runner is berthd's side of berth-shim: it starts a pod's shim
 // (detached, in its own session, so that berthd can restart while containers
-// run), and talks to it over a unix socket.
+// run), and talks to it over a unix socket. It also keeps the runtime server
+// (runtime.go), which answers ExecSync, and holds the protocol between the
+// shim and its berth-runtime helpers (helper.go).
 //
 // The protocol is JSON-RPC 1.0 as Go's net/rpc/jsonrpc writes it (service
 // "Shim"; wire.go), spoken without net/rpc so that the shim links neither
@@ -8,5 +10,5 @@
 // and cheap for the shim's memory. Errors cross it as "<kind>: message", kind being an errdefs
 // sentinel's name, so that callers keep the error vocabulary.
 //
-// Only runner and runner/shim import libcontainer (the shim side).
+// Only runner/helper (berth-runtime) imports libcontainer: not the shim.
 package runner

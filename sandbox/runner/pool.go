@@ -13,19 +13,25 @@ import (
 
 // Pool keeps one shim per pod: <dir>/<pod>/shim.sock, its libcontainer state
 // in <dir>/<pod>/shim-state and its log in <dir>/<pod>/shim.log. A shim that
-// berthd started before a restart is found again by its socket.
+// berthd started before a restart is found again by its socket. The pool's
+// runtime server (runtime.go) answers ExecSync: <dir>/runtime.sock.
 type Pool struct {
-	binary, dir string
-	mu          sync.Mutex
-	clients     map[string]*Client
+	bins    Binaries
+	dir     string
+	mu      sync.Mutex
+	clients map[string]*Client
+	rt      runtimeServer
 }
 
-// NewPool starts shims from binary, with their files under dir.
-func NewPool(binary, dir string) *Pool {
-	return &Pool{binary: binary, dir: dir, clients: map[string]*Client{}}
+// NewPool starts shims from bins, with their files under dir.
+func NewPool(bins Binaries, dir string) *Pool {
+	return &Pool{bins: bins, dir: dir, clients: map[string]*Client{}}
 }
 
 func (p *Pool) socket(pod string) string { return filepath.Join(p.dir, pod, "shim.sock") }
+
+// shimRoot is the pod's shim's state: libcontainer's and the exit records.
+func (p *Pool) shimRoot(pod string) string { return filepath.Join(p.dir, pod, "shim-state") }
 
 // cached returns the pod's live client, dropping a dead one; p.mu is held.
 func (p *Pool) cached(pod string) (*Client, bool) {
@@ -52,7 +58,7 @@ func (p *Pool) Get(ctx context.Context, pod string) (*Client, error) {
 	if err := os.MkdirAll(filepath.Join(p.dir, pod), 0o700); err != nil {
 		return nil, err
 	}
-	if _, err := StartShim(ctx, p.binary, p.socket(pod), filepath.Join(p.dir, pod, "shim-state"), filepath.Join(p.dir, pod, "shim.log")); err != nil {
+	if _, err := StartShim(ctx, p.bins, p.socket(pod), p.shimRoot(pod), filepath.Join(p.dir, pod, "shim.log")); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", pod, err)
 	}
 	c, err := Dial(ctx, p.socket(pod))
@@ -101,7 +107,7 @@ func (p *Pool) Stop(ctx context.Context, pod string) error {
 // RecordedExit is the exit the pod's shim recorded for container id before
 // reporting it; it outlives the shim.
 func (p *Pool) RecordedExit(pod, id string) (Exit, error) {
-	return ReadExit(filepath.Join(p.dir, pod, "shim-state"), id)
+	return ReadExit(p.shimRoot(pod), id)
 }
 
 // Pods lists the pods that have shim files (a running shim, or what a dead

@@ -97,9 +97,12 @@ type ExitEvent struct {
 // ExitsReply lists exits (empty when the wait timed out).
 type ExitsReply struct{ Exits []ExitEvent }
 
-// ExecArgs run Args in a running container; each output stream is capped at
-// Limit bytes; the process is killed after Timeout (0: no timeout).
+// ExecArgs run Args in running container ID of the shim whose state is
+// under Root, as its init's user, env and working dir; each output stream is
+// capped at Limit bytes; the process is killed after Timeout (0: no
+// timeout). The runtime server answers it (runtime.go), not the shim.
 type ExecArgs struct {
+	Root    string
 	ID      string
 	Args    []string
 	Timeout time.Duration
@@ -193,13 +196,18 @@ func decodeError(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
+	return decodeKind("shim: ", err.Error())
+}
+
+// decodeKind turns an encoded message into an error that wraps its kind,
+// prefixed with who said it.
+func decodeKind(who, msg string) error {
 	for _, k := range errorKinds {
 		if rest, ok := strings.CutPrefix(msg, k.name+": "); ok {
-			return fmt.Errorf("shim: %s: %w", rest, k.err)
+			return fmt.Errorf("%s%s: %w", who, rest, k.err)
 		}
 	}
-	return fmt.Errorf("shim: %s", msg)
+	return fmt.Errorf("%s%s", who, msg)
 }
 
 // PauseArgs say how the pod's pause runs: in the pod's own user namespace
@@ -207,6 +215,25 @@ func decodeError(err error) error {
 // the pause makes is owned by it, else in the shim's; with the pod's SELinux
 // process and mount labels on an SELinux host.
 type PauseArgs struct{ UserNS, ProcessLabel, MountLabel string }
+
+// The environment in which the shim passes the pause ("berth-runtime pause",
+// package pausens) its descriptors and labels.
+const (
+	// PauseRootEnv names the descriptor of the empty dir its root is
+	// mounted on.
+	PauseRootEnv = "_BERTH_PAUSE_ROOT"
+	// PauseUsernsEnv names a descriptor of the user namespace to enter, and
+	// PausePIDFDEnv the one to write the pause's pid to from there.
+	PauseUsernsEnv = "_BERTH_PAUSE_USERNS"
+	PausePIDFDEnv  = "_BERTH_PAUSE_PIDFD"
+	// PauseReportEnv names the write end of a pipe on which the pause says
+	// "ok" once it is set up, or which step failed.
+	PauseReportEnv = "_BERTH_PAUSE_REPORT"
+	// PauseLabelEnv and PauseMountLabelEnv hold the pod's SELinux labels,
+	// if any.
+	PauseLabelEnv      = "_BERTH_PAUSE_LABEL"
+	PauseMountLabelEnv = "_BERTH_PAUSE_MOUNT_LABEL"
+)
 
 // PauseReply carries the pid of the pod's pause process, PID 1 of the pod's
 // shared PID namespace (/proc/<pid>/ns/pid is the namespace to join).

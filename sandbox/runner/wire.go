@@ -34,6 +34,9 @@ type Response struct {
 
 var errLost = fmt.Errorf("shim connection lost: %w", errdefs.ErrUnavailable)
 
+// errNotSent is errLost before the call went out: the peer never saw it.
+var errNotSent = fmt.Errorf("call not sent: %w", errLost)
+
 // conn is the calling side of one connection.
 type conn struct {
 	nc      net.Conn
@@ -52,7 +55,7 @@ func newConn(nc net.Conn) *conn {
 }
 
 // call sends a request and waits for its answer or for ctx to end. A broken
-// connection is errLost.
+// connection is errLost (errNotSent when the call did not go out).
 func (c *conn) call(ctx context.Context, method string, args, reply any) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -65,7 +68,7 @@ func (c *conn) call(ctx context.Context, method string, args, reply any) error {
 	c.mu.Lock()
 	if c.broken {
 		c.mu.Unlock()
-		return errLost
+		return errNotSent
 	}
 	c.seq++
 	id := c.seq
@@ -76,7 +79,7 @@ func (c *conn) call(ctx context.Context, method string, args, reply any) error {
 	c.sendMu.Unlock()
 	if err != nil {
 		c.nc.Close() // read ends and fails every pending call
-		return errLost
+		return errNotSent
 	}
 	select {
 	case resp, ok := <-answer:

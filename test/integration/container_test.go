@@ -266,6 +266,70 @@ func TestContainerExitsAreReported(t *testing.T) {
 	assertPodGone(t, b, pod)
 }
 
+// ExecSync runs in berthd's runtime server: berthd's child, started by the
+// first ExecSync, started again when it died, gone with berthd.
+func TestRuntimeServer(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	cfg := podConfig("rtserver")
+	pod := runPod(t, rc, cfg)
+	ctr := startContainer(t, rc, pod, cfg, "sleeper", nil, "sleep", "100000")
+	if pids := util.RuntimeServerPids(b.Dir); len(pids) != 0 {
+		t.Fatalf("runtime servers before any exec: %v", pids)
+	}
+	if r := execSync(t, rc, ctr, "echo", "one"); string(r.Stdout) != "one\n" {
+		t.Fatalf("exec: %q", r.Stdout)
+	}
+	first := util.RuntimeServerPids(b.Dir)
+	if len(first) != 1 || parentOf(t, first[0]) != b.Pid() {
+		t.Fatalf("runtime servers %v, want one child of berthd %d", first, b.Pid())
+	}
+	if err := syscall.Kill(first[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, first[0])
+	if r := execSync(t, rc, ctr, "echo", "two"); string(r.Stdout) != "two\n" {
+		t.Fatalf("exec after the server died: %q", r.Stdout)
+	}
+	second := util.RuntimeServerPids(b.Dir)
+	if len(second) != 1 || second[0] == first[0] {
+		t.Fatalf("runtime servers %v after %v died", second, first)
+	}
+	b.Kill(t)
+	waitGone(t, second[0])
+}
+
+// parentOf is pid's parent.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ppid
+}
+
+// waitGone waits until process pid has exited (a zombie has).
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(util.CallTimeout()); ; time.Sleep(20 * time.Millisecond) {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		if f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:])); f[0] == "Z" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still runs", pid)
+		}
+	}
+}
+
 // The restart test of the issue: containers keep running across a kill -9 of
 // berthd; those that exit meanwhile report their exit codes; logs go on;
 // ExecSync works.

@@ -16,7 +16,7 @@ import (
 )
 
 // A container keeps running in its shim while the client (berthd) goes away
-// and comes back.
+// and comes back. (berth-runtime is beside berth-shim, as make build puts it.)
 func TestShimKeepsContainersAcrossClients(t *testing.T) {
 	util.RequireIntegration(t)
 	shimBin, rootfs := os.Getenv("BERTH_SHIM"), os.Getenv("BERTH_TEST_ROOTFS")
@@ -32,7 +32,8 @@ func TestShimKeepsContainersAcrossClients(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	socket := filepath.Join(dir, "shim.sock")
-	pid, err := runner.StartShim(ctx, shimBin, socket, filepath.Join(dir, "state"), filepath.Join(dir, "shim.log"))
+	bins := runner.Binaries{Shim: shimBin, Runtime: filepath.Join(filepath.Dir(shimBin), "berth-runtime")}
+	pid, err := runner.StartShim(ctx, bins, socket, filepath.Join(dir, "state"), filepath.Join(dir, "shim.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -404,7 +404,15 @@ func CopyRootfs(t *testing.T, src string) string {
 }
 
 // ShimPids lists the berth-shim processes serving under dir.
-func ShimPids(dir string) []int {
+func ShimPids(dir string) []int { return servingUnder(dir, "berth-shim") }
+
+// RuntimeServerPids lists the runtime servers (berth-runtime serve) serving
+// under dir.
+func RuntimeServerPids(dir string) []int { return servingUnder(dir, "berth-runtime") }
+
+// servingUnder lists the processes "binary serve ..." whose arguments name a
+// path under dir.
+func servingUnder(dir, binary string) []int {
 	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -413,7 +421,7 @@ func ShimPids(dir string) []int {
 			continue
 		}
 		args := strings.Split(string(data), "\x00")
-		if len(args) > 3 && filepath.Base(args[0]) == "berth-shim" && args[1] == "serve" && strings.Contains(string(data), dir+"/") {
+		if len(args) > 3 && filepath.Base(args[0]) == binary && args[1] == "serve" && strings.Contains(string(data), dir+"/") {
 			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
 				pids = append(pids, pid)
 			}
@@ -469,10 +477,11 @@ func CPUWeight(shares uint64) string {
 	return strconv.FormatUint(ocgroups.ConvertCPUSharesToCgroupV2Value(shares), 10)
 }
 
-// killLeftovers kills the shims serving under dir and every process in the
-// cgroups of the pods recorded under dir/root, then removes those cgroups.
+// killLeftovers kills the shims and runtime servers serving under dir and
+// every process in the cgroups of the pods recorded under dir/root, then
+// removes those cgroups.
 func killLeftovers(dir string) {
-	for _, pid := range ShimPids(dir) {
+	for _, pid := range append(ShimPids(dir), RuntimeServerPids(dir)...) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	records, _ := filepath.Glob(filepath.Join(dir, "root", "pods", "*.json"))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -13,11 +12,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	_ "github.com/opencontainers/cgroups/devices" // device rules for the container cgroup
-	"github.com/opencontainers/runc/libcontainer"
-	"github.com/opencontainers/runc/libcontainer/configs"
-	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-cri/berth/sandbox/runner"
 )
@@ -30,21 +26,24 @@ type Exit struct {
 	At     time.Time
 }
 
-// Containers runs containers with libcontainer. Its state root (libcontainer's
-// own per-container state) must not contain the shim binary's directory.
+// Containers runs containers with libcontainer, through berth-runtime
+// helpers. Its state root (libcontainer's own per-container state) must not
+// contain the runtime binary's directory.
 type Containers struct {
-	root string
-	mu   sync.Mutex
-	ctrs map[string]*container
+	root    string
+	runtime string
+	mu      sync.Mutex
+	ctrs    map[string]*container
 	// seq numbers exits; changed is closed (and replaced) at each one.
 	seq     uint64
 	changed chan struct{}
-	// execs are the pids of exec'd processes that libcontainer waits for.
+	// execs are the pids of the helpers, which exec.Cmd waits for.
 	execs map[int]bool
 	// sessions are the interactive execs, by exec ID.
 	sessions map[string]*session
-	// startMu is held from an init's start to its registration, so that the
-	// orphan reaper never takes an init for an orphan (reap.go).
+	// startMu is held from a helper's start to its registration, and from
+	// a create helper's start to its init's registration, so that the orphan
+	// reaper never takes either for an orphan (reap.go).
 	startMu sync.Mutex
 	// creating is read-held by each Create, so that listing waits for the
 	// creates in flight: after a crash of berthd, its successor must see
@@ -53,10 +52,14 @@ type Containers struct {
 }
 
 type container struct {
-	c       *libcontainer.Container
-	process *libcontainer.Process
-	pid     int
-	stdio   *stdio
+	id string
+	// pid is the init's; pidfd refers to it until it is reaped.
+	pid         int
+	pidfd       *os.File
+	cgroupPaths map[string]string
+	// privatePID says the container has a PID namespace of its own.
+	privatePID bool
+	stdio      *stdio
 	// taps copy each output stream to attached sessions; stdinOnce closes
 	// stdin after the first attached session's stdin ends.
 	taps      map[string]*tap
@@ -69,12 +72,13 @@ type container struct {
 	exitSeq   uint64
 }
 
-// NewContainers uses root for libcontainer's state.
-func NewContainers(root string) (*Containers, error) {
+// NewContainers uses root for libcontainer's state and the berth-runtime
+// binary runtime for the operations.
+func NewContainers(root, runtime string) (*Containers, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
-	return &Containers{root: root, ctrs: map[string]*container{}, changed: make(chan struct{}), execs: map[int]bool{},
+	return &Containers{root: root, runtime: runtime, ctrs: map[string]*container{}, changed: make(chan struct{}), execs: map[int]bool{},
 		sessions: map[string]*session{}}, nil
 }
 
@@ -89,10 +93,6 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 	if spec.Process == nil {
 		return fmt.Errorf("container %s: the spec has no process: %w", id, errdefs.ErrInvalidArgument)
 	}
-	cfg, err := cs.libcontainerConfig(id, spec)
-	if err != nil {
-		return fmt.Errorf("container %s: spec: %v: %w", id, err, errdefs.ErrInvalidArgument)
-	}
 	logf, err := openLog(wiring.LogPath)
 	if err != nil {
 		return fmt.Errorf("container %s: log: %w", id, err)
@@ -102,23 +102,16 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 			logf.Close()
 		}
 	}()
-	c, err := libcontainer.Create(cs.root, id, cfg)
-	if err != nil {
-		return fmt.Errorf("create container %s: %w", id, err)
-	}
-	defer func() {
-		if retErr != nil {
-			_ = c.Destroy()
-		}
-	}()
-	p, st, err := newProcess(spec.Process, spec.Process.Terminal, wiring.Stdin)
+	st, req, files, err := newStdio(spec.Process.Terminal, wiring.Stdin)
 	if err != nil {
 		return err
 	}
-	ctr, err := cs.startInit(c, p, st)
+	req.ID, req.Spec = id, spec
+	ctr, err := cs.startInit(req, files, st)
 	if err != nil {
-		return fmt.Errorf("start init of %s: %w", id, err)
+		return err
 	}
+	ctr.id, ctr.privatePID = id, privatePIDNamespace(spec)
 	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now}, spec.Process
 	ctr.stdinOnce, ctr.taps = wiring.StdinOnce, map[string]*tap{}
 	var copying sync.WaitGroup
@@ -135,42 +128,58 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 	return nil
 }
 
-// libcontainerConfig converts a spec. For a spec that joins a user namespace
-// specconv starts a process to read the namespace's mappings and waits for
-// it: under startMu, so that the orphan reaper does not take it first.
-func (cs *Containers) libcontainerConfig(id string, spec *specs.Spec) (*configs.Config, error) {
-	if spec.Linux != nil && slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
-		return ns.Type == specs.UserNamespace && ns.Path != ""
-	}) {
-		cs.startMu.Lock()
-		defer cs.startMu.Unlock()
-	}
-	return specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec, NoNewKeyring: true})
+func privatePIDNamespace(spec *specs.Spec) bool {
+	return spec.Linux != nil && slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+		return ns.Type == specs.PIDNamespace && ns.Path == ""
+	})
 }
 
-// startInit starts the init (under startMu, so that the orphan reaper never
-// takes it) and, for a terminal, receives its pty master.
-func (cs *Containers) startInit(c *libcontainer.Container, p *libcontainer.Process, st *stdio) (*container, error) {
+// startInit runs the create helper and adopts the init it started, all
+// under startMu, so that the orphan reaper never takes the init; with a
+// terminal, it receives the init's pty master.
+func (cs *Containers) startInit(req runner.HelperRequest, files []*os.File, st *stdio) (*container, error) {
 	cs.startMu.Lock()
 	defer cs.startMu.Unlock()
-	if err := c.Start(p); err != nil {
+	h, err := cs.startHelper(runner.HelperCreate, req, files)
+	st.closeChildEnds()
+	if err != nil {
 		st.close()
 		return nil, err
 	}
-	st.closeChildEnds()
-	if st.consoleSocket != nil {
-		master, err := receiveConsole(st.consoleSocket)
-		st.consoleSocket.Close()
-		if err != nil {
-			_ = c.Signal(syscall.SIGKILL)
-			_, _ = p.Wait()
-			st.close()
-			return nil, err
-		}
-		st.console = master
+	reply, err := cs.waitHelper(h) // a create that fails removes what it made
+	if err != nil {
+		st.close()
+		return nil, err
 	}
-	pid, _ := p.Pid()
-	return &container{c: c, process: p, pid: pid, stdio: st, exited: make(chan struct{})}, nil
+	// The helper has exited: the init is the shim's child now.
+	c := &container{pid: reply.PID, cgroupPaths: reply.CgroupPaths, stdio: st, exited: make(chan struct{})}
+	c.pidfd, err = openPidfd(reply.PID)
+	if err == nil && st.consoleSocket != nil {
+		// The init sent its pty master before the helper replied.
+		st.console, err = receiveConsole(st.consoleSocket)
+		st.consoleSocket.Close()
+		st.consoleSocket = nil
+	}
+	if err != nil {
+		st.close()
+		if c.pidfd != nil {
+			c.pidfd.Close()
+		}
+		// The init dies with its container; the orphan reaper reaps it.
+		_, _ = cs.helperLocked(runner.HelperDelete, runner.HelperRequest{ID: req.ID})
+		return nil, fmt.Errorf("adopt init of %s: %w", req.ID, err)
+	}
+	return c, nil
+}
+
+// openPidfd opens a pidfd of pid, non-blocking, so that Go's poller waits
+// for its exit.
+func openPidfd(pid int) (*os.File, error) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "pidfd"), nil
 }
 
 // openLog opens a container's log for appending, never through a symlink.
@@ -246,12 +255,11 @@ func (s *stdio) close() {
 	}
 }
 
-// newProcess makes the libcontainer process for sp with its stdio: a
-// terminal, or pipes for stdout and stderr and, with stdin, for stdin
-// (/dev/null otherwise).
-func newProcess(sp *specs.Process, terminal, stdin bool) (_ *libcontainer.Process, _ *stdio, retErr error) {
-	p := baseProcess(sp, sp.Args)
-	p.Init = true
+// newStdio makes a process's stdio: a terminal (a console socket on which
+// the process sends its master), or pipes for stdout and stderr and, with
+// stdin, for stdin (/dev/null otherwise). It returns the request's
+// descriptors and the helper's files they are.
+func newStdio(terminal, stdin bool) (_ *stdio, req runner.HelperRequest, _ []*os.File, retErr error) {
 	st := &stdio{}
 	defer func() {
 		if retErr != nil {
@@ -261,50 +269,34 @@ func newProcess(sp *specs.Process, terminal, stdin bool) (_ *libcontainer.Proces
 	if terminal {
 		ours, theirs, err := consoleSocket()
 		if err != nil {
-			return nil, nil, err
+			return nil, req, nil, err
 		}
-		st.consoleSocket, p.ConsoleSocket = ours, theirs
+		st.consoleSocket = ours
 		st.childEnds = append(st.childEnds, theirs)
-		return p, st, nil
+		req.Console = 3
+		return st, req, st.childEnds, nil
 	}
 	var err error
 	if st.stdout, err = st.pipe(true); err != nil {
-		return nil, nil, err
+		return nil, req, nil, err
 	}
 	if st.stderr, err = st.pipe(true); err != nil {
-		return nil, nil, err
+		return nil, req, nil, err
 	}
-	p.Stdout, p.Stderr = st.childEnds[0], st.childEnds[1]
+	req.Stdout, req.Stderr = 3, 4
 	if stdin {
 		if st.stdin, err = st.pipe(false); err != nil {
-			return nil, nil, err
+			return nil, req, nil, err
 		}
-		p.Stdin = st.childEnds[2]
+		req.Stdin = 5
 	}
-	return p, st, nil
-}
-
-// baseProcess runs args as sp's user, with its environment, working dir and
-// AppArmor profile (libcontainer applies it per process, not per container:
-// without it here, no process of the container would be confined), with no
-// stdio yet.
-func baseProcess(sp *specs.Process, args []string) *libcontainer.Process {
-	p := &libcontainer.Process{Args: args, Env: sp.Env, Cwd: sp.Cwd, UID: int(sp.User.UID), GID: int(sp.User.GID),
-		AppArmorProfile: sp.ApparmorProfile, Label: sp.SelinuxLabel}
-	for _, g := range sp.User.AdditionalGids {
-		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
-	}
-	return p
+	return st, req, st.childEnds, nil
 }
 
 // wait records the init's exit, durably, once its output is fully logged.
 func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
-	exit := processExit(c.process.Wait())
-	var paths map[string]string
-	if st, err := c.c.State(); err == nil {
-		paths = st.CgroupPaths
-	}
-	exit.Reason = exitReason(exit.Code, paths)
+	exit := c.reap()
+	exit.Reason = exitReason(exit.Code, c.cgroupPaths)
 	// A process the init left behind may keep its output open: read what
 	// is left for a while, then stop.
 	waitTimeout(copying, outputGrace)
@@ -322,25 +314,40 @@ func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	cs.noteExit(c, exit)
 }
 
-// processExit turns what Process.Wait returned into an exit code (128+signal
-// for a signalled process) and time.
-func processExit(state *os.ProcessState, err error) Exit {
-	exit := Exit{Code: -1, At: time.Now().UTC()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		state = ee.ProcessState
+// reap waits until the init exits, in Go's poller (a pidfd is readable once
+// its process exited: no thread blocks per container), reaps it and
+// returns how it ended.
+func (c *container) reap() Exit {
+	var ws unix.WaitStatus
+	rc, err := c.pidfd.SyscallConn()
+	if err == nil {
+		err = rc.Read(func(uintptr) bool {
+			pid, werr := unix.Wait4(c.pid, &ws, unix.WNOHANG, nil)
+			return pid != 0 || (werr != nil && werr != unix.EINTR)
+		})
 	}
-	if state != nil {
-		if ws, ok := state.Sys().(syscall.WaitStatus); ok {
-			switch {
-			case ws.Exited():
-				exit.Code = ws.ExitStatus()
-			case ws.Signaled():
-				exit.Code, exit.Signal = 128+int(ws.Signal()), ws.Signal().String()
-			}
-		}
+	exit := Exit{Code: -1, At: time.Now().UTC()}
+	if err == nil {
+		exit.Code, exit.Signal = runner.ExitCode(ws)
 	}
 	return exit
+}
+
+// signal sends sig to the init through its pidfd: never to another process
+// that got its pid.
+func (c *container) signal(sig syscall.Signal) error {
+	rc, err := c.pidfd.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.PidfdSendSignal(int(fd), sig, nil, 0) }); err != nil {
+		return err
+	}
+	if serr == unix.ESRCH {
+		return nil // it has exited
+	}
+	return serr
 }
 
 func (cs *Containers) get(id string) (*container, error) {
@@ -368,19 +375,52 @@ func (cs *Containers) running(id string) (*container, error) {
 	}
 }
 
-// Start lets the created init exec the container's command.
+// Start lets the created init exec the container's command, as runc start
+// does: the init waits to open its exec FIFO for writing, writes a byte once
+// a reader opened it, then execs; the FIFO's removal marks it started.
 func (cs *Containers) Start(id string) error {
-	c, err := cs.get(id)
+	c, err := cs.running(id)
 	if err != nil {
 		return err
 	}
-	if err := c.c.Exec(); err != nil {
-		return fmt.Errorf("start container %s: %w", id, err)
+	path := filepath.Join(cs.root, id, runner.ExecFifo)
+	opened := make(chan *os.File, 1)
+	openErr := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			openErr <- err
+			return
+		}
+		opened <- f
+	}()
+	var f *os.File
+	select {
+	case f = <-opened:
+	case err := <-openErr:
+		return fmt.Errorf("start container %s: %v: %w", id, err, errdefs.ErrFailedPrecondition)
+	case <-c.exited:
+		// A writer ends the blocked open; then there is no init to start.
+		if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0); err == nil {
+			w.Close()
+		}
+		select {
+		case f := <-opened:
+			f.Close()
+		case <-openErr:
+		}
+		return fmt.Errorf("container %s exited before it started: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	return nil
+	defer f.Close()
+	if b, err := io.ReadAll(f); err != nil || len(b) == 0 {
+		return fmt.Errorf("start container %s: its init did not start (%v): %w", id, err, errdefs.ErrFailedPrecondition)
+	}
+	return os.Remove(path)
 }
 
-// Signal sends sig to the container's init.
+// Signal sends sig to the container's init; SIGKILL kills every process of
+// a container that has no PID namespace of its own (with one, the kernel
+// does when its init dies).
 func (cs *Containers) Signal(id string, sig syscall.Signal) error {
 	c, err := cs.get(id)
 	if err != nil {
@@ -391,7 +431,12 @@ func (cs *Containers) Signal(id string, sig syscall.Signal) error {
 		return nil
 	default:
 	}
-	if err := c.c.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+	if sig == syscall.SIGKILL && !c.privatePID {
+		_, err = cs.helper(runner.HelperSignal, runner.HelperRequest{ID: id, Signal: int(sig)})
+	} else {
+		err = c.signal(sig)
+	}
+	if err != nil {
 		return fmt.Errorf("signal container %s: %w", id, err)
 	}
 	return nil
@@ -423,16 +468,27 @@ func (cs *Containers) Delete(id string) error {
 	}
 	_ = cs.Signal(id, syscall.SIGKILL)
 	<-c.exited
-	if err := c.c.Destroy(); err != nil {
+	if _, err := cs.helper(runner.HelperDelete, runner.HelperRequest{ID: id}); err != nil {
 		return fmt.Errorf("destroy container %s: %w", id, err)
 	}
 	cs.mu.Lock()
 	delete(cs.ctrs, id)
 	cs.mu.Unlock()
+	c.pidfd.Close()
 	if err := os.Remove(runner.ExitFile(cs.root, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(cs.root, id))
+}
+
+// Update sets the cgroup resources CRI may change on a created or running
+// container (see runner/helper).
+func (cs *Containers) Update(id string, r *specs.LinuxResources) error {
+	if _, err := cs.running(id); err != nil {
+		return err
+	}
+	_, err := cs.helper(runner.HelperUpdate, runner.HelperRequest{ID: id, Resources: r})
+	return err
 }
 
 // IDs lists the containers the shim holds, once the creates in flight are

@@ -16,14 +16,43 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-cri/berth/sandbox/runner"
+	"github.com/berth-cri/berth/sandbox/runner/helper"
 )
 
-// The test binary is also the container's init: libcontainer re-executes it
-// with "init" (berth-shim does the same in its own init()).
+// The test binary is also the runtime: its helpers, and the containers'
+// init, which libcontainer re-executes with "init" (berth-runtime does the
+// same).
 func init() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		libcontainer.Init()
+	if len(os.Args) == 2 {
+		switch os.Args[1] {
+		case "init":
+			libcontainer.Init()
+		case runner.HelperCreate, runner.HelperExec, runner.HelperUpdate, runner.HelperSignal,
+			runner.HelperDelete:
+			os.Exit(helper.Main(os.Args[1]))
+		}
 	}
+}
+
+// TestMain makes the test process a child subreaper, as berth-shim is: it
+// adopts the inits of the create helpers.
+func TestMain(m *testing.M) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
+// testRuntime is the test binary, as the shim's runtime.
+func testRuntime(t *testing.T) string {
+	if rt := os.Getenv("BERTH_RUNTIME"); rt != "" {
+		return rt
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self
 }
 
 const cgroupParent = "/berth-test-shim"
@@ -84,7 +113,7 @@ func testSpec(rootfs, id string, args ...string) *specs.Spec {
 func TestContainerRunsAndLogs(t *testing.T) {
 	rootfs := testRootfs(t)
 	dir := t.TempDir()
-	cs, err := NewContainers(filepath.Join(dir, "state"))
+	cs, err := NewContainers(filepath.Join(dir, "state"), testRuntime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +159,7 @@ func TestContainerRunsAndLogs(t *testing.T) {
 func TestContainerKilled(t *testing.T) {
 	rootfs := testRootfs(t)
 	dir := t.TempDir()
-	cs, err := NewContainers(filepath.Join(dir, "state"))
+	cs, err := NewContainers(filepath.Join(dir, "state"), testRuntime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,12 +191,8 @@ func TestContainerKilled(t *testing.T) {
 // while the init's own exit status still reaches Wait.
 func TestOrphansAreReaped(t *testing.T) {
 	rootfs := testRootfs(t)
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	dir := t.TempDir()
-	cs, err := NewContainers(filepath.Join(dir, "state"))
+	cs, err := NewContainers(filepath.Join(dir, "state"), testRuntime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,16 +225,4 @@ func TestOrphansAreReaped(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	cs.Delete("c3")
-}
-
-// Every process of a container, exec'd ones too, carries its AppArmor profile
-// and SELinux label: libcontainer confines processes, not containers.
-func TestBaseProcessKeepsTheLSMConfinement(t *testing.T) {
-	sp := &specs.Process{ApparmorProfile: "berth-default", SelinuxLabel: "system_u:system_r:container_t:s0:c1,c2",
-		User: specs.User{UID: 1, GID: 2, AdditionalGids: []uint32{3}}, Env: []string{"A=b"}, Cwd: "/w"}
-	p := baseProcess(sp, []string{"true"})
-	if p.AppArmorProfile != sp.ApparmorProfile || p.Label != sp.SelinuxLabel || p.UID != 1 || p.GID != 2 || len(p.AdditionalGroups) != 1 ||
-		p.Cwd != "/w" || p.Args[0] != "true" {
-		t.Fatalf("process = %+v", p)
-	}
 }

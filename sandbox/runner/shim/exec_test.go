@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-cri/berth/sandbox/runner"
+	"github.com/berth-cri/berth/sandbox/runner/helper"
 )
 
 func runningContainer(t *testing.T, id string, args ...string) *Containers {
@@ -19,29 +21,37 @@ func runningContainer(t *testing.T, id string, args ...string) *Containers {
 	return cs
 }
 
+// ExecSync is the runtime server's (helper.Exec): it runs in the containers
+// a shim made, as their init's process.
 func TestExec(t *testing.T) {
 	cs := runningContainer(t, "e1", "/bin/sleep", "1000")
-	res, err := cs.Exec("e1", []string{"/bin/sh", "-c", "echo out; echo err >&2; exit 7"}, 30*time.Second, 1<<20)
+	exec := func(args []string, timeout time.Duration, limit int) (runner.ExecReply, error) {
+		return helper.Exec(runner.ExecArgs{Root: cs.root, ID: "e1", Args: args, Timeout: timeout, Limit: limit})
+	}
+	res, err := exec([]string{"/bin/sh", "-c", "echo out; echo err >&2; exit 7"}, 30*time.Second, 1<<20)
 	if err != nil || string(res.Stdout) != "out\n" || string(res.Stderr) != "err\n" || res.ExitCode != 7 || res.TimedOut {
 		t.Fatalf("exec = %+v (stdout %q stderr %q), %v", res, res.Stdout, res.Stderr, err)
 	}
 	// Output beyond the limit is dropped, and the process still ends.
-	res, err = cs.Exec("e1", []string{"/bin/sh", "-c", "head -c 100000 /dev/zero"}, 30*time.Second, 1000)
+	res, err = exec([]string{"/bin/sh", "-c", "head -c 100000 /dev/zero"}, 30*time.Second, 1000)
 	if err != nil || len(res.Stdout) != 1000 || res.ExitCode != 0 {
 		t.Fatalf("capped exec: %d bytes, %+v, %v", len(res.Stdout), res.ExitCode, err)
 	}
 	// A timeout kills the process; nothing of it remains.
 	start := time.Now()
-	res, err = cs.Exec("e1", []string{"/bin/sleep", "77"}, 300*time.Millisecond, 1000)
+	res, err = exec([]string{"/bin/sleep", "77"}, 300*time.Millisecond, 1000)
 	if err != nil || !res.TimedOut || time.Since(start) > 10*time.Second {
 		t.Fatalf("timed-out exec = %+v, %v after %v", res, err, time.Since(start))
 	}
-	res, err = cs.Exec("e1", []string{"/bin/sh", "-c", "ps | grep 'sleep 77' | grep -v grep || true"}, 30*time.Second, 1<<20)
+	res, err = exec([]string{"/bin/sh", "-c", "ps | grep 'sleep 77' | grep -v grep || true"}, 30*time.Second, 1<<20)
 	if err != nil || strings.TrimSpace(string(res.Stdout)) != "" {
 		t.Fatalf("the timed-out process remains: %q, %v", res.Stdout, err)
 	}
-	if _, err := cs.Exec("e1", nil, time.Second, 10); err == nil {
+	if _, err := exec(nil, time.Second, 10); err == nil {
 		t.Fatal("exec without a command worked")
+	}
+	if _, err := helper.Exec(runner.ExecArgs{Root: cs.root, ID: "nope", Args: []string{"true"}}); !errdefs.IsNotFound(err) {
+		t.Fatalf("exec in no container = %v, want NotFound", err)
 	}
 }
 
@@ -61,15 +71,15 @@ func TestExitIsRecordedAndPolled(t *testing.T) {
 	if later := cs.Exits(ev[0].Seq, 10*time.Millisecond); len(later) != 0 {
 		t.Fatalf("exits after the last = %+v", later)
 	}
-	if _, err := cs.Exec("x1", []string{"/bin/true"}, time.Second, 10); err == nil {
-		t.Fatal("exec in an exited container worked")
+	if _, err := helper.Exec(runner.ExecArgs{Root: cs.root, ID: "x1", Args: []string{"/bin/true"}}); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("exec in an exited container = %v, want FailedPrecondition", err)
 	}
 }
 
 func TestOOMKilledReason(t *testing.T) {
 	rootfs := testRootfs(t)
 	dir := t.TempDir()
-	cs, err := NewContainers(filepath.Join(dir, "state"))
+	cs, err := NewContainers(filepath.Join(dir, "state"), testRuntime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,22 +99,10 @@ func TestOOMKilledReason(t *testing.T) {
 	}
 }
 
-func TestCappedBuffer(t *testing.T) {
-	b := &cappedBuffer{limit: 5}
-	for _, s := range []string{"abc", "defg", "hij"} {
-		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
-			t.Fatalf("Write(%q) = %d, %v", s, n, err)
-		}
-	}
-	if string(b.Bytes()) != "abcde" {
-		t.Fatalf("kept %q", b.Bytes())
-	}
-}
-
 func TestReopenLog(t *testing.T) {
 	rootfs := testRootfs(t)
 	dir := t.TempDir()
-	cs, err := NewContainers(filepath.Join(dir, "state"))
+	cs, err := NewContainers(filepath.Join(dir, "state"), testRuntime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +122,7 @@ func TestReopenLog(t *testing.T) {
 	if err := cs.ReopenLog("r1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.Exec("r1", []string{"touch", "/tmp/go"}, 10*time.Second, 100); err != nil {
+	if _, err := helper.Exec(runner.ExecArgs{Root: cs.root, ID: "r1", Args: []string{"touch", "/tmp/go"}, Timeout: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	waitForLog(t, logPath, "two")

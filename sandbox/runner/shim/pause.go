@@ -13,17 +13,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-cri/berth/sandbox/runner"
-	"github.com/berth-cri/berth/sandbox/runner/shim/pausens"
 )
 
 // pause is the pod's PID 1 when its containers share one PID namespace: the
-// shim starts itself as "berth-shim pause" in a new PID namespace, confined
+// shim starts "berth-runtime pause" in a new PID namespace, confined
 // to an empty root without privileges (see package pausens), and the
 // containers join /proc/<pid>/ns/pid.
 type pause struct {
-	root string // the empty dir the pause's root is mounted on
-	mu   sync.Mutex
-	pid  int
+	runtime string // the berth-runtime binary, which runs the pause
+	root    string // the empty dir the pause's root is mounted on
+	mu      sync.Mutex
+	pid     int
 	// lifeline's other end is the pause's fd 3: when the shim dies, however
 	// it dies, the pause reads EOF and exits.
 	lifeline *os.File
@@ -53,12 +53,7 @@ func (p *pause) start(args runner.PauseArgs) (int, error) {
 		return 0, err
 	}
 	defer r.Close()
-	cmd, err := pauseCommand(r, root, args)
-	if err != nil {
-		w.Close()
-		return 0, err
-	}
-	pid, err := launch(cmd, args.UserNS)
+	pid, err := launch(pauseCommand(p.runtime, r, root, args), args.UserNS)
 	if err != nil {
 		w.Close()
 		return 0, fmt.Errorf("start pause: %w", err)
@@ -77,7 +72,7 @@ func launch(cmd *exec.Cmd, userns string) (int, error) {
 	}
 	defer report.Close()
 	cmd.ExtraFiles = append(cmd.ExtraFiles, reportW)
-	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", pausens.ReportEnv, 2+len(cmd.ExtraFiles)))
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", runner.PauseReportEnv, 2+len(cmd.ExtraFiles)))
 	var pid int
 	if userns == "" {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
@@ -117,25 +112,21 @@ func (p *pause) emptyRoot() (*os.File, error) {
 	return os.Open(p.root)
 }
 
-// pauseCommand is "berth-shim pause" with the lifeline's read end as fd 3,
+// pauseCommand is "berth-runtime pause" with the lifeline's read end as fd 3,
 // the dir to mount its root on as fd 4 and the pod's SELinux labels (its new
 // PID namespace is the caller's to ask for: a clone flag, or the constructor
 // in a user namespace). The pause runs in the constructor of package
 // pausens, Go never starts in it; its stderr is the shim's.
-func pauseCommand(lifeline, root *os.File, args runner.PauseArgs) (*exec.Cmd, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, "pause")
+func pauseCommand(runtime string, lifeline, root *os.File, args runner.PauseArgs) *exec.Cmd {
+	cmd := exec.Command(runtime, "pause")
 	cmd.ExtraFiles = []*os.File{lifeline, root}
 	cmd.Stderr = os.Stderr
-	cmd.Env = append(os.Environ(), pausens.RootEnv+"=4")
+	cmd.Env = append(os.Environ(), runner.PauseRootEnv+"=4")
 	if args.ProcessLabel != "" {
-		cmd.Env = append(cmd.Env, pausens.LabelEnv+"="+args.ProcessLabel, pausens.MountLabelEnv+"="+args.MountLabel)
+		cmd.Env = append(cmd.Env, runner.PauseLabelEnv+"="+args.ProcessLabel, runner.PauseMountLabelEnv+"="+args.MountLabel)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	return cmd, nil
+	return cmd
 }
 
 // startInUserNS starts cmd, whose constructor (package pausens) moves it into
@@ -155,7 +146,7 @@ func startInUserNS(cmd *exec.Cmd, userns string) (int, error) {
 	defer pr.Close()
 	fd := 3 + len(cmd.ExtraFiles) // the descriptors ns and pw get
 	cmd.ExtraFiles = append(cmd.ExtraFiles, ns, pw)
-	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", pausens.UsernsEnv, fd), fmt.Sprintf("%s=%d", pausens.PIDFDEnv, fd+1))
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", runner.PauseUsernsEnv, fd), fmt.Sprintf("%s=%d", runner.PausePIDFDEnv, fd+1))
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {

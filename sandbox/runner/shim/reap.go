@@ -12,10 +12,10 @@ import (
 
 // As a child subreaper, the shim inherits the processes that outlive their
 // parents in its containers (e.g. what is left in a PID namespace whose init
-// exited). They must be reaped, but not the containers' inits: libcontainer
-// waits for those itself and needs their status. A blanket wait(-1) would
-// steal them, so the reaper looks for zombie children in /proc and reaps only
-// those that are not an init or an exec'd process.
+// exited). They must be reaped, but not the containers' inits (each one's
+// waiter reaps it and needs its status) nor the helpers (exec.Cmd waits for
+// them). A blanket wait(-1) would steal them, so the reaper looks for zombie
+// children in /proc and reaps only those that are neither.
 
 // ReapOrphans reaps orphaned zombies whenever a child exits, until stop closes.
 func (cs *Containers) ReapOrphans(stop <-chan struct{}) {

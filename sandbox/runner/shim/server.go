@@ -87,16 +87,6 @@ func (s *Service) ReopenLog(args runner.IDArgs, _ *runner.Empty) error {
 	return runner.EncodeError(s.cs.ReopenLog(args.ID))
 }
 
-// Exec runs a process in a running container and returns its output.
-func (s *Service) Exec(args runner.ExecArgs, reply *runner.ExecReply) error {
-	res, err := s.cs.Exec(args.ID, args.Args, args.Timeout, args.Limit)
-	if err != nil {
-		return runner.EncodeError(err)
-	}
-	*reply = runner.ExecReply{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode, TimedOut: res.TimedOut}
-	return nil
-}
-
 // ExecStart starts an interactive exec session.
 func (s *Service) ExecStart(args runner.ExecStartArgs, _ *runner.Empty) error {
 	return runner.EncodeError(s.cs.ExecStart(args))
@@ -147,46 +137,63 @@ func (s *Service) Shutdown(_ runner.Empty, _ *runner.Empty) error {
 }
 
 // handlers maps each method of the protocol to the service's.
-func (s *Service) handlers() map[string]handler {
+func (s *Service) handlers() map[string]runner.Handler {
 	name := func(m string) string { return runner.ServiceName + "." + m }
 	// Calls that allocate much have the free heap given back after them.
-	heavy := func(h handler) handler { return trimmed(&s.trim, h) }
-	return map[string]handler{
-		name("Pause"):     heavy(method(s.Pause)),
-		name("Create"):    heavy(method(s.Create)),
-		name("Start"):     heavy(method(s.Start)),
-		name("Update"):    heavy(method(s.Update)),
-		name("Signal"):    method(s.Signal),
-		name("Wait"):      method(s.Wait),
-		name("Exits"):     method(s.Exits),
-		name("List"):      method(s.List),
-		name("ReopenLog"): method(s.ReopenLog),
-		name("Exec"):      heavy(method(s.Exec)),
-		name("ExecStart"): heavy(method(s.ExecStart)),
-		name("ExecWait"):  method(s.ExecWait),
-		name("ExecKill"):  method(s.ExecKill),
-		name("Resize"):    method(s.Resize),
-		name("Attach"):    method(s.Attach),
-		name("Delete"):    heavy(method(s.Delete)),
-		name("Shutdown"):  method(s.Shutdown),
+	heavy := func(h runner.Handler) runner.Handler { return trimmed(&s.trim, h) }
+	return map[string]runner.Handler{
+		name("Pause"):     heavy(runner.Method(s.Pause)),
+		name("Create"):    heavy(runner.Method(s.Create)),
+		name("Start"):     heavy(runner.Method(s.Start)),
+		name("Update"):    heavy(runner.Method(s.Update)),
+		name("Signal"):    runner.Method(s.Signal),
+		name("Wait"):      runner.Method(s.Wait),
+		name("Exits"):     runner.Method(s.Exits),
+		name("List"):      runner.Method(s.List),
+		name("ReopenLog"): runner.Method(s.ReopenLog),
+		name("ExecStart"): heavy(runner.Method(s.ExecStart)),
+		name("ExecWait"):  runner.Method(s.ExecWait),
+		name("ExecKill"):  runner.Method(s.ExecKill),
+		name("Resize"):    runner.Method(s.Resize),
+		name("Attach"):    runner.Method(s.Attach),
+		name("Delete"):    heavy(runner.Method(s.Delete)),
+		name("Shutdown"):  runner.Method(s.Shutdown),
 	}
 }
 
-// Serve serves the shim protocol on socket until ctx ends or Shutdown is
-// called, with libcontainer state under root.
-func Serve(ctx context.Context, socket, root string) error {
-	cs, err := NewContainers(root)
+// Config is what a shim serves on and with.
+type Config struct {
+	// Socket is the unix socket to serve berthd on.
+	Socket string
+	// Root holds libcontainer's state and the exit records.
+	Root string
+	// Runtime is the berth-runtime binary.
+	Runtime string
+	// ReadyFD, if not 0, is a descriptor to say "ok" on once serving.
+	ReadyFD int
+}
+
+// Serve serves the shim protocol until ctx ends or Shutdown is called.
+func Serve(ctx context.Context, cfg Config) error {
+	cs, err := NewContainers(cfg.Root, cfg.Runtime)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	l, err := runner.ListenUnix(socket)
+	l, err := runner.ListenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
-	svc := &Service{cs: cs, pause: pause{root: filepath.Join(root, "pause-root")}, shutdown: make(chan struct{})}
+	if cfg.ReadyFD != 0 {
+		if err := runner.SayReady(cfg.ReadyFD); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	svc := &Service{cs: cs, pause: pause{runtime: cfg.Runtime, root: filepath.Join(cfg.Root, "pause-root")},
+		shutdown: make(chan struct{})}
 	go cs.ReapOrphans(svc.shutdown)
 	handlers := svc.handlers()
 	go func() {
@@ -201,6 +208,6 @@ func Serve(ctx context.Context, socket, root string) error {
 		if err != nil {
 			return nil // listener closed: shutting down
 		}
-		go serveConn(conn, handlers)
+		go runner.ServeConn(conn, handlers)
 	}
 }

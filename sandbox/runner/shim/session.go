@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-cri/berth/sandbox/runner"
@@ -19,7 +17,7 @@ import (
 // session is an interactive exec: its process, its terminal (if any) and,
 // once it ended, its exit code.
 type session struct {
-	process *libcontainer.Process
+	helper  *helperCall // the exec helper, the process's parent
 	console *os.File
 	done    chan struct{}
 	code    int
@@ -80,13 +78,12 @@ func (cs *Containers) ExecStart(a runner.ExecStartArgs) error {
 	if err != nil {
 		return err
 	}
-	p := baseProcess(c.spec, a.Args)
-	s := &session{process: p, done: make(chan struct{})}
-	var pid int
+	req := runner.HelperRequest{ID: a.ID, Process: execProcess(c.spec, a.Args)}
+	s := &session{done: make(chan struct{})}
 	if a.TTY {
-		pid, err = cs.startTerminal(c, p, a, f, s)
+		err = cs.startTerminal(req, a, f, s)
 	} else {
-		pid, err = cs.startPlain(c, p, f)
+		err = cs.startPlain(req, f, s)
 	}
 	if err != nil {
 		f.close()
@@ -95,27 +92,32 @@ func (cs *Containers) ExecStart(a runner.ExecStartArgs) error {
 	cs.mu.Lock()
 	cs.sessions[a.ExecID] = s
 	cs.mu.Unlock()
-	go cs.endSession(s, pid, f)
+	go cs.endSession(s, f)
 	return nil
 }
 
 // startPlain gives the process the FIFOs themselves as stdio (set blocking,
 // as a process expects); the shim keeps no copy.
-func (cs *Containers) startPlain(c *container, p *libcontainer.Process, f *fifos) (int, error) {
-	if f.stdin != nil {
-		p.Stdin = blocking(f.stdin)
+func (cs *Containers) startPlain(req runner.HelperRequest, f *fifos, s *session) error {
+	var files []*os.File
+	for _, stream := range []struct {
+		file *os.File
+		fd   *int
+	}{{f.stdin, &req.Stdin}, {f.stdout, &req.Stdout}, {f.stderr, &req.Stderr}} {
+		if stream.file != nil {
+			files = append(files, blocking(stream.file))
+			*stream.fd = 2 + len(files)
+		}
 	}
-	if f.stdout != nil {
-		p.Stdout = blocking(f.stdout)
+	cs.startMu.Lock()
+	h, err := cs.startHelper(runner.HelperExec, req, files)
+	cs.startMu.Unlock()
+	if err != nil {
+		return err
 	}
-	if f.stderr != nil {
-		p.Stderr = blocking(f.stderr)
-	}
-	pid, err := cs.run(c.c, p)
-	if err == nil {
-		f.close()
-	}
-	return pid, err
+	f.close()
+	s.helper = h
+	return nil
 }
 
 func blocking(f *os.File) *os.File {
@@ -125,49 +127,53 @@ func blocking(f *os.File) *os.File {
 
 // startTerminal runs the process on a new terminal and copies its output to
 // the stdout FIFO and the stdin FIFO to it.
-func (cs *Containers) startTerminal(c *container, p *libcontainer.Process, a runner.ExecStartArgs, f *fifos, s *session) (int, error) {
+func (cs *Containers) startTerminal(req runner.HelperRequest, a runner.ExecStartArgs, f *fifos, s *session) error {
 	ours, theirs, err := consoleSocket()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer ours.Close()
-	p.ConsoleSocket, p.ConsoleWidth, p.ConsoleHeight = theirs, a.Width, a.Height
-	pid, err := cs.run(c.c, p)
+	req.Console, req.Width, req.Height = 3, a.Width, a.Height
+	cs.startMu.Lock()
+	h, err := cs.startHelper(runner.HelperExec, req, []*os.File{theirs})
+	cs.startMu.Unlock()
 	theirs.Close()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	master, err := receiveConsole(ours)
 	if err != nil {
-		_ = p.Signal(syscall.SIGKILL)
-		_, _ = p.Wait()
-		cs.forgetExec(pid)
-		return 0, err
+		_ = h.kill()
+		_, _ = cs.waitHelper(h)
+		return err
 	}
-	s.console = master
+	s.helper, s.console = h, master
 	if f.stdin != nil {
 		go func() { _, _ = io.Copy(master, f.stdin) }()
 	}
-	return pid, nil
+	return nil
 }
 
 // endSession waits for the process, lets the terminal's last output through,
 // closes the streams (the caller sees EOF) and records the exit code.
-func (cs *Containers) endSession(s *session, pid int, f *fifos) {
+func (cs *Containers) endSession(s *session, f *fifos) {
 	var output sync.WaitGroup
 	if s.console != nil && f.stdout != nil {
 		output.Add(1)
 		go func() { defer output.Done(); _, _ = io.Copy(f.stdout, s.console) }()
 	}
-	exit := processExit(s.process.Wait())
-	cs.forgetExec(pid)
+	reply, err := cs.waitHelper(s.helper)
 	if s.console != nil {
 		waitTimeout(&output, outputGrace)
 		s.console.Close()
 		f.close()
 		output.Wait()
 	}
-	s.code = exit.Code
+	s.code = reply.ExitCode
+	if err != nil {
+		s.code = -1
+		fmt.Fprintf(os.Stderr, "berth-shim: exec session: %v\n", err)
+	}
 	close(s.done)
 }
 
@@ -205,10 +211,7 @@ func (cs *Containers) ExecKill(execID string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	return nil
+	return s.helper.kill()
 }
 
 // Resize sets the terminal size of a session.

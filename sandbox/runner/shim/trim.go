@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/berth-cri/berth/sandbox/runner"
 )
 
 // trimDelay is how long after its last call the shim gives its free heap
@@ -31,7 +33,7 @@ func (t *trimmer) kick() {
 }
 
 // trimmed wraps a handler so that each call kicks the trimmer.
-func trimmed(t *trimmer, h handler) handler {
+func trimmed(t *trimmer, h runner.Handler) runner.Handler {
 	return func(params json.RawMessage) (any, error) {
 		defer t.kick()
 		return h(params)

@@ -18,7 +18,7 @@ func newTestContainers(t *testing.T) (rootfs, dir string, cs *Containers) {
 	t.Helper()
 	rootfs = testRootfs(t)
 	dir = t.TempDir()
-	cs, err := NewContainers(filepath.Join(dir, "state"))
+	cs, err := NewContainers(filepath.Join(dir, "state"), testRuntime(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,32 +1,33 @@
-package shim
+package helper
 
 import (
 	"fmt"
 
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/runc/libcontainer"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// Update sets the cgroup resources CRI may change on a created or running
+// update sets the cgroup resources CRI may change on a created or running
 // container (CPU, memory, cpuset, hugepages, unified) to r; an unset CPU
 // quota or memory limit means none, unset CPU shares, period and cpusets keep
 // their values. It is all or nothing: when a write fails, libcontainer writes
 // the previous values back.
-func (cs *Containers) Update(id string, r *specs.LinuxResources) error {
-	c, err := cs.running(id)
-	if err != nil {
-		return err
+func update(c *libcontainer.Container, r *specs.LinuxResources) error {
+	if r == nil {
+		return fmt.Errorf("update without resources: %w", errdefs.ErrInvalidArgument)
 	}
-	cfg := c.c.Config()
+	if st, err := c.Status(); err != nil || (st != libcontainer.Created && st != libcontainer.Running) {
+		return fmt.Errorf("container is not running: %w", errdefs.ErrFailedPrecondition)
+	}
+	cfg := c.Config()
 	group := *cfg.Cgroups // the container's own is not to be changed in place
 	res := *group.Resources
 	setResources(&res, r)
 	group.Resources = &res
 	cfg.Cgroups = &group
-	if err := c.c.Set(cfg); err != nil {
-		return fmt.Errorf("update resources of %s: %w", id, err)
-	}
-	return nil
+	return c.Set(cfg)
 }
 
 func setResources(res *cgroups.Resources, r *specs.LinuxResources) {

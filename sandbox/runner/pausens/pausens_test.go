@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-cri/berth/sandbox/runner"
 )
 
 // startPause runs the test binary as a pause (its constructor never returns
@@ -38,7 +40,7 @@ func startPause(t *testing.T, root string) (*exec.Cmd, *os.File, string) {
 	defer report.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.ExtraFiles = []*os.File{r, rootFile, reportW}
-	cmd.Env = append(os.Environ(), RootEnv+"=4", ReportEnv+"=5")
+	cmd.Env = append(os.Environ(), runner.PauseRootEnv+"=4", runner.PauseReportEnv+"=5")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 	err = cmd.Start()
 	reportW.Close()

@@ -1,7 +1,8 @@
-package shim
+package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -9,16 +10,14 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-
-	"github.com/berth-cri/berth/sandbox/runner"
 )
 
 // serveTest serves handlers on a socket of its own and returns a client and
 // a func that breaks the server's side of the connections.
-func serveTest(t *testing.T, handlers map[string]handler) (*runner.Client, func()) {
+func serveTest(t *testing.T, handlers map[string]Handler) (*Client, func()) {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "s.sock")
-	l, err := runner.ListenUnix(socket)
+	l, err := ListenUnix(socket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,11 +29,11 @@ func serveTest(t *testing.T, handlers map[string]handler) (*runner.Client, func(
 				return
 			}
 			conns <- c
-			go serveConn(c, handlers)
+			go ServeConn(c, handlers)
 		}
 	}()
 	t.Cleanup(func() { l.Close() })
-	c, err := runner.Dial(context.Background(), socket)
+	c, err := Dial(context.Background(), socket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,20 +44,20 @@ func serveTest(t *testing.T, handlers map[string]handler) (*runner.Client, func(
 
 func TestWireProtocol(t *testing.T) {
 	release := make(chan struct{})
-	c, breakConn := serveTest(t, map[string]handler{
-		"Shim.List": method(func(_ runner.Empty, r *runner.ListReply) error { r.IDs = []string{"a", "b"}; return nil }),
-		"Shim.Wait": method(func(a runner.WaitArgs, r *runner.WaitReply) error {
+	c, breakConn := serveTest(t, map[string]Handler{
+		"Shim.List": Method(func(_ Empty, r *ListReply) error { r.IDs = []string{"a", "b"}; return nil }),
+		"Shim.Wait": Method(func(a WaitArgs, r *WaitReply) error {
 			<-release
 			r.Exited, r.Exit.Code = true, len(a.ID)
 			return nil
 		}),
-		"Shim.Delete": method(func(a runner.IDArgs, _ *runner.Empty) error {
-			return runner.EncodeError(fmt.Errorf("container %s: %w", a.ID, errdefs.ErrNotFound))
+		"Shim.Delete": Method(func(a IDArgs, _ *Empty) error {
+			return EncodeError(fmt.Errorf("container %s: %w", a.ID, errdefs.ErrNotFound))
 		}),
 	})
 	ctx := context.Background()
 	// A long call does not hold up the ones after it.
-	waited := make(chan runner.WaitReply, 1)
+	waited := make(chan WaitReply, 1)
 	go func() { r, _ := c.Wait(ctx, "four", time.Minute); waited <- r }()
 	if ids, err := c.List(ctx); err != nil || len(ids) != 2 || ids[1] != "b" {
 		t.Fatalf("List = %v, %v", ids, err)
@@ -77,7 +76,7 @@ func TestWireProtocol(t *testing.T) {
 	// A cancelled call returns at once.
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := c.Exec(cancelled, "x", []string{"true"}, 0, 1); err != context.Canceled {
+	if _, err := c.Exec(cancelled, ExecArgs{ID: "x", Args: []string{"true"}}); err != context.Canceled {
 		t.Fatalf("cancelled call = %v", err)
 	}
 	// A broken connection fails calls as Unavailable and marks the client dead.
@@ -86,7 +85,7 @@ func TestWireProtocol(t *testing.T) {
 	for !c.Dead() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := c.List(ctx); !c.Dead() || !errdefs.IsUnavailable(err) {
+	if _, err := c.List(ctx); !c.Dead() || !errdefs.IsUnavailable(err) || !errors.Is(err, errNotSent) {
 		t.Fatalf("after the shim went: dead %v, List = %v", c.Dead(), err)
 	}
 }

@@ -1,22 +1,21 @@
-package shim
+package runner
 
 import (
 	"encoding/json"
 	"fmt"
 	"net"
 	"sync"
-
-	"github.com/berth-cri/berth/sandbox/runner"
 )
 
-// The shim answers runner's wire protocol (runner/wire.go).
+// The serving side of the wire protocol (wire.go): the shim's, and the
+// runtime server's (runtime.go).
 
-// handler decodes a call's parameters, runs it and returns its reply.
-type handler func(params json.RawMessage) (any, error)
+// Handler decodes a call's parameters, runs it and returns its reply.
+type Handler func(params json.RawMessage) (any, error)
 
-// method adapts a method of the form (args, *reply) error to a handler; the
+// Method adapts a method of the form (args, *reply) error to a handler; the
 // parameters are a one-element array holding args.
-func method[A, R any](fn func(A, *R) error) handler {
+func Method[A, R any](fn func(A, *R) error) Handler {
 	return func(params json.RawMessage) (any, error) {
 		var args [1]A
 		if err := json.Unmarshal(params, &args); err != nil {
@@ -30,9 +29,9 @@ func method[A, R any](fn func(A, *R) error) handler {
 	}
 }
 
-// serveConn answers the calls on conn, each in its own goroutine (Exits is a
+// ServeConn answers the calls on conn, each in its own goroutine (Exits is a
 // long poll), until conn ends.
-func serveConn(conn net.Conn, handlers map[string]handler) {
+func ServeConn(conn net.Conn, handlers map[string]Handler) {
 	defer conn.Close()
 	dec := json.NewDecoder(conn)
 	var sending sync.Mutex
@@ -40,7 +39,7 @@ func serveConn(conn net.Conn, handlers map[string]handler) {
 	var calls sync.WaitGroup
 	defer calls.Wait()
 	for {
-		var req runner.Request
+		var req Request
 		if err := dec.Decode(&req); err != nil {
 			return // the end, or a garbled stream that cannot be resynchronised
 		}
@@ -55,9 +54,9 @@ func serveConn(conn net.Conn, handlers map[string]handler) {
 	}
 }
 
-func answer(req runner.Request, handlers map[string]handler) runner.Response {
-	resp := runner.Response{ID: req.ID}
-	fail := func(msg string) runner.Response { resp.Error = &msg; return resp }
+func answer(req Request, handlers map[string]Handler) Response {
+	resp := Response{ID: req.ID}
+	fail := func(msg string) Response { resp.Error = &msg; return resp }
 	h, ok := handlers[req.Method]
 	if !ok {
 		return fail("unknown method " + req.Method)

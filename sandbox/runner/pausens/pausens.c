@@ -122,7 +122,7 @@ static void set_label(int attr, const char *label) {
 	if (attr < 0)
 		return;
 	if (write(attr, label, strlen(label)) < 0)
-		dprintf(2, "berth-shim pause: SELinux label %s refused (%s): the pause keeps the shim's\n", label, strerror(errno));
+		dprintf(2, "berth-runtime pause: SELinux label %s refused (%s): the pause keeps the shim's\n", label, strerror(errno));
 	close(attr);
 }
 

@@ -1,0 +1,86 @@
+package shim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"github.com/berth-cri/berth/sandbox/runner"
+)
+
+// helperCall is one berth-runtime process running an operation.
+type helperCall struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startHelper starts "<runtime> op" on req, the files as its descriptors
+// from 3 on (req names them by number), and registers its pid so that the
+// orphan reaper leaves it to finish. The caller holds startMu.
+func (cs *Containers) startHelper(op string, req runner.HelperRequest, files []*os.File) (*helperCall, error) {
+	req.Root = cs.root
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	h := &helperCall{cmd: exec.Command(cs.runtime, op)}
+	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = bytes.NewReader(data), &h.out, os.Stderr
+	h.cmd.ExtraFiles = files
+	if err := h.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s %s: %w", cs.runtime, op, err)
+	}
+	cs.mu.Lock()
+	cs.execs[h.cmd.Process.Pid] = true
+	cs.mu.Unlock()
+	return h, nil
+}
+
+// waitHelper waits for the helper and returns its reply.
+func (cs *Containers) waitHelper(h *helperCall) (runner.HelperReply, error) {
+	werr := h.cmd.Wait()
+	cs.forgetExec(h.cmd.Process.Pid)
+	var reply runner.HelperReply
+	if err := json.Unmarshal(h.out.Bytes(), &reply); err != nil {
+		return reply, fmt.Errorf("%s %s: no reply (%v, %v)", cs.runtime, h.cmd.Args[1], werr, err)
+	}
+	return reply, reply.Err()
+}
+
+// helper runs op on req and returns its reply.
+func (cs *Containers) helper(op string, req runner.HelperRequest, files ...*os.File) (runner.HelperReply, error) {
+	cs.startMu.Lock()
+	h, err := cs.startHelper(op, req, files)
+	cs.startMu.Unlock()
+	if err != nil {
+		return runner.HelperReply{}, err
+	}
+	return cs.waitHelper(h)
+}
+
+// helperLocked is helper for a caller that holds startMu.
+func (cs *Containers) helperLocked(op string, req runner.HelperRequest) (runner.HelperReply, error) {
+	h, err := cs.startHelper(op, req, nil)
+	if err != nil {
+		return runner.HelperReply{}, err
+	}
+	return cs.waitHelper(h)
+}
+
+func (cs *Containers) forgetExec(pid int) {
+	cs.mu.Lock()
+	delete(cs.execs, pid)
+	cs.mu.Unlock()
+}
+
+// kill asks the helper to kill the process it runs (exec).
+func (h *helperCall) kill() error {
+	err := h.cmd.Process.Signal(syscall.SIGTERM)
+	if errors.Is(err, os.ErrProcessDone) {
+		return nil
+	}
+	return err
+}
