@@ -21,6 +21,7 @@ type runtimeServer struct {
 	mu       sync.Mutex
 	client   *Client
 	lifeline *os.File
+	exited   <-chan struct{} // closed once the server exited
 }
 
 // Exec runs args in running container id of pod (ExecSync) on the runtime
@@ -45,17 +46,16 @@ func (p *Pool) Exec(ctx context.Context, pod, id string, args []string, timeout 
 func (p *Pool) runtime(ctx context.Context) (*Client, error) {
 	p.rt.mu.Lock()
 	defer p.rt.mu.Unlock()
-	if p.rt.client != nil && !p.rt.client.Dead() {
+	if p.rt.client != nil && !p.rt.client.Dead() && !closed(p.rt.exited) {
 		return p.rt.client, nil
 	}
 	p.rt.stop()
-	c, lifeline, err := StartRuntime(ctx, p.bins.Runtime, filepath.Join(p.dir, "runtime.sock"),
-		filepath.Join(p.dir, "runtime.log"))
+	s, err := StartRuntime(ctx, p.bins.Runtime, filepath.Join(p.dir, "runtime.sock"), filepath.Join(p.dir, "runtime.log"))
 	if err != nil {
 		return nil, err
 	}
-	p.rt.client, p.rt.lifeline = c, lifeline
-	return c, nil
+	p.rt.client, p.rt.lifeline, p.rt.exited = s.Client, s.Lifeline, s.Exited
+	return s.Client, nil
 }
 
 // dropRuntime forgets the server c answers for, which is gone.
@@ -64,6 +64,15 @@ func (p *Pool) dropRuntime(c *Client) {
 	defer p.rt.mu.Unlock()
 	if p.rt.client == c {
 		p.rt.stop()
+	}
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -79,27 +88,36 @@ func (rt *runtimeServer) stop() {
 	}
 }
 
-// StartRuntime starts "binary serve" on socket, its output to logPath, and
-// returns a client and the write end of its lifeline (fd 3 of the server;
-// fd 4 says when it listens): closing it, or berthd's exit, ends the server.
-func StartRuntime(ctx context.Context, binary, socket, logPath string) (*Client, *os.File, error) {
+// RuntimeServer is a started runtime server.
+type RuntimeServer struct {
+	Client *Client
+	// Lifeline is the write end of the server's fd 3: closing it, or
+	// berthd's exit, ends the server.
+	Lifeline *os.File
+	// Exited is closed once the server exited.
+	Exited <-chan struct{}
+}
+
+// StartRuntime starts "binary serve" on socket (its fd 4 says when it
+// listens), its output to logPath.
+func StartRuntime(ctx context.Context, binary, socket, logPath string) (*RuntimeServer, error) {
 	if err := os.MkdirAll(filepath.Dir(socket), 0o700); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer logf.Close()
 	lifeline, lifelineW, err := os.Pipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer lifeline.Close()
 	ready, readyW, err := os.Pipe()
 	if err != nil {
 		lifelineW.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	defer ready.Close()
 	cmd := exec.Command(binary, "serve", "--socket", socket)
@@ -108,9 +126,10 @@ func StartRuntime(ctx context.Context, binary, socket, logPath string) (*Client,
 	readyW.Close()
 	if err != nil {
 		lifelineW.Close()
-		return nil, nil, fmt.Errorf("start runtime server: %w", err)
+		return nil, fmt.Errorf("start runtime server: %w", err)
 	}
-	go func() { _ = cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	err = awaitReady(ctx, ready, cmd, "runtime server", logPath)
 	var c *Client
 	if err == nil {
@@ -118,9 +137,9 @@ func StartRuntime(ctx context.Context, binary, socket, logPath string) (*Client,
 	}
 	if err != nil {
 		lifelineW.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return c, lifelineW, nil
+	return &RuntimeServer{Client: c, Lifeline: lifelineW, Exited: exited}, nil
 }
 
 // ReadyTimeout is how long a shim or the runtime server may take to listen.

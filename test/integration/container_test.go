@@ -286,16 +286,21 @@ func TestRuntimeServer(t *testing.T) {
 	if err := syscall.Kill(first[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitGone(t, first[0])
-	if r := execSync(t, rc, ctr, "echo", "two"); string(r.Stdout) != "two\n" {
-		t.Fatalf("exec after the server died: %q", r.Stdout)
+	waitGone(t, first[0], false) // berthd reaped it: all its threads are gone
+	r, err := rc.ExecSync(ctxT(t), &runtime.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"echo", "two"}, Timeout: 30})
+	if err != nil || string(r.Stdout) != "two\n" {
+		serverLog, _ := os.ReadFile(filepath.Join(b.State, "shims", "runtime.log"))
+		t.Fatalf("exec after the server died: %v, %v\nits log:\n%s\nberthd's:\n%s", r, err, serverLog, b.Log())
 	}
 	second := util.RuntimeServerPids(b.Dir)
 	if len(second) != 1 || second[0] == first[0] {
 		t.Fatalf("runtime servers %v after %v died", second, first)
 	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
 	b.Kill(t)
-	waitGone(t, second[0])
+	waitGone(t, second[0], true) // orphaned
 }
 
 // parentOf is pid's parent.
@@ -313,15 +318,19 @@ func parentOf(t *testing.T, pid int) int {
 	return ppid
 }
 
-// waitGone waits until process pid has exited (a zombie has).
-func waitGone(t *testing.T, pid int) {
+// waitGone waits until process pid is gone, or a zombie if zombieOK (a
+// zombie's other threads may not have exited yet).
+func waitGone(t *testing.T, pid int, zombieOK bool) {
 	t.Helper()
 	for deadline := time.Now().Add(util.CallTimeout()); ; time.Sleep(20 * time.Millisecond) {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
+		if os.IsNotExist(err) {
 			return
 		}
-		if f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:])); f[0] == "Z" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:])); zombieOK && f[0] == "Z" {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -358,9 +358,14 @@ func (b *Berthd) removePods() {
 func ruleFields(line string) []string {
 	var out []string
 	var cur strings.Builder
-	quoted, started := false, false
+	quoted, started, escaped := false, false, false
 	for _, r := range line {
 		switch {
+		case escaped:
+			cur.WriteRune(r)
+			escaped = false
+		case r == '\\' && quoted:
+			escaped = true
 		case r == '"':
 			quoted, started = !quoted, true
 		case r == ' ' && !quoted:

@@ -37,8 +37,9 @@ type Containers struct {
 	// seq numbers exits; changed is closed (and replaced) at each one.
 	seq     uint64
 	changed chan struct{}
-	// execs are the pids of the helpers, which exec.Cmd waits for.
-	execs map[int]bool
+	// waited are the pids that a waiter of the shim's reaps: the helpers
+	// (exec.Cmd waits for them) and the inits (their container's waiter).
+	waited map[int]bool
 	// sessions are the interactive execs, by exec ID.
 	sessions map[string]*session
 	// startMu is held from a helper's start to its registration, and from
@@ -52,7 +53,6 @@ type Containers struct {
 }
 
 type container struct {
-	id string
 	// pid is the init's; pidfd refers to it until it is reaped.
 	pid         int
 	pidfd       *os.File
@@ -78,7 +78,7 @@ func NewContainers(root, runtime string) (*Containers, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
-	return &Containers{root: root, runtime: runtime, ctrs: map[string]*container{}, changed: make(chan struct{}), execs: map[int]bool{},
+	return &Containers{root: root, runtime: runtime, ctrs: map[string]*container{}, changed: make(chan struct{}), waited: map[int]bool{},
 		sessions: map[string]*session{}}, nil
 }
 
@@ -111,7 +111,7 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 	if err != nil {
 		return err
 	}
-	ctr.id, ctr.privatePID = id, privatePIDNamespace(spec)
+	ctr.privatePID = privatePIDNamespace(spec)
 	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now}, spec.Process
 	ctr.stdinOnce, ctr.taps = wiring.StdinOnce, map[string]*tap{}
 	var copying sync.WaitGroup
@@ -151,7 +151,9 @@ func (cs *Containers) startInit(req runner.HelperRequest, files []*os.File, st *
 		st.close()
 		return nil, err
 	}
-	// The helper has exited: the init is the shim's child now.
+	// The helper has exited: the init is the shim's child now, and its
+	// container's waiter reaps it.
+	cs.setWaited(reply.PID, true)
 	c := &container{pid: reply.PID, cgroupPaths: reply.CgroupPaths, stdio: st, exited: make(chan struct{})}
 	c.pidfd, err = openPidfd(reply.PID)
 	if err == nil && st.consoleSocket != nil {
@@ -166,6 +168,7 @@ func (cs *Containers) startInit(req runner.HelperRequest, files []*os.File, st *
 			c.pidfd.Close()
 		}
 		// The init dies with its container; the orphan reaper reaps it.
+		cs.setWaited(reply.PID, false)
 		_, _ = cs.helperLocked(runner.HelperDelete, runner.HelperRequest{ID: req.ID})
 		return nil, fmt.Errorf("adopt init of %s: %w", req.ID, err)
 	}
@@ -296,6 +299,7 @@ func newStdio(terminal, stdin bool) (_ *stdio, req runner.HelperRequest, _ []*os
 // wait records the init's exit, durably, once its output is fully logged.
 func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	exit := c.reap()
+	cs.setWaited(c.pid, false)
 	exit.Reason = exitReason(exit.Code, c.cgroupPaths)
 	// A process the init left behind may keep its output open: read what
 	// is left for a while, then stop.

@@ -226,3 +226,33 @@ func TestOrphansAreReaped(t *testing.T) {
 	}
 	cs.Delete("c3")
 }
+
+// Start reads the init's exec FIFO: once, and not for an init that died
+// before it (no hang); a created container can be deleted unstarted.
+func TestStartThroughTheExecFifo(t *testing.T) {
+	rootfs, dir, cs := newTestContainers(t)
+	for _, id := range []string{"f1", "f2", "f3"} {
+		if err := cs.Create(id, testSpec(rootfs, id, "/bin/sleep", "1000"), runner.IO{LogPath: filepath.Join(dir, id+".log")}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cs.Delete(id) })
+	}
+	if err := cs.Start("f1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Start("f1"); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("second start = %v, want FailedPrecondition", err)
+	}
+	if err := cs.Signal("f2", syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Start("f2"); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("start of a killed init = %v, want FailedPrecondition", err)
+	}
+	if err := cs.Delete("f3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "f3")); !os.IsNotExist(err) {
+		t.Fatalf("state of the deleted container: %v", err)
+	}
+}

@@ -33,16 +33,14 @@ func (cs *Containers) startHelper(op string, req runner.HelperRequest, files []*
 	if err := h.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s %s: %w", cs.runtime, op, err)
 	}
-	cs.mu.Lock()
-	cs.execs[h.cmd.Process.Pid] = true
-	cs.mu.Unlock()
+	cs.setWaited(h.cmd.Process.Pid, true)
 	return h, nil
 }
 
 // waitHelper waits for the helper and returns its reply.
 func (cs *Containers) waitHelper(h *helperCall) (runner.HelperReply, error) {
 	werr := h.cmd.Wait()
-	cs.forgetExec(h.cmd.Process.Pid)
+	cs.setWaited(h.cmd.Process.Pid, false)
 	var reply runner.HelperReply
 	if err := json.Unmarshal(h.out.Bytes(), &reply); err != nil {
 		return reply, fmt.Errorf("%s %s: no reply (%v, %v)", cs.runtime, h.cmd.Args[1], werr, err)
@@ -70,10 +68,15 @@ func (cs *Containers) helperLocked(op string, req runner.HelperRequest) (runner.
 	return cs.waitHelper(h)
 }
 
-func (cs *Containers) forgetExec(pid int) {
+// setWaited says whether a waiter of the shim's reaps pid (see reap.go).
+func (cs *Containers) setWaited(pid int, waited bool) {
 	cs.mu.Lock()
-	delete(cs.execs, pid)
-	cs.mu.Unlock()
+	defer cs.mu.Unlock()
+	if waited {
+		cs.waited[pid] = true
+	} else {
+		delete(cs.waited, pid)
+	}
 }
 
 // kill asks the helper to kill the process it runs (exec).

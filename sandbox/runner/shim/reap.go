@@ -2,6 +2,7 @@ package shim
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"os/signal"
 	"strconv"
@@ -33,28 +34,21 @@ func (cs *Containers) ReapOrphans(stop <-chan struct{}) {
 }
 
 func (cs *Containers) reapOnce() {
-	cs.startMu.Lock() // no init is between start and registration
+	cs.startMu.Lock() // no helper or init is between its start and registration
 	defer cs.startMu.Unlock()
-	inits := cs.initPids()
+	waited := cs.waitedPids()
 	for _, pid := range zombieChildren(os.Getpid()) {
-		if !inits[pid] {
+		if !waited[pid] {
 			var ws unix.WaitStatus
 			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		}
 	}
 }
 
-func (cs *Containers) initPids() map[int]bool {
+func (cs *Containers) waitedPids() map[int]bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	pids := map[int]bool{}
-	for _, c := range cs.ctrs {
-		pids[c.pid] = true
-	}
-	for pid := range cs.execs {
-		pids[pid] = true
-	}
-	return pids
+	return maps.Clone(cs.waited)
 }
 
 // zombieChildren lists the zombie processes whose parent is ppid.
