@@ -49,9 +49,9 @@ func (cs *Containers) waitHelper(h *helperCall) (runner.HelperReply, error) {
 }
 
 // helper runs op on req and returns its reply.
-func (cs *Containers) helper(op string, req runner.HelperRequest, files ...*os.File) (runner.HelperReply, error) {
+func (cs *Containers) helper(op string, req runner.HelperRequest) (runner.HelperReply, error) {
 	cs.startMu.Lock()
-	h, err := cs.startHelper(op, req, files)
+	h, err := cs.startHelper(op, req, nil)
 	cs.startMu.Unlock()
 	if err != nil {
 		return runner.HelperReply{}, err
