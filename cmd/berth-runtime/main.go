@@ -1,6 +1,6 @@
 // Command berth-runtime is Berth's libcontainer side: berth-shim runs it for
-// each operation on a container ("berth-runtime create|start|exec|update|
-// signal|delete", package runner/helper), berthd runs it as the runtime
+// each operation on a container ("berth-runtime create|exec|update|signal|
+// delete", package runner/helper), berthd runs it as the runtime
 // server that answers ExecSync ("berth-runtime serve --socket PATH", its
 // lifeline on fd 3, "ok" on fd 4 once it listens), it is the containers' init
 // (libcontainer re-executes it with "init"), the pods' pause ("berth-runtime
