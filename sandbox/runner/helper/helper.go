@@ -58,6 +58,9 @@ func run(op string, in io.Reader) (runner.HelperReply, error) {
 		return create(&req)
 	case runner.HelperExec:
 		return execute(&req)
+	case runner.HelperUpdate, runner.HelperSignal, runner.HelperDelete:
+	default:
+		return runner.HelperReply{}, fmt.Errorf("unknown operation %q: %w", op, errdefs.ErrInvalidArgument)
 	}
 	c, err := libcontainer.Load(req.Root, req.ID)
 	if errors.Is(err, libcontainer.ErrNotExist) && op == runner.HelperDelete {
@@ -76,8 +79,6 @@ func run(op string, in io.Reader) (runner.HelperReply, error) {
 		}
 	case runner.HelperDelete:
 		err = c.Destroy()
-	default:
-		err = fmt.Errorf("unknown operation %q: %w", op, errdefs.ErrInvalidArgument)
 	}
 	if err != nil {
 		return runner.HelperReply{}, fmt.Errorf("%s container %s: %w", op, req.ID, err)

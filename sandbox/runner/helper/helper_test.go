@@ -1,7 +1,10 @@
 package helper
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/containerd/errdefs"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -27,5 +30,28 @@ func TestCappedBuffer(t *testing.T) {
 	}
 	if string(b.Bytes()) != "abcde" {
 		t.Fatalf("kept %q", b.Bytes())
+	}
+}
+
+// Requests are checked before any container is touched; a container that is
+// not there is NotFound, and already deleted for delete.
+func TestRequests(t *testing.T) {
+	root := t.TempDir()
+	for _, c := range []struct {
+		op, req string
+		ok      func(error) bool
+	}{
+		{"update", `{`, errdefs.IsInvalidArgument},
+		{"update", `{"ID":"c"}`, errdefs.IsInvalidArgument},
+		{"bogus", `{"Root":"` + root + `","ID":"c"}`, errdefs.IsInvalidArgument},
+		{"create", `{"Root":"` + root + `","ID":"c"}`, errdefs.IsInvalidArgument},
+		{"exec", `{"Root":"` + root + `","ID":"c"}`, errdefs.IsInvalidArgument},
+		{"update", `{"Root":"` + root + `","ID":"c"}`, errdefs.IsNotFound},
+		{"signal", `{"Root":"` + root + `","ID":"c","Signal":9}`, errdefs.IsNotFound},
+		{"delete", `{"Root":"` + root + `","ID":"c"}`, func(err error) bool { return err == nil }},
+	} {
+		if _, err := run(c.op, strings.NewReader(c.req)); !c.ok(err) {
+			t.Errorf("%s %s = %v", c.op, c.req, err)
+		}
 	}
 }
