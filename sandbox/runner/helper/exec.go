@@ -43,10 +43,6 @@ func readProcess(root, id string) (*specs.Process, error) {
 	return &sp, nil
 }
 
-// outputGrace is how long output is still read after the process exited:
-// a child it left behind may hold the pipes open for ever.
-const outputGrace = time.Second
-
 // Exec runs a.Args in the running container and returns its output, each
 // stream capped at a.Limit bytes (the rest is read and dropped). When
 // a.Timeout passes first, the process is killed and TimedOut is set.
@@ -90,7 +86,7 @@ func Exec(a runner.ExecArgs) (runner.ExecReply, error) {
 	go func() { defer copying.Done(); _, _ = io.Copy(stdout, outR) }()
 	go func() { defer copying.Done(); _, _ = io.Copy(stderr, errR) }()
 	reply := waitExec(p, a.Timeout)
-	waitTimeout(&copying, outputGrace)
+	runner.AwaitOutput(&copying)
 	outR.Close() // ends copies a leftover child keeps going
 	errR.Close()
 	copying.Wait()
@@ -114,18 +110,6 @@ func waitExec(p *libcontainer.Process, timeout time.Duration) runner.ExecReply {
 	case <-expired:
 		_ = p.Signal(syscall.SIGKILL)
 		return runner.ExecReply{ExitCode: <-done, TimedOut: true}
-	}
-}
-
-// waitTimeout waits for wg, at most d; it says whether wg finished.
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
 	}
 }
 

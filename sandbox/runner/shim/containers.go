@@ -303,7 +303,7 @@ func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	exit.Reason = exitReason(exit.Code, c.cgroupPaths)
 	// A process the init left behind may keep its output open: read what
 	// is left for a while, then stop.
-	waitTimeout(copying, outputGrace)
+	runner.AwaitOutput(copying)
 	c.stdio.close()
 	copying.Wait()
 	for _, t := range c.taps {

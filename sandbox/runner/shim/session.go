@@ -164,7 +164,7 @@ func (cs *Containers) endSession(s *session, f *fifos) {
 	}
 	reply, err := cs.waitHelper(s.helper)
 	if s.console != nil {
-		waitTimeout(&output, outputGrace)
+		runner.AwaitOutput(&output)
 		s.console.Close()
 		f.close()
 		output.Wait()
