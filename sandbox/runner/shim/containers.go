@@ -453,11 +453,28 @@ func (cs *Containers) Wait(id string, timeout time.Duration) (Exit, bool, error)
 	if err != nil {
 		return Exit{}, false, err
 	}
-	select {
-	case <-c.exited:
-		return c.exit, true, nil
-	case <-time.After(timeout):
+	if !closedWithin(c.exited, timeout) {
 		return Exit{}, false, nil
+	}
+	return c.exit, true, nil
+}
+
+// closedWithin waits at most timeout for done to be closed. A closed done
+// always wins: a select on it and an expired timer picks either at random,
+// and a zero timeout ("has it exited?") would then answer no half the time.
+func closedWithin(done <-chan struct{}, timeout time.Duration) bool {
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 

@@ -194,15 +194,13 @@ func (cs *Containers) ExecWait(execID string, timeout time.Duration) (runner.Exe
 	if err != nil {
 		return runner.ExecWaitReply{}, err
 	}
-	select {
-	case <-s.done:
-		cs.mu.Lock()
-		delete(cs.sessions, execID)
-		cs.mu.Unlock()
-		return runner.ExecWaitReply{Exited: true, ExitCode: s.code}, nil
-	case <-time.After(timeout):
+	if !closedWithin(s.done, timeout) {
 		return runner.ExecWaitReply{}, nil
 	}
+	cs.mu.Lock()
+	delete(cs.sessions, execID)
+	cs.mu.Unlock()
+	return runner.ExecWaitReply{Exited: true, ExitCode: s.code}, nil
 }
 
 // ExecKill kills a session's process.
