@@ -34,6 +34,8 @@ BRIDGE=berthct0
 FORWARD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
 PORTMAP_BEFORE=no
 portmap_chains_present && PORTMAP_BEFORE=yes
+OWN_CGROUP_BEFORE=no
+own_cgroup_present && OWN_CGROUP_BEFORE=yes
 
 cleanup() {
 	local rc=$?
@@ -53,6 +55,7 @@ cleanup() {
 	[[ -d /sys/class/net/$BRIDGE ]] && ip link del "$BRIDGE"
 	echo "$FORWARD_BEFORE" >/proc/sys/net/ipv4/ip_forward # the bridge plugin turns it on
 	[[ $PORTMAP_BEFORE == yes ]] || remove_portmap_chains
+	[[ $OWN_CGROUP_BEFORE == yes ]] || remove_own_cgroup
 	[[ -n $STARTED_REGISTRY ]] && "$BERTH_REPO/hack/registry.sh" stop
 	[[ -f $WORK/berthd.log ]] && cp "$WORK/berthd.log" "$REPORT_DIR/berthd.log"
 	rm -rf "$WORK"

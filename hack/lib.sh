@@ -51,6 +51,27 @@ remove_portmap_chains() {
 	return 0
 }
 
+# berthd puts pods without a cgroup parent under its own cgroup, /berth, and
+# leaves it. Scripts that run pods note whether it existed before and, if not,
+# remove it afterwards (rmdir: never a cgroup that still has children).
+own_cgroup_dirs() {
+	local d
+	if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then # v2: one tree
+		d=/sys/fs/cgroup/berth
+		if [[ -d $d ]]; then echo "$d"; fi
+	else # v1: one hierarchy per controller
+		for d in /sys/fs/cgroup/*/berth; do
+			if [[ -d $d ]]; then echo "$d"; fi
+		done
+	fi
+}
+own_cgroup_present() { [[ -n $(own_cgroup_dirs) ]]; }
+remove_own_cgroup() {
+	local d
+	own_cgroup_dirs | while read -r d; do rmdir "$d" 2>/dev/null || true; done
+	return 0
+}
+
 # fetch_peer_binaries unpacks Debian's containerd and runc packages (not
 # installed: no service, nothing on PATH) into $BERTH_CACHE/containerd, for
 # side-by-side benchmarks.

@@ -78,6 +78,7 @@ func NewBerthd(t *testing.T, configTOML string) *Berthd {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hadOwnCgroup := len(cgroupDirs(OwnCgroup)) > 0
 	t.Cleanup(func() {
 		// What a failed test left running goes first: the shims it started
 		// and its pods' containers; then whatever it left mounted.
@@ -86,6 +87,9 @@ func NewBerthd(t *testing.T, configTOML string) *Berthd {
 			_ = unix.Unmount(m, unix.MNT_DETACH)
 		}
 		os.RemoveAll(dir)
+		if !hadOwnCgroup {
+			removeEmptyCgroup(OwnCgroup)
+		}
 	})
 	b := &Berthd{
 		Dir:     dir,
@@ -385,6 +389,18 @@ func ruleFields(line string) []string {
 	return out
 }
 
+// OwnCgroup is the cgroup berthd makes for pods without a cgroup parent
+// (/berth/<pod>).
+const OwnCgroup = "/berth"
+
+// removeEmptyCgroup removes the cgroup at path from every hierarchy where it
+// has no children left (a cgroup with children is not removed).
+func removeEmptyCgroup(path string) {
+	for _, d := range cgroupDirs(path) {
+		_ = os.Remove(d)
+	}
+}
+
 // RemoveCgroups removes a test's cgroup parent (and its empty children) from
 // every hierarchy.
 func RemoveCgroups(parent string) {
@@ -438,7 +454,7 @@ func servingUnder(dir, binary string) []int {
 // PodCgroups lists the cgroup dirs of a pod that has no cgroup_parent
 // (Berth's own /berth/<pod>), in every v1 hierarchy or in the v2 tree.
 func PodCgroups(pod string) []string {
-	return cgroupDirs("/berth/" + pod)
+	return cgroupDirs(OwnCgroup + "/" + pod)
 }
 
 // cgroupDirs lists the dirs of a cgroup path in every v1 hierarchy or in the
