@@ -131,7 +131,7 @@ func (r *streamRuntime) Exec(ctx context.Context, containerID string, cmd []stri
 		go forwardResize(context.WithoutCancel(ctx), shim, c.ID, execID, resize)
 	}
 	code, err := waitSession(ctx, shim, execID)
-	waitTimeout(copying, outputGrace) // what the process wrote last
+	runner.AwaitOutput(copying, outputGrace) // what the process wrote last
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,8 @@ func (r *streamRuntime) Exec(ctx context.Context, containerID string, cmd []stri
 }
 
 // outputGrace is how long the last output is awaited after the process
-// exited (a child it left behind may hold the streams open).
+// exited (a child it left behind may hold the streams open): longer than the
+// shim's own wait, runner.OutputGrace, after which it closes them.
 const outputGrace = 2 * time.Second
 
 // firstSize takes the terminal size the client sends first, if it came.
@@ -202,16 +203,6 @@ func waitSession(ctx context.Context, shim *runner.Client, execID string) (int, 
 		if ctx.Err() != nil {
 			_ = shim.ExecKill(bg, execID)
 		}
-	}
-}
-
-// waitTimeout waits for wg, at most d.
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
 	}
 }
 

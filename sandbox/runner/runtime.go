@@ -46,7 +46,7 @@ func (p *Pool) Exec(ctx context.Context, pod, id string, args []string, timeout 
 func (p *Pool) runtime(ctx context.Context) (*Client, error) {
 	p.rt.mu.Lock()
 	defer p.rt.mu.Unlock()
-	if p.rt.client != nil && !p.rt.client.Dead() && !closed(p.rt.exited) {
+	if p.rt.client != nil && !p.rt.client.Dead() && !Closed(p.rt.exited) {
 		return p.rt.client, nil
 	}
 	p.rt.stop()
@@ -64,15 +64,6 @@ func (p *Pool) dropRuntime(c *Client) {
 	defer p.rt.mu.Unlock()
 	if p.rt.client == c {
 		p.rt.stop()
-	}
-}
-
-func closed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }
 

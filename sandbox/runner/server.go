@@ -1,9 +1,12 @@
 package runner
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 )
 
@@ -26,6 +29,38 @@ func Method[A, R any](fn func(A, *R) error) Handler {
 			return nil, err
 		}
 		return &reply, nil
+	}
+}
+
+// Serve answers the calls to handlers on a unix socket (a stale one is
+// replaced) until ctx ends; once it listens, it says "ok" on descriptor
+// ready, unless that is 0.
+func Serve(ctx context.Context, socket string, ready int, handlers map[string]Handler) error {
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	l, err := ListenUnix(socket)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	if ready != 0 {
+		if err := SayReady(ready); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			l.Close()
+			return fmt.Errorf("accept: %w", err)
+		}
+		go ServeConn(conn, handlers)
 	}
 }
 

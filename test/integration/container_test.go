@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -303,14 +304,23 @@ func TestRuntimeServer(t *testing.T) {
 	waitGone(t, second[0], true) // orphaned
 }
 
+// procStat is the fields of /proc/<pid>/stat after the command's name
+// (state, ppid, ...).
+func procStat(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:])), nil
+}
+
 // parentOf is pid's parent.
 func parentOf(t *testing.T, pid int) int {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
 	ppid, err := strconv.Atoi(f[1])
 	if err != nil {
 		t.Fatal(err)
@@ -323,14 +333,14 @@ func parentOf(t *testing.T, pid int) int {
 func waitGone(t *testing.T, pid int, zombieOK bool) {
 	t.Helper()
 	for deadline := time.Now().Add(util.CallTimeout()); ; time.Sleep(20 * time.Millisecond) {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if os.IsNotExist(err) {
+		f, err := procStat(pid)
+		if os.IsNotExist(err) || errors.Is(err, syscall.ESRCH) { // ESRCH: going as we read
 			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:])); zombieOK && f[0] == "Z" {
+		if zombieOK && f[0] == "Z" {
 			return
 		}
 		if time.Now().After(deadline) {

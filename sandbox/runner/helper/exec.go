@@ -86,7 +86,7 @@ func Exec(a runner.ExecArgs) (runner.ExecReply, error) {
 	go func() { defer copying.Done(); _, _ = io.Copy(stdout, outR) }()
 	go func() { defer copying.Done(); _, _ = io.Copy(stderr, errR) }()
 	reply := waitExec(p, a.Timeout)
-	runner.AwaitOutput(&copying)
+	runner.AwaitOutput(&copying, runner.OutputGrace)
 	outR.Close() // ends copies a leftover child keeps going
 	errR.Close()
 	copying.Wait()

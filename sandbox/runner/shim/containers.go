@@ -140,7 +140,7 @@ func privatePIDNamespace(spec *specs.Spec) bool {
 func (cs *Containers) startInit(req runner.HelperRequest, files []*os.File, st *stdio) (*container, error) {
 	cs.startMu.Lock()
 	defer cs.startMu.Unlock()
-	h, err := cs.startHelper(runner.HelperCreate, req, files)
+	h, err := cs.startHelperLocked(runner.HelperCreate, req, files)
 	st.closeChildEnds()
 	if err != nil {
 		st.close()
@@ -169,7 +169,9 @@ func (cs *Containers) startInit(req runner.HelperRequest, files []*os.File, st *
 		}
 		// The init dies with its container; the orphan reaper reaps it.
 		cs.setWaited(reply.PID, false)
-		_, _ = cs.helperLocked(runner.HelperDelete, runner.HelperRequest{ID: req.ID})
+		if h, err := cs.startHelperLocked(runner.HelperDelete, runner.HelperRequest{ID: req.ID}, nil); err == nil {
+			_, _ = cs.waitHelper(h)
+		}
 		return nil, fmt.Errorf("adopt init of %s: %w", req.ID, err)
 	}
 	return c, nil
@@ -303,7 +305,7 @@ func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	exit.Reason = exitReason(exit.Code, c.cgroupPaths)
 	// A process the init left behind may keep its output open: read what
 	// is left for a while, then stop.
-	runner.AwaitOutput(copying)
+	runner.AwaitOutput(copying, runner.OutputGrace)
 	c.stdio.close()
 	copying.Wait()
 	for _, t := range c.taps {
@@ -371,12 +373,10 @@ func (cs *Containers) running(id string) (*container, error) {
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-c.exited:
+	if runner.Closed(c.exited) {
 		return nil, fmt.Errorf("container %s is not running: %w", id, errdefs.ErrFailedPrecondition)
-	default:
-		return c, nil
 	}
+	return c, nil
 }
 
 // Start lets the created init exec the container's command, as runc start
@@ -430,10 +430,8 @@ func (cs *Containers) Signal(id string, sig syscall.Signal) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-c.exited:
+	if runner.Closed(c.exited) {
 		return nil
-	default:
 	}
 	if sig == syscall.SIGKILL && !c.privatePID {
 		_, err = cs.helper(runner.HelperSignal, runner.HelperRequest{ID: id, Signal: int(sig)})
@@ -453,29 +451,10 @@ func (cs *Containers) Wait(id string, timeout time.Duration) (Exit, bool, error)
 	if err != nil {
 		return Exit{}, false, err
 	}
-	if !closedWithin(c.exited, timeout) {
+	if !runner.ClosedWithin(c.exited, timeout) {
 		return Exit{}, false, nil
 	}
 	return c.exit, true, nil
-}
-
-// closedWithin waits at most timeout for done to be closed. A closed done
-// always wins: a select on it and an expired timer picks either at random,
-// and a zero timeout ("has it exited?") would then answer no half the time.
-func closedWithin(done <-chan struct{}, timeout time.Duration) bool {
-	select {
-	case <-done:
-		return true
-	default:
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
 }
 
 // Delete kills what is left of the container and removes its state and cgroup.

@@ -20,8 +20,15 @@ type helperCall struct {
 
 // startHelper starts "<runtime> op" on req, the files as its descriptors
 // from 3 on (req names them by number), and registers its pid so that the
-// orphan reaper leaves it to finish. The caller holds startMu.
+// orphan reaper leaves it to finish: both under startMu.
 func (cs *Containers) startHelper(op string, req runner.HelperRequest, files []*os.File) (*helperCall, error) {
+	cs.startMu.Lock()
+	defer cs.startMu.Unlock()
+	return cs.startHelperLocked(op, req, files)
+}
+
+// startHelperLocked is startHelper for a caller that holds startMu.
+func (cs *Containers) startHelperLocked(op string, req runner.HelperRequest, files []*os.File) (*helperCall, error) {
 	req.Root = cs.root
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -50,17 +57,6 @@ func (cs *Containers) waitHelper(h *helperCall) (runner.HelperReply, error) {
 
 // helper runs op on req and returns its reply.
 func (cs *Containers) helper(op string, req runner.HelperRequest) (runner.HelperReply, error) {
-	cs.startMu.Lock()
-	h, err := cs.startHelper(op, req, nil)
-	cs.startMu.Unlock()
-	if err != nil {
-		return runner.HelperReply{}, err
-	}
-	return cs.waitHelper(h)
-}
-
-// helperLocked is helper for a caller that holds startMu.
-func (cs *Containers) helperLocked(op string, req runner.HelperRequest) (runner.HelperReply, error) {
 	h, err := cs.startHelper(op, req, nil)
 	if err != nil {
 		return runner.HelperReply{}, err

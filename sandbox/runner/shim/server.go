@@ -3,9 +3,7 @@ package shim
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"syscall"
 
@@ -179,35 +177,17 @@ func Serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	l, err := runner.ListenUnix(cfg.Socket)
-	if err != nil {
-		return err
-	}
-	if cfg.ReadyFD != 0 {
-		if err := runner.SayReady(cfg.ReadyFD); err != nil {
-			l.Close()
-			return err
-		}
-	}
 	svc := &Service{cs: cs, pause: pause{runtime: cfg.Runtime, root: filepath.Join(cfg.Root, "pause-root")},
 		shutdown: make(chan struct{})}
 	go cs.ReapOrphans(svc.shutdown)
-	handlers := svc.handlers()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
 		select {
 		case <-ctx.Done():
 		case <-svc.shutdown:
+			cancel()
 		}
-		l.Close()
 	}()
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			return nil // listener closed: shutting down
-		}
-		go runner.ServeConn(conn, handlers)
-	}
+	return runner.Serve(ctx, cfg.Socket, cfg.ReadyFD, svc.handlers())
 }

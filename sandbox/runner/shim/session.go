@@ -109,9 +109,7 @@ func (cs *Containers) startPlain(req runner.HelperRequest, f *fifos, s *session)
 			*stream.fd = 2 + len(files)
 		}
 	}
-	cs.startMu.Lock()
 	h, err := cs.startHelper(runner.HelperExec, req, files)
-	cs.startMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -134,9 +132,7 @@ func (cs *Containers) startTerminal(req runner.HelperRequest, a runner.ExecStart
 	}
 	defer ours.Close()
 	req.Console, req.Width, req.Height = 3, a.Width, a.Height
-	cs.startMu.Lock()
 	h, err := cs.startHelper(runner.HelperExec, req, []*os.File{theirs})
-	cs.startMu.Unlock()
 	theirs.Close()
 	if err != nil {
 		return err
@@ -164,7 +160,7 @@ func (cs *Containers) endSession(s *session, f *fifos) {
 	}
 	reply, err := cs.waitHelper(s.helper)
 	if s.console != nil {
-		runner.AwaitOutput(&output)
+		runner.AwaitOutput(&output, runner.OutputGrace)
 		s.console.Close()
 		f.close()
 		output.Wait()
@@ -194,7 +190,7 @@ func (cs *Containers) ExecWait(execID string, timeout time.Duration) (runner.Exe
 	if err != nil {
 		return runner.ExecWaitReply{}, err
 	}
-	if !closedWithin(s.done, timeout) {
+	if !runner.ClosedWithin(s.done, timeout) {
 		return runner.ExecWaitReply{}, nil
 	}
 	cs.mu.Lock()
