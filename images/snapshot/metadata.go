@@ -51,34 +51,37 @@ func (a *applier) setMetadata(dirfd int, name, rel string, hdr *tar.Header) erro
 	}
 }
 
-// chmodNoFollow changes the mode of name in dirfd, which is not a symlink.
-// fchmodat2 (Linux 6.6) takes AT_SYMLINK_NOFOLLOW; without it the entry is
-// opened O_PATH|O_NOFOLLOW, checked, and changed through its /proc/self/fd
-// magic link, which resolves to that very inode (as glibc's lchmod does).
+// chmodNoFollow changes the mode of name in dirfd unless it is a symlink.
+// fchmodat2 (Linux 6.6) takes AT_SYMLINK_NOFOLLOW (and refuses a symlink
+// with EOPNOTSUPP); older kernels get chmodViaProc.
 func chmodNoFollow(dirfd int, name string, mode uint32) error {
 	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
-	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
-		if err != nil {
-			return fmt.Errorf("chmod: %w", err)
-		}
-		return nil
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		err = chmodViaProc(dirfd, name, mode)
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("chmod: %w", err)
+	}
+	return nil
+}
+
+// chmodViaProc opens name O_PATH|O_NOFOLLOW, leaves a symlink alone, and
+// changes anything else through the fd's /proc/self/fd magic link, which
+// resolves to that very inode (glibc's lchmod does the same).
+func chmodViaProc(dirfd int, name string, mode uint32) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fmt.Errorf("chmod: %w", err)
+		return err
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return nil
 	}
-	if err := unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	return nil
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
 }
 
 // isOverlayXattr tells the xattrs that steer overlayfs (redirect, metacopy,
