@@ -77,7 +77,7 @@ func sandbox(t *testing.T) (string, func()) {
 	if err := os.Mkdir(layer, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c := makeCanaries(t, parent)
+	c := makeCanaries(t, parent, true)
 	return layer, func() {
 		t.Helper()
 		c.check(t)
