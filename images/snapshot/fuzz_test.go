@@ -26,7 +26,7 @@ import (
 func FuzzApply(f *testing.F) {
 	base := f.TempDir() // the layer root is base/layer, recreated per input
 	c := makeCanaries(f, base, false)
-	for _, tc := range hostileCases() {
+	for _, tc := range hostileCases {
 		f.Add(tarOf(f, tc.entries(base)...))
 	}
 	f.Add(tarOf(f, dir("etc/"), file("etc/passwd", "root:x:0:0"), symlink("bin/sh", "busybox"),
