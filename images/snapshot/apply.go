@@ -8,11 +8,10 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,7 +38,12 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return
 // Apply unpacks the uncompressed layer tar r into dir (see the package doc for
 // the contract and the safety rules).
 func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (ApplyStats, error) {
-	a := &applier{root: dir, opts: opts}
+	rootFD, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ApplyStats{}, fmt.Errorf("open layer dir %s: %w", dir, err)
+	}
+	defer unix.Close(rootFD)
+	a := &applier{rootFD: rootFD, opts: opts}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -59,16 +63,21 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 	return a.stats, a.finishDirs()
 }
 
+// applier works on the layer through rootFD only: every entry is reached
+// from it by openDir and touched relative to its parent's fd.
 type applier struct {
-	root  string
-	opts  ApplyOptions
-	stats ApplyStats
-	dirs  []dirTimes // set after all entries, deepest first
+	rootFD int
+	opts   ApplyOptions
+	stats  ApplyStats
+	dirs   []dirTimes // set after all entries, deepest first
 }
 
+// dirTimes is a directory whose times wait until the end, identified by its
+// entry name and its inode (a later entry may have replaced it).
 type dirTimes struct {
-	path string
-	hdr  *tar.Header
+	rel      string
+	dev, ino uint64
+	hdr      *tar.Header
 }
 
 // cleanName maps an entry name to a clean path relative to the root; "" is
@@ -77,117 +86,89 @@ func cleanName(name string) string {
 	return strings.TrimPrefix(path.Clean("/"+name), "/")
 }
 
-// resolveParent returns the on-disk path of rel's parent, resolved inside the
-// root, creating missing directories; and the path of rel itself under it.
-func (a *applier) resolveParent(rel string) (string, error) {
-	parent, err := securejoin.SecureJoin(a.root, path.Dir(rel))
-	if err != nil {
-		return "", err
-	}
-	if err := a.mkdirAll(parent); err != nil {
-		return "", err
-	}
-	return filepath.Join(parent, path.Base(rel)), nil
-}
-
-// mkdirAll creates missing dirs between the root and p (p is inside the root
-// and its existing components are real directories, as SecureJoin resolved it).
-func (a *applier) mkdirAll(p string) error {
-	fi, err := os.Lstat(p)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", p)
-		}
-		return nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := a.mkdirAll(filepath.Dir(p)); err != nil {
-		return err
-	}
-	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	a.stats.Inodes++
-	return nil
-}
-
 func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	rel := cleanName(hdr.Name)
-	base := path.Base(rel)
 	if rel == "" {
 		return a.rootEntry(hdr)
 	}
+	base := path.Base(rel)
 	if base == opaqueMarker {
 		return a.opaque(rel)
 	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return a.whiteout(rel)
 	}
-	target, err := a.resolveParent(rel)
+	dirfd, name, err := a.openParent(rel, true)
 	if err != nil {
 		return err
 	}
-	if err := a.makeRoom(target, hdr); err != nil {
+	defer a.closeDir(dirfd)
+	if err := makeRoom(dirfd, name, hdr.Typeflag == tar.TypeDir); err != nil {
 		return err
 	}
-	if err := a.create(target, hdr, r); err != nil {
+	if err := a.create(dirfd, name, hdr, r); err != nil {
 		return err
 	}
 	a.stats.Inodes++
-	return a.setMetadata(target, hdr)
+	return a.setMetadata(dirfd, name, rel, hdr)
 }
 
 // rootEntry applies "./" metadata to the layer root itself.
 func (a *applier) rootEntry(hdr *tar.Header) error {
 	if hdr.Typeflag != tar.TypeDir {
-		return errors.New("the layer root must be a directory")
+		return fmt.Errorf("the layer root must be a directory: %w", errdefs.ErrInvalidArgument)
 	}
-	return a.setMetadata(a.root, hdr)
+	return a.setMetadata(a.rootFD, ".", "", hdr)
 }
 
-// makeRoom removes what stands where the entry goes, unless both are dirs (a
-// later entry replaces an earlier one; a dir keeps its content).
-func (a *applier) makeRoom(target string, hdr *tar.Header) error {
-	fi, err := os.Lstat(target)
-	if errors.Is(err, os.ErrNotExist) {
+// makeRoom removes what stands at name in dirfd, unless both it and the new
+// entry are directories (a later entry replaces an earlier one; a dir keeps
+// its content). A symlink there is removed, never followed.
+func makeRoom(dirfd int, name string, isDir bool) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("stat %s: %w", name, err)
 	}
-	if fi.IsDir() && hdr.Typeflag == tar.TypeDir {
+	if isDir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return nil
 	}
-	return os.RemoveAll(target)
+	return removeAt(dirfd, name)
 }
 
-func (a *applier) create(target string, hdr *tar.Header, r io.Reader) error {
+func (a *applier) create(dirfd int, name string, hdr *tar.Header, r io.Reader) error {
+	var err error
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
+		if err = unix.Mkdirat(dirfd, name, 0o755); errors.Is(err, unix.EEXIST) {
+			err = nil // makeRoom kept a directory
 		}
-		return nil
 	case tar.TypeReg: // the reader reports old-style TypeRegA entries as TypeReg
-		return a.writeFile(target, hdr, r)
+		return a.writeFile(dirfd, name, hdr, r)
 	case tar.TypeSymlink:
-		return os.Symlink(hdr.Linkname, target)
+		err = unix.Symlinkat(hdr.Linkname, dirfd, name)
 	case tar.TypeLink:
-		return a.hardlink(target, hdr.Linkname)
+		return a.hardlink(dirfd, name, hdr.Linkname)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		return mknod(target, hdr)
+		err = mknod(dirfd, name, hdr)
 	default:
-		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+		return fmt.Errorf("unsupported tar entry type %q: %w", hdr.Typeflag, errdefs.ErrInvalidArgument)
 	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	return nil
 }
 
-func (a *applier) writeFile(target string, hdr *tar.Header, r io.Reader) error {
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+func (a *applier) writeFile(dirfd int, name string, hdr *tar.Header, r io.Reader) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("create %s: %w", name, err)
 	}
+	f := os.NewFile(uintptr(fd), name)
 	buf := copyBuffers.Get().(*[]byte)
 	n, err := io.CopyBuffer(f, io.LimitReader(r, hdr.Size), *buf)
 	copyBuffers.Put(buf)
@@ -201,30 +182,34 @@ func (a *applier) writeFile(target string, hdr *tar.Header, r io.Reader) error {
 	return err
 }
 
-// hardlink links target to an entry already in the layer. The link's parent
-// is resolved inside the root; its last component is linked as is (link(2)
-// does not follow a symlink there).
-func (a *applier) hardlink(target, linkname string) error {
+// hardlink links name to an entry already in the layer. The target's parent
+// is resolved inside the root like any entry's; its last component is
+// linked as is: linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself,
+// and the new name then is that symlink (setMetadata treats it as one).
+func (a *applier) hardlink(dirfd int, name, linkname string) error {
 	rel := cleanName(linkname)
 	if rel == "" {
-		return errors.New("hard link to the layer root")
+		return fmt.Errorf("hard link to the layer root: %w", errdefs.ErrInvalidArgument)
 	}
-	parent, err := securejoin.SecureJoin(a.root, path.Dir(rel))
-	if err != nil {
-		return err
-	}
-	src := filepath.Join(parent, path.Base(rel))
-	fi, err := os.Lstat(src)
+	srcfd, src, err := a.openParent(rel, false)
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", linkname, err)
 	}
-	if fi.IsDir() {
-		return fmt.Errorf("hard link target %q is a directory", linkname)
+	defer a.closeDir(srcfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(srcfd, src, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("hard link target %q: %w", linkname, err)
 	}
-	return os.Link(src, target)
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("hard link target %q is a directory: %w", linkname, errdefs.ErrInvalidArgument)
+	}
+	if err := unix.Linkat(srcfd, src, dirfd, name, 0); err != nil {
+		return fmt.Errorf("hard link to %q: %w", linkname, err)
+	}
+	return nil
 }
 
-func mknod(target string, hdr *tar.Header) error {
+func mknod(dirfd int, name string, hdr *tar.Header) error {
 	mode := uint32(hdr.Mode & 0o7777)
 	switch hdr.Typeflag {
 	case tar.TypeChar:
@@ -234,5 +219,5 @@ func mknod(target string, hdr *tar.Header) error {
 	default:
 		mode |= unix.S_IFIFO
 	}
-	return unix.Mknod(target, mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+	return unix.Mknodat(dirfd, name, mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
 }

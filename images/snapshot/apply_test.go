@@ -18,6 +18,8 @@ type entry struct {
 	typ              byte
 	mode             int64
 	xattrs           map[string]string
+	uid, gid         int       // 0: the test's own
+	mtime            time.Time // zero: a fixed default
 }
 
 func tarOf(t testing.TB, entries ...entry) []byte {
@@ -27,6 +29,12 @@ func tarOf(t testing.TB, entries ...entry) []byte {
 	for _, e := range entries {
 		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.body)),
 			ModTime: time.Unix(1700000000, 0), Uid: os.Getuid(), Gid: os.Getgid(), Format: tar.FormatPAX}
+		if e.uid != 0 {
+			hdr.Uid, hdr.Gid = e.uid, e.gid
+		}
+		if !e.mtime.IsZero() {
+			hdr.ModTime, hdr.AccessTime = e.mtime, e.mtime
+		}
 		if hdr.Mode == 0 {
 			hdr.Mode = 0o644
 			if e.typ == tar.TypeDir {
@@ -60,28 +68,19 @@ func symlink(name, to string) entry {
 }
 func hardlink(name, to string) entry { return entry{name: name, link: to, typ: tar.TypeLink} }
 
-// sandbox makes parent/{layer,canary}; it returns the layer dir and a check
-// that nothing outside the layer changed.
+// sandbox makes parent/layer next to canaries (see makeCanaries); it returns
+// the layer dir and a check that nothing outside the layer changed.
 func sandbox(t *testing.T) (string, func()) {
 	t.Helper()
 	parent := t.TempDir()
 	layer := filepath.Join(parent, "layer")
-	os.Mkdir(layer, 0o755)
-	canary := filepath.Join(parent, "canary")
-	os.WriteFile(canary, []byte("untouched"), 0o644)
+	if err := os.Mkdir(layer, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := makeCanaries(t, parent, true)
 	return layer, func() {
 		t.Helper()
-		entries, _ := os.ReadDir(parent)
-		if len(entries) != 2 {
-			var names []string
-			for _, e := range entries {
-				names = append(names, e.Name())
-			}
-			t.Fatalf("outside the layer: %v", names)
-		}
-		if b, _ := os.ReadFile(canary); string(b) != "untouched" {
-			t.Fatal("canary changed")
-		}
+		c.check(t)
 	}
 }
 
