@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +49,10 @@ var (
 	bucketSnapshots = []byte("snapshots") // container snapshot key → top chain ID
 )
 
-const metaSchemaKey, metaSchemaVersion = "schema", "1"
+// metaSchemaKey, in the images bucket (image IDs all start with "sha256:"),
+// holds the version of the layout below. A newer version is refused without
+// a write: an older berthd must not rewrite what it cannot read.
+const metaSchemaKey, metaSchemaVersion = "schema", 1
 
 // meta is the image index in bbolt. Transactions span images, names and layers,
 // so an image is never visible without its layers, nor a name without its image.
@@ -61,23 +65,54 @@ func openMeta(path string) (*meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image index %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketImages, bucketNames, bucketLayers, bucketSnapshots} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		root := tx.Bucket(bucketImages)
-		if v := root.Get([]byte(metaSchemaKey)); v != nil && string(v) != metaSchemaVersion {
-			return fmt.Errorf("image index schema %q is not %q", v, metaSchemaVersion)
-		}
-		return nil
-	})
+	// Check in a read-only transaction first, so that a refused index is
+	// not written to at all.
+	err = db.View(checkSchema)
+	if err == nil {
+		err = db.Update(initSchema)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("image index %s: %w", path, err)
 	}
 	return &meta{db: db}, nil
+}
+
+// checkSchema refuses an index written by a newer (or unknown) layout. An
+// index without the key is one written before the key existed: version 1.
+func checkSchema(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketImages)
+	if b == nil {
+		return nil
+	}
+	v := b.Get([]byte(metaSchemaKey))
+	if v == nil {
+		return nil
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 1 {
+		return fmt.Errorf("schema %q is not a version this berthd knows: %w", v, errdefs.ErrFailedPrecondition)
+	}
+	if n > metaSchemaVersion {
+		return fmt.Errorf("schema %d is newer than this berthd's %d (written by a newer berthd; upgrade, or move the images root away): %w",
+			n, metaSchemaVersion, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// initSchema creates the buckets and writes the schema version, on a new
+// index and on one from before the key was written.
+func initSchema(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketImages, bucketNames, bucketLayers, bucketSnapshots} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	b := tx.Bucket(bucketImages)
+	if b.Get([]byte(metaSchemaKey)) != nil {
+		return nil
+	}
+	return b.Put([]byte(metaSchemaKey), []byte(strconv.Itoa(metaSchemaVersion)))
 }
 
 func (m *meta) close() error { return m.db.Close() }
