@@ -278,13 +278,14 @@ func (m *meta) layer(chainID digest.Digest) (*Layer, error) {
 }
 
 // dropUnusedLayers deletes, in one transaction, the records of layers that no
-// image and no container snapshot uses (directly or as a parent), and returns
-// them so the caller can remove their directories. The records go first: a
-// crash after this leaves directories without records, which start-up removes.
-func (m *meta) dropUnusedLayers() ([]Layer, error) {
+// image, no container snapshot and no entry of keep (the pulls' leases) uses,
+// directly or as a parent, and returns them so the caller can remove their
+// directories. The records go first: a crash after this leaves directories
+// without records, which start-up removes.
+func (m *meta) dropUnusedLayers(keep map[digest.Digest]bool) ([]Layer, error) {
 	var unused []Layer
 	err := m.db.Update(func(tx *bolt.Tx) error {
-		used, err := usedLayers(tx)
+		used, err := usedLayers(tx, keep)
 		if err != nil {
 			return err
 		}
@@ -313,9 +314,9 @@ func (m *meta) dropUnusedLayers() ([]Layer, error) {
 	return unused, err
 }
 
-// usedLayers returns the chain IDs that images and container snapshots use,
-// with all their parents.
-func usedLayers(tx *bolt.Tx) (map[string]bool, error) {
+// usedLayers returns the chain IDs that images, container snapshots and keep
+// use, with all their parents.
+func usedLayers(tx *bolt.Tx, keep map[digest.Digest]bool) (map[string]bool, error) {
 	used := map[string]bool{}
 	layers := tx.Bucket(bucketLayers)
 	markChain := func(top string) {
@@ -327,6 +328,9 @@ func usedLayers(tx *bolt.Tx) (map[string]bool, error) {
 			}
 			id = l.Parent.String()
 		}
+	}
+	for d := range keep {
+		markChain(d.String())
 	}
 	err := forEachImage(tx, func(img *Image) {
 		for _, l := range img.Layers {

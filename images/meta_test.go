@@ -152,7 +152,7 @@ func TestDeleteAndDropUnusedLayers(t *testing.T) {
 	if _, err := m.find(lookup{kind: byName, key: "docker.io/library/a:1"}); !errdefs.IsNotFound(err) {
 		t.Fatalf("name of deleted image still resolves: %v", err)
 	}
-	unused, err := m.dropUnusedLayers()
+	unused, err := m.dropUnusedLayers(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func (s *Service) recover(ctx context.Context) error {
 	if err := s.reconcileSnapshots(ctx); err != nil {
 		return err
 	}
-	return s.collect(ctx)
+	return s.gc(ctx)
 }
 
 // dropBrokenImages deletes image records whose layer dirs are missing.
@@ -126,10 +127,11 @@ func (s *Service) reconcileSnapshots(ctx context.Context) error {
 	})
 }
 
-// collectBlobs deletes blobs that no image uses (manifest, config, layer blobs).
-// The caller holds gcLock exclusively.
-func (s *Service) collectBlobs(ctx context.Context) error {
+// collectBlobs deletes blobs that no image, no layer record and no lease
+// uses (manifests, configs, layer blobs). The caller holds gcLock exclusively.
+func (s *Service) collectBlobs(ctx context.Context, leased map[digest.Digest]bool) error {
 	used := map[digest.Digest]bool{}
+	maps.Copy(used, leased)
 	err := s.meta.db.View(func(tx *bolt.Tx) error {
 		if err := forEachImage(tx, func(img *Image) {
 			used[img.Manifest] = true
