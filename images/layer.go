@@ -104,17 +104,23 @@ func (s *Service) layerSource(ctx context.Context, r *remote.Resolved, i int, wa
 		w.Close()
 		return nil, nil, err
 	}
-	src := &teeCloser{Reader: io.TeeReader(watch.reader(body), w), body: body, w: w}
+	progress := watch.reader(body)
+	src := &teeCloser{Reader: io.TeeReader(progress, w), closers: []io.Closer{progress, body, w}}
 	return src, func() error { return w.Commit(ctx) }, nil
 }
 
 type teeCloser struct {
 	io.Reader
-	body io.Closer
-	w    io.Closer
+	closers []io.Closer
 }
 
-func (t *teeCloser) Close() error { return errors.Join(t.body.Close(), t.w.Close()) }
+func (t *teeCloser) Close() error {
+	var errs []error
+	for _, c := range t.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // unpack decompresses src as mediaType says (or as its magic bytes say),
 // unpacks it into dir, reads both streams to their ends and checks the diff ID.

@@ -36,13 +36,13 @@ func (s *Service) Pull(ctx context.Context, ref string, auth remote.Auth) (*Imag
 func (s *Service) pull(ctx context.Context, name string, auth remote.Auth) (*Image, error) {
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("image", name))
 	start := time.Now()
-	ctx, watch := watchProgress(ctx, s.opts.ProgressTimeout)
+	ctx, watch := watchProgress(ctx, s.opts.ProgressTimeout, rateLimit{minRate: s.opts.MinRate, window: s.opts.MinRateWindow})
 	defer watch.stop()
 
 	img, err := s.fetch(ctx, name, auth, watch)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
-			err = cause // the stall timeout says more than "context canceled"
+			err = cause // the stall or rate check says more than "context canceled"
 		}
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}

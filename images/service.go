@@ -31,6 +31,11 @@ type Options struct {
 	MaxConcurrentDownloads int
 	// ProgressTimeout cancels a pull whose bytes stall that long; 0 disables.
 	ProgressTimeout time.Duration
+	// MinRate (bytes/s) cancels a pull whose blob downloads, together, read
+	// less than that over a MinRateWindow of transfer; 0 disables it.
+	// berthd measures over ProgressTimeout.
+	MinRate       int64
+	MinRateWindow time.Duration
 	// Pinned are image names (any form) that RemoveImage refuses to remove.
 	Pinned []string
 	// Platform is the platform picked from multi-platform indexes.
