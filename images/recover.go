@@ -3,8 +3,8 @@ package images
 // Recovery of the image store at start-up. Assumptions:
 //   - a committed blob (blobs/) was verified before its rename; ingest/ holds
 //     only unfinished downloads;
-//   - a layer dir named by its chain ID was complete when renamed; layers/tmp-*
-//     are unfinished unpacks;
+//   - a layer dir named by its chain ID was complete and synced when renamed;
+//     layers/tmp-* are unfinished unpacks or dirs GC was removing (tmp-gc-*);
 //   - bbolt transactions are atomic: an image record and its layer records
 //     exist together or not at all.
 // So recovery deletes unfinished work, drops images whose layer dirs vanished
