@@ -12,13 +12,20 @@
 //	snapshots/<key>/        a container's writable layer: upper/ and work/
 //
 // Crash safety: a blob is renamed into blobs/ only after its digest and size
-// are verified; a layer dir is renamed into place only when fully unpacked; an
-// image record (with its layer records) is committed in one bbolt transaction
-// only after every blob and layer exists. So an interrupted pull leaves no
-// record and no half layer, and start-up removes leftover ingest and tmp dirs
-// and layer dirs that no record owns.
+// are verified; a layer dir is renamed into place only when fully unpacked and
+// synced to disk, and recorded only after the rename is synced too. An image
+// record is committed only after every blob and layer exists. So an
+// interrupted pull leaves no image record and no half layer (complete layers
+// keep their records until GC), and start-up removes leftover ingest and tmp
+// dirs and layer dirs that no record owns.
 //
-// Locking: pulls hold gcLock shared (many pulls run at once); Remove and GC
-// hold it exclusively, so a layer a pull is about to reuse cannot vanish under
-// it. Two pulls of the same reference share one download (see pull.go).
+// Locking: no lock is held while bytes flow or disks sync. A pull leases what
+// it stores (manifest, config, layer blobs, layers; see lease.go) and GC keeps
+// whatever a lease names, so the pull can download and unpack with no lock
+// and commit its image record when done. gcLock is held exclusively by GC
+// (Remove, start-up), which drops records, renames the dirs it frees aside
+// and deletes blobs, then removes the dirs' files after releasing it; it is
+// held shared only for short store operations (taking a lease, preparing a
+// snapshot). Two pulls of the same reference share one download (see
+// pullgroup.go).
 package images

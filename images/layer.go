@@ -24,7 +24,8 @@ import (
 // unpacked is reused; a blob already stored is read locally; otherwise the
 // blob streams from the registry into the content store and, in the same
 // pass, through the decompressor into the unpacker. Both digests are checked
-// before the layer dir is renamed into place.
+// before the layer is committed (see commitLayer). The caller's lease keeps
+// the layer and its blob from GC; no lock is held here.
 func (s *Service) ensureLayer(ctx context.Context, r *remote.Resolved, i int, l *Layer, watch *progressWatch) error {
 	if rec, err := s.meta.layer(l.ChainID); err == nil {
 		if _, err := os.Stat(s.layerDir(l.ChainID)); err == nil {
@@ -53,17 +54,36 @@ func (s *Service) ensureLayer(ctx context.Context, r *remote.Resolved, i int, l 
 		return err
 	}
 	l.Size, l.Inodes = stats.Bytes, stats.Inodes
-	if err := os.Rename(tmp, s.layerDir(l.ChainID)); err != nil && !errors.Is(err, os.ErrExist) && !isNotEmpty(err) {
-		return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
-	}
-	// Recorded at once, so a complete layer always has a record: if the
-	// pull fails later, a retry reuses it, and GC (Remove, or the next
-	// start) collects it if nothing does.
-	if err := s.meta.putLayer(l); err != nil {
+	if err := s.commitLayer(tmp, l); err != nil {
 		return err
 	}
 	log.G(ctx).WithFields(log.Fields{"layer": l.ChainID, "bytes": l.Size}).Debug("unpacked layer")
 	return nil
+}
+
+// commitLayer makes the complete layer in tmp durable, then visible, then
+// recorded, in that order, so that after a power loss a record never names
+// a layer whose files are not on disk: the files are synced (syncfs), the
+// dir renamed into place, the rename synced (fsync of layers/), and only
+// then is the record committed. It is recorded at once, so a complete layer
+// always has a record: if the pull fails later, a retry reuses it, and GC
+// (Remove, or the next start) collects it if nothing does. A dir renamed
+// whose rename then fails to sync is left unrecorded: a retry adopts it
+// (syncing it again), start-up removes it otherwise; removing it here could
+// pull it from under a concurrent pull that found it in place.
+func (s *Service) commitLayer(tmp string, l *Layer) error {
+	if err := s.disk.fs(tmp); err != nil {
+		return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
+	}
+	// A concurrent pull of another image may have committed the same
+	// layer first; its dir is as good as ours (ours is then removed).
+	if err := os.Rename(tmp, s.layerDir(l.ChainID)); err != nil && !errors.Is(err, os.ErrExist) && !isNotEmpty(err) {
+		return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
+	}
+	if err := s.disk.dir(s.layersDir); err != nil {
+		return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
+	}
+	return s.meta.putLayer(l)
 }
 
 // layerSource returns the compressed blob to read: the stored copy, or the
@@ -84,17 +104,23 @@ func (s *Service) layerSource(ctx context.Context, r *remote.Resolved, i int, wa
 		w.Close()
 		return nil, nil, err
 	}
-	src := &teeCloser{Reader: io.TeeReader(watch.reader(body), w), body: body, w: w}
+	progress := watch.reader(body)
+	src := &teeCloser{Reader: io.TeeReader(progress, w), closers: []io.Closer{progress, body, w}}
 	return src, func() error { return w.Commit(ctx) }, nil
 }
 
 type teeCloser struct {
 	io.Reader
-	body io.Closer
-	w    io.Closer
+	closers []io.Closer
 }
 
-func (t *teeCloser) Close() error { return errors.Join(t.body.Close(), t.w.Close()) }
+func (t *teeCloser) Close() error {
+	var errs []error
+	for _, c := range t.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // unpack decompresses src as mediaType says (or as its magic bytes say),
 // unpacks it into dir, reads both streams to their ends and checks the diff ID.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +49,10 @@ var (
 	bucketSnapshots = []byte("snapshots") // container snapshot key → top chain ID
 )
 
-const metaSchemaKey, metaSchemaVersion = "schema", "1"
+// metaSchemaKey, in the images bucket (image IDs all start with "sha256:"),
+// holds the version of the layout below. A newer version is refused without
+// a write: an older berthd must not rewrite what it cannot read.
+const metaSchemaKey, metaSchemaVersion = "schema", 1
 
 // meta is the image index in bbolt. Transactions span images, names and layers,
 // so an image is never visible without its layers, nor a name without its image.
@@ -61,23 +65,54 @@ func openMeta(path string) (*meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image index %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketImages, bucketNames, bucketLayers, bucketSnapshots} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		root := tx.Bucket(bucketImages)
-		if v := root.Get([]byte(metaSchemaKey)); v != nil && string(v) != metaSchemaVersion {
-			return fmt.Errorf("image index schema %q is not %q", v, metaSchemaVersion)
-		}
-		return nil
-	})
+	// Check in a read-only transaction first, so that a refused index is
+	// not written to at all.
+	err = db.View(checkSchema)
+	if err == nil {
+		err = db.Update(initSchema)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("image index %s: %w", path, err)
 	}
 	return &meta{db: db}, nil
+}
+
+// checkSchema refuses an index written by a newer (or unknown) layout. An
+// index without the key is one written before the key existed: version 1.
+func checkSchema(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketImages)
+	if b == nil {
+		return nil
+	}
+	v := b.Get([]byte(metaSchemaKey))
+	if v == nil {
+		return nil
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 1 {
+		return fmt.Errorf("schema %q is not a version this berthd knows: %w", v, errdefs.ErrFailedPrecondition)
+	}
+	if n > metaSchemaVersion {
+		return fmt.Errorf("schema %d is newer than this berthd's %d (written by a newer berthd; upgrade, or move the images root away): %w",
+			n, metaSchemaVersion, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// initSchema creates the buckets and writes the schema version, on a new
+// index and on one from before the key was written.
+func initSchema(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketImages, bucketNames, bucketLayers, bucketSnapshots} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	b := tx.Bucket(bucketImages)
+	if b.Get([]byte(metaSchemaKey)) != nil {
+		return nil
+	}
+	return b.Put([]byte(metaSchemaKey), []byte(strconv.Itoa(metaSchemaVersion)))
 }
 
 func (m *meta) close() error { return m.db.Close() }
@@ -243,13 +278,14 @@ func (m *meta) layer(chainID digest.Digest) (*Layer, error) {
 }
 
 // dropUnusedLayers deletes, in one transaction, the records of layers that no
-// image and no container snapshot uses (directly or as a parent), and returns
-// them so the caller can remove their directories. The records go first: a
-// crash after this leaves directories without records, which start-up removes.
-func (m *meta) dropUnusedLayers() ([]Layer, error) {
+// image, no container snapshot and no entry of keep (the pulls' leases) uses,
+// directly or as a parent, and returns them so the caller can remove their
+// directories. The records go first: a crash after this leaves directories
+// without records, which start-up removes.
+func (m *meta) dropUnusedLayers(keep map[digest.Digest]bool) ([]Layer, error) {
 	var unused []Layer
 	err := m.db.Update(func(tx *bolt.Tx) error {
-		used, err := usedLayers(tx)
+		used, err := usedLayers(tx, keep)
 		if err != nil {
 			return err
 		}
@@ -278,9 +314,9 @@ func (m *meta) dropUnusedLayers() ([]Layer, error) {
 	return unused, err
 }
 
-// usedLayers returns the chain IDs that images and container snapshots use,
-// with all their parents.
-func usedLayers(tx *bolt.Tx) (map[string]bool, error) {
+// usedLayers returns the chain IDs that images, container snapshots and keep
+// use, with all their parents.
+func usedLayers(tx *bolt.Tx, keep map[digest.Digest]bool) (map[string]bool, error) {
 	used := map[string]bool{}
 	layers := tx.Bucket(bucketLayers)
 	markChain := func(top string) {
@@ -292,6 +328,9 @@ func usedLayers(tx *bolt.Tx) (map[string]bool, error) {
 			}
 			id = l.Parent.String()
 		}
+	}
+	for d := range keep {
+		markChain(d.String())
 	}
 	err := forEachImage(tx, func(img *Image) {
 		for _, l := range img.Layers {

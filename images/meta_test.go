@@ -1,12 +1,16 @@
 package images
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
 )
 
 func openTestMeta(t *testing.T) *meta {
@@ -148,7 +152,7 @@ func TestDeleteAndDropUnusedLayers(t *testing.T) {
 	if _, err := m.find(lookup{kind: byName, key: "docker.io/library/a:1"}); !errdefs.IsNotFound(err) {
 		t.Fatalf("name of deleted image still resolves: %v", err)
 	}
-	unused, err := m.dropUnusedLayers()
+	unused, err := m.dropUnusedLayers(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,5 +184,101 @@ func TestReopenKeepsRecords(t *testing.T) {
 	list, err := m.list()
 	if err != nil || len(list) != 1 || list[0].ID != img.ID {
 		t.Fatalf("list after reopen = %v, %v", list, err)
+	}
+}
+
+func schemaOf(t *testing.T, path string) string {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketImages); b != nil {
+			v = string(b.Get([]byte(metaSchemaKey)))
+		}
+		return nil
+	})
+	return v
+}
+
+func TestSchemaWrittenOnCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	m, err := openMeta(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.close()
+	if v := schemaOf(t, path); v != "1" {
+		t.Fatalf("schema of a new index = %q, want \"1\"", v)
+	}
+}
+
+// An index as berthd wrote it before the key existed: buckets and an image,
+// no schema key. It is read as version 1 and gets the key.
+func TestSchemaAddedToOldIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imageOf("old", chain("a"))
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketImages, bucketNames, bucketLayers, bucketSnapshots} {
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return putJSON(tx.Bucket(bucketImages), img.ID, img)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := openMeta(path)
+	if err != nil {
+		t.Fatalf("old index refused: %v", err)
+	}
+	list, err := m.list()
+	m.close()
+	if err != nil || len(list) != 1 || list[0].ID != img.ID {
+		t.Fatalf("images of the old index = %v, %v", list, err)
+	}
+	if v := schemaOf(t, path); v != "1" {
+		t.Fatalf("schema after opening an old index = %q, want \"1\"", v)
+	}
+}
+
+func TestNewerSchemaRefusedUntouched(t *testing.T) {
+	for _, v := range []string{"2", "banana"} {
+		t.Run(v, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "meta.db")
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A future layout: only the images bucket, with its schema.
+			err = db.Update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucket(bucketImages)
+				if err != nil {
+					return err
+				}
+				return b.Put([]byte(metaSchemaKey), []byte(v))
+			})
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.ReadFile(path)
+			if _, err := openMeta(path); !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), v) {
+				t.Fatalf("open of schema %q = %v, want FailedPrecondition naming it", v, err)
+			}
+			after, _ := os.ReadFile(path)
+			if !bytes.Equal(before, after) {
+				t.Fatal("a refused index was written to")
+			}
+		})
 	}
 }

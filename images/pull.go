@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	goruntime "runtime"
 	"slices"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-cri/berth/images/remote"
 )
@@ -38,15 +36,13 @@ func (s *Service) Pull(ctx context.Context, ref string, auth remote.Auth) (*Imag
 func (s *Service) pull(ctx context.Context, name string, auth remote.Auth) (*Image, error) {
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("image", name))
 	start := time.Now()
-	ctx, watch := watchProgress(ctx, s.opts.ProgressTimeout)
+	ctx, watch := watchProgress(ctx, s.opts.ProgressTimeout, rateLimit{minRate: s.opts.MinRate, window: s.opts.MinRateWindow})
 	defer watch.stop()
 
-	s.gcLock.RLock()
-	defer s.gcLock.RUnlock()
 	img, err := s.fetch(ctx, name, auth, watch)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
-			err = cause // the stall timeout says more than "context canceled"
+			err = cause // the stall or rate check says more than "context canceled"
 		}
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
@@ -77,24 +73,38 @@ func (s *Service) fetch(ctx context.Context, name string, auth remote.Auth, watc
 			return nil, fmt.Errorf("diff ID %q: %v: %w", d, err, errdefs.ErrInvalidArgument)
 		}
 	}
+	// identity.ChainIDs computes in place: give it a copy.
+	chainIDs := identity.ChainIDs(slices.Clone(diffIDs))
+	// From here on GC keeps what this pull stores, until the image record
+	// keeps it instead; no lock is held while bytes flow.
+	release := s.lease(pullContent(r, chainIDs))
+	defer release()
 	if err := s.putBlob(ctx, r.ManifestDigest, r.Manifest); err != nil {
 		return nil, err
 	}
 	if err := s.putBlob(ctx, r.ConfigDigest, rawConfig); err != nil {
 		return nil, err
 	}
-	layers, err := s.unpackLayers(ctx, r, diffIDs, watch)
+	layers, err := s.unpackLayers(ctx, r, diffIDs, chainIDs, watch)
 	if err != nil {
 		return nil, err
 	}
 	return s.record(ctx, name, r, config, layers)
 }
 
+// pullContent is what a pull of r stores: its manifest, config, layer blobs
+// and layers.
+func pullContent(r *remote.Resolved, chainIDs []digest.Digest) []digest.Digest {
+	ds := append([]digest.Digest{r.ManifestDigest, r.ConfigDigest}, chainIDs...)
+	for _, l := range r.Layers {
+		ds = append(ds, l.Digest)
+	}
+	return ds
+}
+
 // unpackLayers makes sure every layer is unpacked, fetching the missing ones
 // in parallel (bounded by MaxConcurrentDownloads).
-func (s *Service) unpackLayers(ctx context.Context, r *remote.Resolved, diffIDs []digest.Digest, watch *progressWatch) ([]Layer, error) {
-	// identity.ChainIDs computes in place: give it a copy.
-	chainIDs := identity.ChainIDs(slices.Clone(diffIDs))
+func (s *Service) unpackLayers(ctx context.Context, r *remote.Resolved, diffIDs, chainIDs []digest.Digest, watch *progressWatch) ([]Layer, error) {
 	layers := make([]Layer, len(diffIDs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, s.opts.MaxConcurrentDownloads))
@@ -108,9 +118,7 @@ func (s *Service) unpackLayers(ctx context.Context, r *remote.Resolved, diffIDs 
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	// One syncfs makes the unpacked files durable before the records that
-	// say they are complete.
-	return layers, syncFS(s.layersDir)
+	return layers, nil
 }
 
 // record commits the image and its layers, with its tag and repo digest.
@@ -166,16 +174,4 @@ func (s *Service) platform() v1.Platform {
 		return v1.Platform{OS: s.opts.Platform.OS, Architecture: s.opts.Platform.Architecture, Variant: s.opts.Platform.Variant}
 	}
 	return v1.Platform{OS: goruntime.GOOS, Architecture: goruntime.GOARCH}
-}
-
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("sync layers: %w", err)
-	}
-	return nil
 }

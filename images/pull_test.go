@@ -43,7 +43,11 @@ type pullRegistry struct {
 	stall     atomic.Bool
 	slow      atomic.Bool
 	unstalled chan struct{}
+	// blobHook, when set, serves every blob GET (reg is the registry).
+	blobHook atomic.Pointer[blobHook]
 }
+
+type blobHook func(w http.ResponseWriter, req *http.Request, reg http.Handler)
 
 func newPullRegistry(t *testing.T) *pullRegistry {
 	t.Helper()
@@ -52,6 +56,10 @@ func newPullRegistry(t *testing.T) *pullRegistry {
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
 			r.blobGets.Add(1)
+			if h := r.blobHook.Load(); h != nil {
+				(*h)(w, req, reg)
+				return
+			}
 			if r.stall.Load() {
 				select {
 				case <-r.unstalled:
@@ -220,10 +228,7 @@ func assertNothingStored(t *testing.T, s *Service) {
 			t.Fatalf("half layer left: %s", e.Name())
 		}
 	}
-	s.gcLock.Lock()
-	err := s.collect(context.Background())
-	s.gcLock.Unlock()
-	if err != nil {
+	if err := s.gc(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(s.layersDir); len(entries) != 0 {

@@ -3,8 +3,8 @@ package images
 // Recovery of the image store at start-up. Assumptions:
 //   - a committed blob (blobs/) was verified before its rename; ingest/ holds
 //     only unfinished downloads;
-//   - a layer dir named by its chain ID was complete when renamed; layers/tmp-*
-//     are unfinished unpacks;
+//   - a layer dir named by its chain ID was complete and synced when renamed;
+//     layers/tmp-* are unfinished unpacks or dirs GC was removing (tmp-gc-*);
 //   - bbolt transactions are atomic: an image record and its layer records
 //     exist together or not at all.
 // So recovery deletes unfinished work, drops images whose layer dirs vanished
@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func (s *Service) recover(ctx context.Context) error {
 	if err := s.reconcileSnapshots(ctx); err != nil {
 		return err
 	}
-	return s.collect(ctx)
+	return s.gc(ctx)
 }
 
 // dropBrokenImages deletes image records whose layer dirs are missing.
@@ -126,10 +127,11 @@ func (s *Service) reconcileSnapshots(ctx context.Context) error {
 	})
 }
 
-// collectBlobs deletes blobs that no image uses (manifest, config, layer blobs).
-// The caller holds gcLock exclusively.
-func (s *Service) collectBlobs(ctx context.Context) error {
+// collectBlobs deletes blobs that no image, no layer record and no lease
+// uses (manifests, configs, layer blobs). The caller holds gcLock exclusively.
+func (s *Service) collectBlobs(ctx context.Context, leased map[digest.Digest]bool) error {
 	used := map[digest.Digest]bool{}
+	maps.Copy(used, leased)
 	err := s.meta.db.View(func(tx *bolt.Tx) error {
 		if err := forEachImage(tx, func(img *Image) {
 			used[img.Manifest] = true

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/log"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-cri/berth/images/content"
 	"github.com/berth-cri/berth/images/remote"
@@ -30,6 +31,11 @@ type Options struct {
 	MaxConcurrentDownloads int
 	// ProgressTimeout cancels a pull whose bytes stall that long; 0 disables.
 	ProgressTimeout time.Duration
+	// MinRate (bytes/s) cancels a pull whose blob downloads, together, read
+	// less than that over a MinRateWindow of transfer; 0 disables it.
+	// berthd measures over ProgressTimeout.
+	MinRate       int64
+	MinRateWindow time.Duration
 	// Pinned are image names (any form) that RemoveImage refuses to remove.
 	Pinned []string
 	// Platform is the platform picked from multi-platform indexes.
@@ -46,9 +52,14 @@ type Service struct {
 	snapshotsDir string
 	pinned       []string // normalised names
 
+	// gcLock is held exclusively by GC and shared, briefly, by whatever
+	// must see the store without GC in the middle (taking a lease,
+	// preparing a snapshot); never across a transfer or a sync.
 	gcLock    sync.RWMutex
+	leases    leases
 	pulls     pullGroup
 	snapUsage usageCache
+	disk      diskSync
 }
 
 // New opens (or creates) the image store at opts.Root and cleans up what an
@@ -58,6 +69,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		opts:         opts,
 		layersDir:    filepath.Join(opts.Root, "layers"),
 		snapshotsDir: filepath.Join(opts.Root, "snapshots"),
+		disk:         osDiskSync,
 	}
 	for _, d := range []string{opts.Root, s.layersDir, s.snapshotsDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -124,37 +136,80 @@ func (s *Service) Pinned(img *Image) bool {
 // is FailedPrecondition. Layers under a container snapshot stay until it goes.
 func (s *Service) Remove(ctx context.Context, ref string) error {
 	s.gcLock.Lock()
-	defer s.gcLock.Unlock()
+	trash, err := s.removeLocked(ctx, ref)
+	s.gcLock.Unlock()
+	return errors.Join(err, emptyTrash(trash))
+}
+
+func (s *Service) removeLocked(ctx context.Context, ref string) ([]string, error) {
 	img, err := s.Get(ctx, ref)
 	if errdefs.IsNotFound(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if s.Pinned(img) {
-		return fmt.Errorf("image %s is pinned by the configuration: %w", img.ID, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("image %s is pinned by the configuration: %w", img.ID, errdefs.ErrFailedPrecondition)
 	}
 	if err := s.meta.deleteImage(img.ID); err != nil && !errdefs.IsNotFound(err) {
-		return err
+		return nil, err
 	}
 	log.G(ctx).WithField("image", img.ID).Info("removed image")
 	return s.collect(ctx)
 }
 
-// collect removes layers and blobs that no record uses. The caller holds gcLock.
-func (s *Service) collect(ctx context.Context) error {
-	unused, err := s.meta.dropUnusedLayers()
+// gc collects what no record and no pull uses.
+func (s *Service) gc(ctx context.Context) error {
+	s.gcLock.Lock()
+	trash, err := s.collect(ctx)
+	s.gcLock.Unlock()
+	return errors.Join(err, emptyTrash(trash))
+}
+
+// collect removes the records of layers that no image, snapshot or pull
+// uses, moves their dirs aside (a rename: the slow removal of the files
+// happens in emptyTrash, after gcLock is released) and deletes unused blobs.
+// The caller holds gcLock exclusively.
+func (s *Service) collect(ctx context.Context) (trash []string, err error) {
+	leased := s.leases.held()
+	unused, err := s.meta.dropUnusedLayers(leased)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var errs []error
 	for _, l := range unused {
-		if err := removeLayerDir(s.layerDir(l.ChainID)); err != nil {
+		t, err := s.moveToTrash(s.layerDir(l.ChainID))
+		if err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		trash = append(trash, t)
 	}
-	errs = append(errs, s.collectBlobs(ctx))
+	errs = append(errs, s.collectBlobs(ctx, leased))
+	return trash, errors.Join(errs...)
+}
+
+// moveToTrash renames a layer dir to a tmp-* name, which no pull reuses and
+// start-up removes if a crash leaves it. A missing dir is no error.
+func (s *Service) moveToTrash(dir string) (string, error) {
+	t, err := os.MkdirTemp(s.layersDir, tmpLayerPrefix+"gc-")
+	if err != nil {
+		return "", fmt.Errorf("remove layer dir %s: %w", dir, err)
+	}
+	// rename(2) replaces an empty directory (os.Rename refuses to).
+	if err := unix.Rename(dir, t); err != nil && !errors.Is(err, unix.ENOENT) {
+		os.Remove(t)
+		return "", fmt.Errorf("remove layer dir %s: %w", dir, err)
+	}
+	return t, nil
+}
+
+func emptyTrash(dirs []string) error {
+	var errs []error
+	for _, d := range dirs {
+		errs = append(errs, removeLayerDir(d))
+	}
 	return errors.Join(errs...)
 }
 

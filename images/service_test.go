@@ -143,7 +143,7 @@ func TestSnapshotsPinLayers(t *testing.T) {
 	if err := s.RemoveSnapshot(ctx, "ctr1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.collect(ctx); err != nil {
+	if err := s.gc(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range img.Layers {

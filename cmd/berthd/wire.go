@@ -109,6 +109,8 @@ func imageOptions(cfg *config.Config) (images.Options, error) {
 		Hosts:                  hosts,
 		MaxConcurrentDownloads: cfg.Image.MaxConcurrentDownloads,
 		ProgressTimeout:        time.Duration(cfg.Image.PullProgressTimeout),
+		MinRate:                cfg.Image.PullMinRate,
+		MinRateWindow:          time.Duration(cfg.Image.PullProgressTimeout),
 		Pinned:                 cfg.Image.PinnedImages,
 	}, nil
 }

@@ -52,6 +52,11 @@ type Image struct {
 	MaxConcurrentDownloads int `toml:"max_concurrent_downloads" json:"max_concurrent_downloads"`
 	// PullProgressTimeout cancels a pull whose bytes stall that long; "0s" disables it.
 	PullProgressTimeout Duration `toml:"pull_progress_timeout" json:"pull_progress_timeout"`
+	// PullMinRate (bytes/s) cancels a pull whose transfer rate over a window
+	// of PullProgressTimeout stays below it; 0 disables it (so does a zero
+	// PullProgressTimeout). It catches registries that trickle just enough
+	// bytes never to stall.
+	PullMinRate int64 `toml:"pull_min_rate" json:"pull_min_rate"`
 	// PinnedImages are never removed by RemoveImage and are reported pinned.
 	PinnedImages []string `toml:"pinned_images" json:"pinned_images"`
 	// RegistryConfigPath is a containerd-style certs.d directory of <host>/hosts.toml.
@@ -118,6 +123,7 @@ func Default() *Config {
 		Image: Image{
 			MaxConcurrentDownloads: 3,
 			PullProgressTimeout:    Duration(time.Minute),
+			PullMinRate:            1024,
 			PinnedImages:           []string{},
 		},
 		Streaming: Streaming{Address: "127.0.0.1", Port: "0"},

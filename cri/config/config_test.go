@@ -183,6 +183,7 @@ func TestValidateBadValues(t *testing.T) {
 		{"subnet", func(c *Config) { c.CNI.DefaultSubnet = "10.88.0.0/33" }, "cni.default_subnet", "CIDR"},
 		{"downloads", func(c *Config) { c.Image.MaxConcurrentDownloads = 0 }, "image.max_concurrent_downloads", "at least 1"},
 		{"negative timeout", func(c *Config) { c.Image.PullProgressTimeout = -1 }, "image.pull_progress_timeout", "negative"},
+		{"negative min rate", func(c *Config) { c.Image.PullMinRate = -1 }, "image.pull_min_rate", "negative"},
 		{"registry config path", func(c *Config) { c.Image.RegistryConfigPath = "certs.d" }, "image.registry_config_path", "absolute"},
 		{"registry host", func(c *Config) { c.Registries = map[string]Registry{"http://x": {}} }, `registries.\"http://x\"`, "registry host"},
 		{"mirror scheme", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {Mirrors: []string{"ftp://m"}}} }, `registries.\"gcr.io\".mirrors`, "http://"},
@@ -263,7 +264,7 @@ func TestRegistriesExampleLoads(t *testing.T) {
 		t.Fatalf("no registries example in the default TOML: %v", example)
 	}
 	path := filepath.Join(t.TempDir(), "berth.toml")
-	writeFile(t, path, strings.Join(example, "\n")+"\n[image]\npull_progress_timeout = \"90s\"\npinned_images = [\"registry.k8s.io/pause:3.10\"]\n")
+	writeFile(t, path, strings.Join(example, "\n")+"\n[image]\npull_progress_timeout = \"90s\"\npull_min_rate = 4096\npinned_images = [\"registry.k8s.io/pause:3.10\"]\n")
 	c, err := Load(path, true)
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +276,7 @@ func TestRegistriesExampleLoads(t *testing.T) {
 	if len(r.Mirrors) != 1 || r.Mirrors[0] != "http://127.0.0.1:5000" || r.MirrorsOnly || r.Insecure {
 		t.Fatalf("registry = %+v", r)
 	}
-	if c.Image.PullProgressTimeout.String() != "1m30s" || c.Image.MaxConcurrentDownloads != 3 || len(c.Image.PinnedImages) != 1 {
+	if c.Image.PullProgressTimeout.String() != "1m30s" || c.Image.PullMinRate != 4096 || c.Image.MaxConcurrentDownloads != 3 || len(c.Image.PinnedImages) != 1 {
 		t.Fatalf("image = %+v", c.Image)
 	}
 }

@@ -59,6 +59,12 @@ max_concurrent_downloads = {{.Image.MaxConcurrentDownloads}}
 # turns the check off.
 pull_progress_timeout = {{q .Image.PullProgressTimeout.String}}
 
+# A pull whose layers arrive slower than this many bytes per second, measured
+# over each pull_progress_timeout of transfer, is cancelled: a registry that
+# trickles a byte now and then never stalls, but never finishes either. 0 (or
+# pull_progress_timeout = "0s") turns the check off.
+pull_min_rate = {{.Image.PullMinRate}}
+
 # Images reported as pinned and never removed by RemoveImage.
 pinned_images = {{qs .Image.PinnedImages}}
 

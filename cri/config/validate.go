@@ -119,6 +119,9 @@ func (c *Config) validateImage(bad func(key string, value any, why string)) {
 	if c.Image.PullProgressTimeout < 0 {
 		bad("image.pull_progress_timeout", time.Duration(c.Image.PullProgressTimeout), "must not be negative (0s disables it)")
 	}
+	if c.Image.PullMinRate < 0 {
+		bad("image.pull_min_rate", c.Image.PullMinRate, "must not be negative (0 disables it)")
+	}
 	if p := c.Image.RegistryConfigPath; p != "" {
 		if why := checkAbsPath(p); why != "" {
 			bad("image.registry_config_path", p, why)

@@ -21,5 +21,6 @@
 // Locking: writers of the same digest never share a file (each has its own
 // ingest file) and rename is atomic, so concurrent writers need no lock; the
 // usage counters are atomic. Deleting a blob while another goroutine commits
-// the same digest is the caller's to prevent (the image service's GC lock).
+// the same digest is the caller's to prevent (the image service's pull
+// leases and GC lock).
 package content
