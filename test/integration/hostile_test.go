@@ -121,7 +121,8 @@ func checkCanaries(t *testing.T, before map[string]canary) {
 	t.Helper()
 	for name, want := range before {
 		if got := readCanary(t, filepath.Join(canaryDir, name)); !reflect.DeepEqual(got, want) {
-			t.Errorf("host canary %s changed:\n got  %+v\n want %+v", filepath.Join(canaryDir, name), got, want)
+			t.Errorf("host canary %s changed (mode %#o, was %#o):\n got  %+v\n want %+v",
+				filepath.Join(canaryDir, name), got.Mode, want.Mode, got, want)
 		}
 	}
 }
