@@ -51,7 +51,7 @@ func (b *builder) busyboxImage(id string, cfg v1.Config, extra ...v1.Layer) (v1.
 }
 
 func (b *builder) buildAll() error {
-	for _, step := range []func() error{b.critestImages, b.userImages, b.serverImages, b.berthImages} {
+	for _, step := range []func() error{b.critestImages, b.userImages, b.serverImages, b.berthImages, b.hostileImages} {
 		if err := step(); err != nil {
 			return err
 		}

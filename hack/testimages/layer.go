@@ -27,6 +27,11 @@ type entry struct {
 	name, body, link string
 	typ              byte
 	mode             int64
+	// For hostile layers: owner, time, xattrs and device numbers, when set.
+	uid, gid     int
+	mtime        time.Time
+	xattrs       map[string]string
+	major, minor int64
 }
 
 func file(name, body string, mode int64) entry {
@@ -42,7 +47,17 @@ func hardlink(name, to string) entry {
 
 func writeEntries(tw *tar.Writer, entries []entry) error {
 	for _, e := range entries {
-		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, ModTime: epoch, Format: tar.FormatPAX}
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, ModTime: epoch, Format: tar.FormatPAX,
+			Uid: e.uid, Gid: e.gid, Devmajor: e.major, Devminor: e.minor}
+		if !e.mtime.IsZero() {
+			hdr.ModTime = e.mtime
+		}
+		for k, v := range e.xattrs {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+k] = v
+		}
 		if e.typ == tar.TypeReg {
 			hdr.Size = int64(len(e.body))
 		}

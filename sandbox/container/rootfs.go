@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,25 +65,88 @@ func UnmountRootfs(target string) error {
 	return fmt.Errorf("unmount rootfs %s: %w", target, err)
 }
 
-// UserFiles reads /etc/passwd and /etc/group inside a root filesystem,
-// resolving symlinks without leaving it; missing files are empty.
+// maxUserFile is the largest /etc/passwd or /etc/group read from an image:
+// far above any real one (a distribution's is a few KiB), small enough that
+// a hostile image cannot make berthd hold much memory.
+const maxUserFile = 4 << 20
+
+// UserFiles reads /etc/passwd and /etc/group inside a root filesystem (see
+// ReadImageFile); missing files are empty.
 func UserFiles(rootfs string) (passwd, group []byte, err error) {
-	read := func(name string) ([]byte, error) {
-		p, err := securejoin.SecureJoin(rootfs, name)
-		if err != nil {
-			return nil, err
-		}
-		data, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return data, err
-	}
-	if passwd, err = read("/etc/passwd"); err != nil {
+	if passwd, err = ReadImageFile(rootfs, "/etc/passwd", maxUserFile); err != nil {
 		return nil, nil, err
 	}
-	group, err = read("/etc/group")
-	return passwd, group, err
+	if group, err = ReadImageFile(rootfs, "/etc/group", maxUserFile); err != nil {
+		return nil, nil, err
+	}
+	return passwd, group, nil
+}
+
+// ReadImageFile reads the file name inside root, a container's rootfs or a
+// layer, whose content an image chose. Symlinks are resolved inside root, as
+// the container would see them (an absolute or "../" one cannot leave it),
+// and only a regular file is opened for reading: a FIFO would block berthd
+// forever, a device would read the host's (the rootfs is not nodev) or never
+// end. It is opened as an O_PATH handle first, checked, then reopened, so no
+// device's open runs. A file over limit bytes or not regular is
+// InvalidArgument; a missing one is (nil, nil).
+func ReadImageFile(root, name string, limit int64) ([]byte, error) {
+	handle, err := pathrs.OpenInRoot(root, name)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image file %s: %w: %w", name, err, errdefs.ErrInvalidArgument)
+	}
+	defer handle.Close()
+	if err := checkRegular(handle, name); err != nil {
+		return nil, err
+	}
+	f, err := pathrs.Reopen(handle, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("image file %s: %w", name, err)
+	}
+	defer f.Close()
+	if err := checkRegular(f, name); err != nil { // the same inode; checked again all the same
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("image file %s: %w", name, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("image file %s is over %d bytes: %w", name, limit, errdefs.ErrInvalidArgument)
+	}
+	return data, nil
+}
+
+// checkRegular fails unless f is a regular file.
+func checkRegular(f *os.File, name string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("image file %s: %w", name, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("image file %s is a %s, not a regular file: %w", name, fileKind(st.Mode), errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFSOCK:
+		return "socket"
+	default:
+		return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
+	}
 }
 
 // maxProfile is the largest security profile file read.
