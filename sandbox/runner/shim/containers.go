@@ -112,7 +112,7 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 		return err
 	}
 	ctr.privatePID = privatePIDNamespace(spec)
-	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now}, spec.Process
+	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now, name: id}, spec.Process
 	ctr.stdinOnce, ctr.taps = wiring.StdinOnce, map[string]*tap{}
 	var copying sync.WaitGroup
 	for stream, r := range st.outputs() {
@@ -311,7 +311,7 @@ func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	for _, t := range c.taps {
 		t.close() // attached sessions see EOF
 	}
-	if f, ok := c.logw.replace(io.Discard).(io.Closer); ok {
+	if f, ok := c.logw.close().(io.Closer); ok {
 		f.Close()
 	}
 	if err := cs.writeExit(id, exit); err != nil {
