@@ -2,12 +2,16 @@ package shim
 
 import (
 	"bytes"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestLogWriter(t *testing.T) {
@@ -140,4 +144,57 @@ func TestLogWriterTornRecord(t *testing.T) {
 		!strings.HasSuffix(lines[2], " stdout F next") || lines[3] != "" {
 		t.Errorf("log = %q", flaky.out.String())
 	}
+}
+
+// On a real full disk: a record that fits only in part is taken back (the
+// file holds whole records only), and writing resumes once there is room.
+func TestLogWriterOnAFullDisk(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root (mounts a small tmpfs)")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64k"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	f, err := openLog(filepath.Join(dir, "c.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var reports []string
+	w := &logWriter{out: f, now: time.Now, warn: func(m string) { reports = append(reports, m) }}
+	w.record("stdout", "F", []byte("first"))
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 1<<20), 0o600); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the disk: %v", err)
+	}
+	// More than the room left in the log's last page: written in part.
+	w.record("stdout", "F", bytes.Repeat([]byte("x"), 3*os.Getpagesize()))
+	if got := readRecords(t, f.Name()); len(got) != 1 || !strings.HasSuffix(got[0], " F first") {
+		t.Fatalf("log while full = %.200q", got)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	w.record("stdout", "F", []byte("after"))
+	if got := readRecords(t, f.Name()); len(got) != 2 || !strings.HasSuffix(got[1], " F after") {
+		t.Fatalf("log once there is room = %.200q", got)
+	}
+	if d := w.drops(); d.records != 1 || d.bytes != uint64(3*os.Getpagesize()) || len(reports) != 2 {
+		t.Errorf("dropped %s, reports %q", d, reports)
+	}
+}
+
+// readRecords reads a log's records; the file must end with a newline.
+func readRecords(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasSuffix(data, []byte("\n")) {
+		t.Fatalf("log ends in a torn record: %.200q", data)
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 }
