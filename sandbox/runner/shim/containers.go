@@ -298,10 +298,16 @@ func newStdio(terminal, stdin bool) (_ *stdio, req runner.HelperRequest, _ []*os
 	return st, req, st.childEnds, nil
 }
 
-// wait records the init's exit, durably, once its output is fully logged.
+// wait records the init's exit, durably, once what it left in a shared PID
+// namespace is killed (leftovers.go) and its output fully logged.
 func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	exit := c.reap()
 	cs.setWaited(c.pid, false)
+	if !c.privatePID {
+		if err := cs.killLeftovers(id, c); err != nil {
+			fmt.Fprintf(os.Stderr, "berth-shim: container %s: %v\n", id, err)
+		}
+	}
 	exit.Reason = exitReason(exit.Code, c.cgroupPaths)
 	// A process the init left behind may keep its output open: read what
 	// is left for a while, then stop.
