@@ -112,7 +112,7 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 		return err
 	}
 	ctr.privatePID = privatePIDNamespace(spec)
-	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now}, spec.Process
+	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now, name: id}, spec.Process
 	ctr.stdinOnce, ctr.taps = wiring.StdinOnce, map[string]*tap{}
 	var copying sync.WaitGroup
 	for stream, r := range st.outputs() {
@@ -298,10 +298,16 @@ func newStdio(terminal, stdin bool) (_ *stdio, req runner.HelperRequest, _ []*os
 	return st, req, st.childEnds, nil
 }
 
-// wait records the init's exit, durably, once its output is fully logged.
+// wait records the init's exit, durably, once what it left in a shared PID
+// namespace is killed (leftovers.go) and its output fully logged.
 func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	exit := c.reap()
 	cs.setWaited(c.pid, false)
+	if !c.privatePID {
+		if err := cs.killLeftovers(id, c); err != nil {
+			fmt.Fprintf(os.Stderr, "berth-shim: container %s: %v\n", id, err)
+		}
+	}
 	exit.Reason = exitReason(exit.Code, c.cgroupPaths)
 	// A process the init left behind may keep its output open: read what
 	// is left for a while, then stop.
@@ -311,7 +317,7 @@ func (cs *Containers) wait(id string, c *container, copying *sync.WaitGroup) {
 	for _, t := range c.taps {
 		t.close() // attached sessions see EOF
 	}
-	if f, ok := c.logw.replace(io.Discard).(io.Closer); ok {
+	if f, ok := c.logw.close().(io.Closer); ok {
 		f.Close()
 	}
 	if err := cs.writeExit(id, exit); err != nil {

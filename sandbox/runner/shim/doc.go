@@ -14,7 +14,11 @@
 // Start reads the init's exec FIFO itself, as runc start does.
 // A container's stdio are pipes, or a pseudo-terminal whose master the init
 // sends back over a console socket (tty.go); the shim holds stdin open when
-// the container asks for it.
+// the container asks for it. Its output is always read: what the log cannot
+// take (a full disk) is dropped and counted (log.go), never left to block
+// the container. When the init of a container that shares a PID namespace
+// exits, what it left in the container's cgroup is killed before the exit
+// is reported (leftovers.go).
 //
 // Locking: Containers.mu guards the map; each container's exit is recorded
 // once by the goroutine that waits for it.
