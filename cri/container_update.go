@@ -42,7 +42,9 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 		return nil
 	}); err != nil {
 		if c.Resources != nil {
-			if uerr := shim.Update(context.WithoutCancel(ctx), c.ID, s.resources(criResources(c.Resources))); uerr != nil {
+			undo, cancel := cleanupContext(ctx)
+			defer cancel()
+			if uerr := shim.Update(undo, c.ID, s.resources(criResources(c.Resources))); uerr != nil {
 				log.G(ctx).WithError(uerr).WithField("container", c.ID).Warn("set the previous resources back")
 			}
 		}
