@@ -32,6 +32,8 @@ func (f fakeNetwork) Setup(_ context.Context, p cni.Pod) (*cni.Attachment, error
 
 func (f fakeNetwork) Teardown(context.Context, cni.Pod) error { return nil }
 
+func (f fakeNetwork) SetPodCIDR(context.Context, string) error { return f.err }
+
 func newTestServer(netErr error) *Server {
 	return New(Options{Version: "1.2.3", Config: config.Default(), Network: fakeNetwork{err: netErr}, Pods: memPods{}})
 }
