@@ -80,7 +80,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Mounts: recordMounts(cfg.GetMounts()),
 		Resources: recordResources(cfg.GetLinux().GetResources()), User: user,
 		Config: raw}
-	if err := s.containers.Add(rec); err != nil {
+	if err := s.addContainer(rec); err != nil {
 		return nil, err
 	}
 	log.G(ctx).Info("created container")

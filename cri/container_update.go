@@ -37,7 +37,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 	if err := shim.Update(ctx, c.ID, s.resources(r)); err != nil {
 		return nil, err
 	}
-	if _, err := s.containers.Update(c.ID, func(c *container.Container) error {
+	if _, err := s.updateContainer(c.ID, func(c *container.Container) error {
 		c.Resources = recordResources(r)
 		return nil
 	}); err != nil {
