@@ -68,9 +68,7 @@ func TestCreateTimeoutLeavesNoContainerInShim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	waitLogLine(t, b, `msg="rpc failed"`, "rpc=CreateContainer")
-	// The create had reached the shim: berthd found the container there.
-	waitLogLine(t, b, "deleted from the pod's shim the container of a failed create")
+	waitLogLine(t, b, `msg="rpc failed"`, "rpc=CreateContainer") // the call's end, rollback done
 	shim, err := runner.Dial(ctxT(t), filepath.Join(b.State, "shims", pod, "shim.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +76,10 @@ func TestCreateTimeoutLeavesNoContainerInShim(t *testing.T) {
 	defer shim.Close()
 	if ids, err := shim.List(ctxT(t)); err != nil || len(ids) != 0 {
 		t.Fatalf("containers left in the shim: %v, %v", ids, err)
+	}
+	// The create had reached the shim: berthd found the container there.
+	if !strings.Contains(b.Log(), "deleted from the pod's shim the container of a failed create") {
+		t.Fatal("the create never reached the shim: the test proved nothing")
 	}
 	if m := util.MountsUnder(filepath.Join(b.State, "containers")); len(m) != 0 {
 		t.Fatalf("rootfs mounts left: %v", m)
