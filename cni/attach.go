@@ -50,7 +50,7 @@ type Attachment struct {
 const PodInterface = "eth0"
 
 func (m *Manager) config() *libcni.CNIConfig {
-	return libcni.NewCNIConfigWithCacheDir(m.opts.BinDirs, m.opts.CacheDir, nil)
+	return libcni.NewCNIConfigWithCacheDir(m.opts.BinDirs, m.opts.CacheDir, &groupExec{})
 }
 
 func runtimeConf(p Pod, ifName string) *libcni.RuntimeConf {
@@ -87,21 +87,26 @@ func burst(rate int64) int64 {
 // namespace was made so). A failed ADD is undone with DEL before the error
 // returns.
 func (m *Manager) Setup(ctx context.Context, p Pod) (*Attachment, error) {
-	list, err := m.load()
+	list, err := m.load(ctx)
 	if err == nil && list.Name == defaultNetworkName && len(p.PortMappings) == 0 {
-		list, err = m.defaultNetwork(false)
+		list, err = m.defaultNetwork(ctx, false)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w: %w", p.ID, ErrNotReady, err)
 	}
 	c := m.config()
 	rt := runtimeConf(p, PodInterface)
-	res, err := c.AddNetworkList(ctx, list, rt)
+	addCtx, cancel := m.pluginContext(ctx)
+	res, err := c.AddNetworkList(addCtx, list, rt)
+	cancel()
 	if err != nil {
 		// libcni caches only successful ADDs: undo this one by hand, then
 		// whatever is cached.
-		undo := context.WithoutCancel(ctx)
-		derr := errors.Join(c.DelNetworkList(undo, list, rt), m.Teardown(undo, p))
+		undo, cancel := m.undoContext(ctx)
+		defer cancel()
+		delCtx, cancelDel := m.pluginContext(undo)
+		derr := errors.Join(c.DelNetworkList(delCtx, list, rt), m.Teardown(undo, p))
+		cancelDel()
 		if derr != nil {
 			log.G(ctx).WithError(derr).WithField("pod", p.ID).Warn("undo of a failed CNI ADD failed")
 		}
@@ -109,7 +114,9 @@ func (m *Manager) Setup(ctx context.Context, p Pod) (*Attachment, error) {
 	}
 	att, err := attachment(list.Name, res)
 	if err != nil {
-		if derr := m.Teardown(context.WithoutCancel(ctx), p); derr != nil {
+		undo, cancel := m.undoContext(ctx)
+		defer cancel()
+		if derr := m.Teardown(undo, p); derr != nil {
 			log.G(ctx).WithError(derr).WithField("pod", p.ID).Warn("detach after an unreadable CNI result failed")
 		}
 		return nil, fmt.Errorf("pod %s: %w", p.ID, err)

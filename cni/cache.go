@@ -50,6 +50,8 @@ func (m *Manager) cachedAttachments(ctx context.Context, podID string) []cached 
 
 // del runs DEL for a cached attachment (the loopback one needs none).
 func (m *Manager) del(ctx context.Context, c cached, netns string) error {
+	ctx, cancel := m.pluginContext(ctx)
+	defer cancel()
 	rt := &libcni.RuntimeConf{ContainerID: c.ContainerID, NetNS: netns, IfName: c.IfName, Args: c.CniArgs, CapabilityArgs: c.CapabilityArgs}
 	if list, err := libcni.NetworkConfFromBytes(c.Config); err == nil && len(list.Plugins) > 0 {
 		if err := m.config().DelNetworkList(ctx, list, rt); err != nil {
@@ -92,7 +94,7 @@ func (m *Manager) Collect(ctx context.Context, live map[string]bool) {
 
 // gc runs CNI GC on the pod network with the live pods as valid attachments.
 func (m *Manager) gc(ctx context.Context, live map[string]bool) {
-	list, err := m.load()
+	list, err := m.load(ctx)
 	if err != nil {
 		return
 	}
@@ -100,7 +102,9 @@ func (m *Manager) gc(ctx context.Context, live map[string]bool) {
 	for id := range live {
 		args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: id, IfName: PodInterface})
 	}
-	if err := m.config().GCNetworkList(ctx, list, args); err != nil {
+	gcCtx, cancel := m.pluginContext(ctx)
+	defer cancel()
+	if err := m.config().GCNetworkList(gcCtx, list, args); err != nil {
 		log.G(ctx).WithError(err).Warn("CNI GC failed")
 	}
 	if list.Name == defaultNetworkName && m.opts.DataDir != "" {

@@ -1,12 +1,21 @@
 // Package cni owns pod networking through CNI (github.com/containernetworking/cni/libcni).
 //
-// Today it answers one question, for the runtime's NetworkReady condition: is
-// there a usable pod network? The pod network is the first config in the conf
-// dir by name (.conflist, .conf or .json, as containerd and CRI-O choose it);
-// with none and the default network enabled, it is Berth's embedded bridge
-// network. A network is usable when its config parses and every plugin it names
-// is found in one of the bin dirs.
+// The pod network is the first config in the conf dir by name (.conflist,
+// .conf or .json, as containerd and CRI-O choose it); with none and the
+// default network enabled, it is Berth's embedded bridge network, whose
+// subnet is the config's default_subnet, else the node's pod CIDR that the
+// kubelet gave (SetPodCIDR), else FallbackSubnet. A network is usable (Status)
+// when its config parses, every plugin it names is in a bin dir, and CNI 1.1
+// plugins answer STATUS.
 //
-// The package reads the conf dir and stats plugin binaries; it writes nothing.
-// It keeps no state between calls, so it needs no locking.
+// Setup and Teardown attach and detach pods (ADD, DEL); Collect detaches
+// what no live pod owns and runs CNI GC. Every CNI operation has a deadline
+// (Options.PluginTimeout); each plugin runs in a process group of its own
+// that is killed whole at the deadline. A failed ADD is undone on a fresh
+// bounded context.
+//
+// On disk: libcni's cache of attachments (CacheDir/results), the default
+// network's host-local leases (DataDir/berth-default), and the kubelet's pod
+// CIDRs (PodCIDRFile, written temp → fsync → rename). The pod CIDRs are
+// guarded by a mutex; everything else is read per call.
 package cni

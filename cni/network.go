@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -17,21 +20,34 @@ type Options struct {
 	BinDirs        []string
 	DefaultNetwork bool
 	DefaultBridge  string
-	DefaultSubnet  string
+	// DefaultSubnet, when set, is the default network's subnet; empty, the
+	// kubelet's pod CIDR (SetPodCIDR) is, else FallbackSubnet.
+	DefaultSubnet string
 	// CacheDir keeps libcni's record of each attachment (results/), used to
 	// detach with the config the pod was attached with.
 	CacheDir string
 	// DataDir is where the default network's host-local IPAM keeps its leases.
 	DataDir string
+	// PluginTimeout bounds each CNI operation; zero is DefaultPluginTimeout.
+	PluginTimeout time.Duration
+	// PodCIDRFile keeps the kubelet's pod CIDR across restarts ("": memory only).
+	PodCIDRFile string
 }
 
 const (
 	defaultNetworkName = "berth-default"
+	// FallbackSubnet is the default network's subnet when neither the
+	// config nor the kubelet chose one.
+	FallbackSubnet = "10.88.0.0/16"
 )
 
 // Manager finds the pod network and tells whether it is usable.
 type Manager struct {
 	opts Options
+
+	cidrMu     sync.Mutex
+	cidrLoaded bool
+	podCIDRs   []string // the kubelet's pod CIDRs, see SetPodCIDR
 }
 
 // New returns a Manager; it touches nothing until it is asked.
@@ -45,7 +61,7 @@ var ErrNotReady = errors.New("network plugin not ready")
 // Status returns nil when the pod network is usable, or an error wrapping
 // ErrNotReady that says what is missing.
 func (m *Manager) Status(ctx context.Context) error {
-	list, err := m.load()
+	list, err := m.load(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
@@ -62,6 +78,8 @@ func (m *Manager) Status(ctx context.Context) error {
 		}
 	}
 	// CNI 1.1 plugins answer STATUS themselves (older configs skip it).
+	ctx, cancel := m.pluginContext(ctx)
+	defer cancel()
 	if err := m.config().GetStatusNetworkList(ctx, list); err != nil {
 		return fmt.Errorf("%w: network %q: %w", ErrNotReady, list.Name, err)
 	}
@@ -70,7 +88,7 @@ func (m *Manager) Status(ctx context.Context) error {
 
 // load returns the pod network: the first config in the conf dir, else the
 // embedded default network when enabled.
-func (m *Manager) load() (*libcni.NetworkConfigList, error) {
+func (m *Manager) load(ctx context.Context) (*libcni.NetworkConfigList, error) {
 	files, err := libcni.ConfFiles(m.opts.ConfDir, []string{".conflist", ".conf", ".json"})
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read CNI config dir %s: %w", m.opts.ConfDir, err)
@@ -81,14 +99,14 @@ func (m *Manager) load() (*libcni.NetworkConfigList, error) {
 	if !m.opts.DefaultNetwork {
 		return nil, fmt.Errorf("no CNI network config in %s and the default network is disabled", m.opts.ConfDir)
 	}
-	return m.defaultNetwork(true)
+	return m.defaultNetwork(ctx, true)
 }
 
 // defaultNetwork is the embedded network, with or without portmap (which a
 // pod without port mappings does not need: it would only cost an exec on
 // ADD and on DEL; DEL uses the config the ADD cached).
-func (m *Manager) defaultNetwork(portmap bool) (*libcni.NetworkConfigList, error) {
-	conf, err := defaultNetworkConfig(m.opts.DefaultBridge, m.opts.DefaultSubnet, m.opts.DataDir, portmap)
+func (m *Manager) defaultNetwork(ctx context.Context, portmap bool) (*libcni.NetworkConfigList, error) {
+	conf, err := defaultNetworkConfig(m.opts.DefaultBridge, m.defaultSubnets(ctx), m.opts.DataDir, portmap)
 	if err != nil {
 		return nil, err
 	}
@@ -122,15 +140,22 @@ func loadFile(path string) (*libcni.NetworkConfigList, error) {
 }
 
 // defaultNetworkConfig renders the embedded bridge network: host-local IPAM on
-// the subnet, masquerade for egress, portmap for hostPort (when asked for).
+// the subnets (one range set each), masquerade for egress, portmap for
+// hostPort (when asked for).
 // Loopback is not part of it: Berth brings lo up in every pod's namespace as
 // it makes it.
-func defaultNetworkConfig(bridge, subnet, dataDir string, portmap bool) ([]byte, error) {
-	ipam := map[string]any{
-		"type":   "host-local",
-		"ranges": [][]map[string]string{{{"subnet": subnet}}},
-		"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+func defaultNetworkConfig(bridge string, subnets []string, dataDir string, portmap bool) ([]byte, error) {
+	var ranges [][]map[string]string
+	var routes []map[string]string
+	for _, s := range subnets {
+		ranges = append(ranges, []map[string]string{{"subnet": s}})
+		dst := "0.0.0.0/0"
+		if ip, _, err := net.ParseCIDR(s); err == nil && ip.To4() == nil {
+			dst = "::/0"
+		}
+		routes = append(routes, map[string]string{"dst": dst})
 	}
+	ipam := map[string]any{"type": "host-local", "ranges": ranges, "routes": routes}
 	if dataDir != "" {
 		ipam["dataDir"] = dataDir
 	}

@@ -84,7 +84,7 @@ func TestStatusMissingConfDirUsesDefault(t *testing.T) {
 }
 
 func TestDefaultNetworkConfig(t *testing.T) {
-	b, err := defaultNetworkConfig("br9", "10.9.0.0/16", "/var/lib/berth/cni/networks", true)
+	b, err := defaultNetworkConfig("br9", []string{"10.9.0.0/16"}, "/var/lib/berth/cni/networks", true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func (s *Server) refresh(ctx context.Context, c *container.Container) *container
 	if !w.Exited {
 		return c
 	}
-	updated, err := s.containers.Update(c.ID, func(c *container.Container) error {
+	updated, err := s.updateContainer(c.ID, func(c *container.Container) error {
 		c.State, c.ExitCode, c.FinishedAt = container.Exited, int32(w.Exit.Code), w.Exit.At
 		c.Reason = "Completed"
 		if w.Exit.Code != 0 {
@@ -107,7 +107,7 @@ func (s *Server) refresh(ctx context.Context, c *container.Container) *container
 }
 
 func (s *Server) markUnknown(ctx context.Context, c *container.Container, why string) *container.Container {
-	updated, err := s.containers.Update(c.ID, func(c *container.Container) error {
+	updated, err := s.updateContainer(c.ID, func(c *container.Container) error {
 		c.State, c.Message = container.Unknown, why
 		return nil
 	})

@@ -54,13 +54,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if err != nil {
 		return nil, err
 	}
-	undo := context.WithoutCancel(ctx)
 	rootfs, err := s.mountRootfs(ctx, id, img, pod, labels.mount)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if retErr != nil {
+			undo, cancel := cleanupContext(ctx)
+			defer cancel()
 			s.unmountRootfs(undo, id)
 		}
 	}()
@@ -68,16 +69,18 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if err != nil {
 		return nil, err
 	}
+	defer func() { // before the rootfs is unmounted
+		if retErr != nil {
+			s.deleteInShim(ctx, pod.ID, id)
+		}
+	}()
 	raw, _ := protojson.Marshal(cfg)
 	rec := container.Container{ID: id, PodID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
 		Image: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: imageRef(img), Labels: cfg.GetLabels(),
 		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Mounts: recordMounts(cfg.GetMounts()),
 		Resources: recordResources(cfg.GetLinux().GetResources()), User: user,
 		Config: raw}
-	if err := s.containers.Add(rec); err != nil {
-		if shim, serr := s.shims.Lookup(undo, pod.ID); serr == nil {
-			_ = shim.Delete(undo, id)
-		}
+	if err := s.addContainer(rec); err != nil {
 		return nil, err
 	}
 	log.G(ctx).Info("created container")
@@ -129,7 +132,9 @@ func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image, 
 		err = container.MountRootfs(container.WithMountLabel(opts, mountLabel), dir, target)
 	}
 	if err != nil {
-		_ = s.snapshots.RemoveSnapshot(context.WithoutCancel(ctx), id)
+		undo, cancel := cleanupContext(ctx)
+		defer cancel()
+		_ = s.snapshots.RemoveSnapshot(undo, id)
 		return "", err
 	}
 	return target, nil

@@ -44,7 +44,7 @@ func (s *Server) removeContainer(ctx context.Context, c *container.Container) er
 			log.G(ctx).WithError(err).Warn("remove the container's cgroup")
 		}
 	}
-	if err := s.containers.Delete(c.ID); err != nil {
+	if err := s.deleteContainer(c.ID); err != nil {
 		return err
 	}
 	if p, err := s.pods.Get(c.PodID); err == nil {

@@ -24,7 +24,7 @@ import (
 // createInShim builds the container's spec and has the pod's shim create its
 // init. It returns the container's log path and user.
 func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig,
-	rootfs string, labels selinuxLabels) (string, *container.User, error) {
+	rootfs string, labels selinuxLabels) (_ string, _ *container.User, retErr error) {
 	shim, err := s.shims.Get(ctx, pod.ID)
 	if err != nil {
 		return "", nil, err
@@ -48,6 +48,12 @@ func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, 
 		return "", nil, err
 	}
 	s.watchShim(pod.ID)
+	// From here the shim may hold the container whatever Create answers.
+	defer func() {
+		if retErr != nil {
+			s.deleteInShim(ctx, pod.ID, id)
+		}
+	}()
 	if err := shim.Create(ctx, id, built.Spec, runner.IO{LogPath: logPath, Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce()}); err != nil {
 		return "", nil, err
 	}

@@ -30,7 +30,7 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 		return nil, err
 	}
 	// The exit watcher may have recorded the exit of a quick command already.
-	if _, err := s.containers.Update(c.ID, func(c *container.Container) error {
+	if _, err := s.updateContainer(c.ID, func(c *container.Container) error {
 		c.StartedAt = started
 		if c.State == container.Created {
 			c.State = container.Running

@@ -45,7 +45,7 @@ func (s *Server) stopContainer(ctx context.Context, c *container.Container, time
 		}
 		_, err := s.waitExit(ctx, shim, c, 10*time.Second)
 		if err == nil {
-			_, err = s.containers.Update(c.ID, func(c *container.Container) error {
+			_, err = s.updateContainer(c.ID, func(c *container.Container) error {
 				if c.State == container.Created {
 					c.State, c.FinishedAt, c.ExitCode, c.Reason = container.Exited, time.Now().UTC(), 137, "Error"
 				}

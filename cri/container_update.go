@@ -37,12 +37,14 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 	if err := shim.Update(ctx, c.ID, s.resources(r)); err != nil {
 		return nil, err
 	}
-	if _, err := s.containers.Update(c.ID, func(c *container.Container) error {
+	if _, err := s.updateContainer(c.ID, func(c *container.Container) error {
 		c.Resources = recordResources(r)
 		return nil
 	}); err != nil {
 		if c.Resources != nil {
-			if uerr := shim.Update(context.WithoutCancel(ctx), c.ID, s.resources(criResources(c.Resources))); uerr != nil {
+			undo, cancel := cleanupContext(ctx)
+			defer cancel()
+			if uerr := shim.Update(undo, c.ID, s.resources(criResources(c.Resources))); uerr != nil {
 				log.G(ctx).WithError(uerr).WithField("container", c.ID).Warn("set the previous resources back")
 			}
 		}

@@ -68,7 +68,7 @@ func (s *Server) followExits(pod string) {
 // recordExit marks a created or running container exited, as the shim saw
 // it; a container already exited keeps its record.
 func (s *Server) recordExit(ctx context.Context, id string, e runner.Exit) {
-	_, err := s.containers.Update(id, func(c *container.Container) error {
+	_, err := s.updateContainer(id, func(c *container.Container) error {
 		if c.State == container.Exited {
 			return nil
 		}
@@ -111,7 +111,7 @@ func (s *Server) shimGone(ctx context.Context, pod string) {
 			}
 		}
 		s.recordExit(ctx, c.ID, runner.Exit{Code: 137, Reason: "Error", At: time.Now().UTC()})
-		_, _ = s.containers.Update(c.ID, func(c *container.Container) error {
+		_, _ = s.updateContainer(c.ID, func(c *container.Container) error {
 			c.Message = "berth-shim of the pod exited; the container was killed"
 			return nil
 		})

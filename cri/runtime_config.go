@@ -18,3 +18,16 @@ func (s *Server) RuntimeConfig(ctx context.Context, _ *runtime.RuntimeConfigRequ
 	}
 	return &runtime.RuntimeConfigResponse{Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
 }
+
+// UpdateRuntimeConfig takes the node's pod CIDR, which the kubelet sends once
+// it knows it (and again when it changes): Berth's embedded default network
+// allocates from it unless cni.default_subnet names a subnet (see cni
+// SetPodCIDR). An empty CIDR changes nothing; a malformed one is
+// InvalidArgument.
+func (s *Server) UpdateRuntimeConfig(ctx context.Context, req *runtime.UpdateRuntimeConfigRequest) (*runtime.UpdateRuntimeConfigResponse, error) {
+	cidr := req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()
+	if err := s.network.SetPodCIDR(ctx, cidr); err != nil {
+		return nil, err
+	}
+	return &runtime.UpdateRuntimeConfigResponse{}, nil
+}

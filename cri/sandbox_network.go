@@ -20,6 +20,8 @@ type PodNetwork interface {
 	NetworkStatus
 	Setup(ctx context.Context, p cni.Pod) (*cni.Attachment, error)
 	Teardown(ctx context.Context, p cni.Pod) error
+	// SetPodCIDR takes the node's pod CIDRs from the kubelet.
+	SetPodCIDR(ctx context.Context, cidrs string) error
 }
 
 // Pod annotations that limit a pod's bandwidth, as the kubelet writes them.
@@ -88,7 +90,9 @@ func (s *Server) attachNetwork(ctx context.Context, p *sandbox.Pod, cfg *runtime
 	}
 	took := time.Since(start)
 	if err := s.pods.SetNetwork(p.ID, &sandbox.Network{IPs: att.IPs, Result: att.Result}); err != nil {
-		if derr := s.network.Teardown(ctx, cp); derr != nil {
+		undo, cancel := cleanupContext(ctx)
+		defer cancel()
+		if derr := s.network.Teardown(undo, cp); derr != nil {
 			log.G(ctx).WithError(derr).Error("detach after a failed record")
 		}
 		return err

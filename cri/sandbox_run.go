@@ -3,11 +3,13 @@ package cri
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-cri/berth/cni"
 	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/container"
 )
@@ -35,7 +37,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	}
 	log.G(ctx).Info("running pod sandbox")
 	// The pod is made even if the caller gives up meanwhile: a retry gets it.
-	if err := s.createPod(context.WithoutCancel(ctx), id, spec, req.GetConfig()); err != nil {
+	// Its own deadline covers the network attach and the undo of a failed one.
+	podCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.podSetupTimeout())
+	defer cancel()
+	if err := s.createPod(podCtx, id, spec, req.GetConfig()); err != nil {
 		s.podNames.release(name, id)
 		return nil, err
 	}
@@ -59,13 +64,26 @@ func (s *Server) createPod(ctx context.Context, id string, spec sandbox.Spec, cf
 		return err
 	}
 	if err := s.attachNetwork(ctx, p, cfg); err != nil {
-		if rerr := s.pods.Remove(ctx, id); rerr != nil {
+		undo, cancel := cleanupContext(ctx)
+		defer cancel()
+		if rerr := s.pods.Remove(undo, id); rerr != nil {
 			log.G(ctx).WithError(rerr).Error("remove after a failed network attach; the pod stays NOTREADY")
-			_ = s.pods.Stop(ctx, id)
+			_ = s.pods.Stop(undo, id)
 		} else {
 			container.ReleaseSELinuxLabel(spec.SELinuxProcessLabel)
 		}
 		return err
 	}
 	return nil
+}
+
+// podSetupTimeout bounds making a pod: a CNI ADD (at most the plugin
+// timeout) and the rest (namespaces, files, records). Undoing a failed step
+// runs on a fresh context of its own.
+func (s *Server) podSetupTimeout() time.Duration {
+	d := cni.DefaultPluginTimeout
+	if s.config != nil && s.config.CNI.PluginTimeout > 0 {
+		d = time.Duration(s.config.CNI.PluginTimeout)
+	}
+	return d + cleanupTimeout
 }

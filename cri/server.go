@@ -64,6 +64,7 @@ type Server struct {
 	streaming   *streaming.Server
 	metricsHTTP *http.Server
 	events      *eventHub
+	changeLocks changeLocks
 
 	podNames, containerNames *names
 

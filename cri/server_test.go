@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -31,6 +32,8 @@ func (f fakeNetwork) Setup(_ context.Context, p cni.Pod) (*cni.Attachment, error
 }
 
 func (f fakeNetwork) Teardown(context.Context, cni.Pod) error { return nil }
+
+func (f fakeNetwork) SetPodCIDR(context.Context, string) error { return f.err }
 
 func newTestServer(netErr error) *Server {
 	return New(Options{Version: "1.2.3", Config: config.Default(), Network: fakeNetwork{err: netErr}, Pods: memPods{}})
@@ -133,5 +136,21 @@ func TestNotBuiltRPCsAreUnimplemented(t *testing.T) {
 	_, err = s.CheckpointContainer(context.Background(), &runtime.CheckpointContainerRequest{})
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "CheckpointContainer") {
 		t.Fatalf("CheckpointContainer: %v", err)
+	}
+}
+
+func TestUpdateRuntimeConfig(t *testing.T) {
+	s := New(Options{Config: config.Default(), Network: cni.New(cni.Options{PodCIDRFile: filepath.Join(t.TempDir(), "pod-cidr")})})
+	req := func(cidr string) *runtime.UpdateRuntimeConfigRequest {
+		return &runtime.UpdateRuntimeConfigRequest{RuntimeConfig: &runtime.RuntimeConfig{NetworkConfig: &runtime.NetworkConfig{PodCidr: cidr}}}
+	}
+	for cidr, want := range map[string]codes.Code{"": codes.OK, "10.244.1.0/24": codes.OK, "10.244.1.0/24,fd00::/64": codes.OK,
+		"10.244.1.0": codes.InvalidArgument, "x/24": codes.InvalidArgument} {
+		if _, err := s.UpdateRuntimeConfig(context.Background(), req(cidr)); status.Code(toGRPC(err)) != want {
+			t.Errorf("UpdateRuntimeConfig(%q) = %v, want %v", cidr, err, want)
+		}
+	}
+	if _, err := s.UpdateRuntimeConfig(context.Background(), &runtime.UpdateRuntimeConfigRequest{}); err != nil {
+		t.Errorf("UpdateRuntimeConfig without a config: %v", err)
 	}
 }

@@ -84,6 +84,8 @@ func cniOptions(cfg *config.Config) cni.Options {
 		DefaultSubnet:  cfg.CNI.DefaultSubnet,
 		CacheDir:       filepath.Join(cfg.Root, "cni", "cache"),
 		DataDir:        filepath.Join(cfg.Root, "cni", "networks"),
+		PodCIDRFile:    filepath.Join(cfg.Root, "cni", "pod-cidr"),
+		PluginTimeout:  time.Duration(cfg.CNI.PluginTimeout),
 	}
 }
 

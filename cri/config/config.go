@@ -43,7 +43,12 @@ type CNI struct {
 	BinDirs        []string `toml:"bin_dirs" json:"bin_dirs"`
 	DefaultNetwork bool     `toml:"default_network" json:"default_network"`
 	DefaultBridge  string   `toml:"default_bridge" json:"default_bridge"`
-	DefaultSubnet  string   `toml:"default_subnet" json:"default_subnet"`
+	// DefaultSubnet is the default network's subnet; "" takes the node's
+	// pod CIDR from the kubelet, else 10.88.0.0/16 (cni.FallbackSubnet).
+	DefaultSubnet string `toml:"default_subnet" json:"default_subnet"`
+	// PluginTimeout bounds each CNI operation (ADD, DEL, CHECK, STATUS, GC);
+	// a plugin still running then is killed with what it started.
+	PluginTimeout Duration `toml:"plugin_timeout" json:"plugin_timeout"`
 }
 
 // Image is the [image] table.
@@ -118,7 +123,8 @@ func Default() *Config {
 			BinDirs:        []string{"/opt/cni/bin", "/usr/lib/cni"},
 			DefaultNetwork: true,
 			DefaultBridge:  "berth0",
-			DefaultSubnet:  "10.88.0.0/16",
+			DefaultSubnet:  "",
+			PluginTimeout:  Duration(2 * time.Minute),
 		},
 		Image: Image{
 			MaxConcurrentDownloads: 3,

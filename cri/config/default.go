@@ -47,8 +47,15 @@ default_network = {{.CNI.DefaultNetwork}}
 # Bridge device of the embedded default network.
 default_bridge = {{q .CNI.DefaultBridge}}
 
-# Pod subnet of the embedded default network.
+# Pod subnet of the embedded default network. Empty: the node's pod CIDR
+# once the kubelet gives it (UpdateRuntimeConfig; kept under <root>/cni
+# across restarts), until then 10.88.0.0/16. A subnet set here always wins.
 default_subnet = {{q .CNI.DefaultSubnet}}
+
+# Deadline of each CNI operation (ADD, DEL, CHECK, STATUS, GC of the whole
+# network list). A plugin still running then is killed, with the processes
+# it started, and RunPodSandbox fails and undoes everything.
+plugin_timeout = {{q .CNI.PluginTimeout.String}}
 
 # Image pulls and the image store.
 [image]

@@ -78,8 +78,11 @@ func (c *Config) validateCNI(bad func(key string, value any, why string)) {
 	if why := checkInterfaceName(c.CNI.DefaultBridge); why != "" {
 		bad("cni.default_bridge", c.CNI.DefaultBridge, why)
 	}
-	if _, _, err := net.ParseCIDR(c.CNI.DefaultSubnet); err != nil {
-		bad("cni.default_subnet", c.CNI.DefaultSubnet, "must be a CIDR such as 10.88.0.0/16")
+	if _, _, err := net.ParseCIDR(c.CNI.DefaultSubnet); err != nil && c.CNI.DefaultSubnet != "" {
+		bad("cni.default_subnet", c.CNI.DefaultSubnet, `must be a CIDR such as 10.88.0.0/16, or "" for the kubelet's pod CIDR`)
+	}
+	if c.CNI.PluginTimeout <= 0 {
+		bad("cni.plugin_timeout", time.Duration(c.CNI.PluginTimeout), "must be positive, such as \"2m\"")
 	}
 }
 

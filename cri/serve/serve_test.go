@@ -104,7 +104,8 @@ func (okNetwork) Status(context.Context) error { return nil }
 func (okNetwork) Setup(context.Context, cni.Pod) (*cni.Attachment, error) {
 	return nil, errors.New("not used by these tests")
 }
-func (okNetwork) Teardown(context.Context, cni.Pod) error { return nil }
+func (okNetwork) Teardown(context.Context, cni.Pod) error  { return nil }
+func (okNetwork) SetPodCIDR(context.Context, string) error { return nil }
 
 func TestServeAnswersAndStopsCleanly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "berth.sock")
