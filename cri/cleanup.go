@@ -26,9 +26,9 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // Create that failed once its request could have reached the shim (the
 // caller's deadline passed while the shim worked, the connection was lost
 // on the way back, or a later step failed). It runs on a fresh bounded
-// context. List first waits for the shim's creates in flight, so a Create
-// that is still being served is deleted too; Delete of an ID the shim does
-// not know succeeds.
+// context. The shim's Delete waits for its creates in flight and refuses a
+// create of that ID that arrives later, so none can outlive the rollback;
+// List only tells whether there was one, for the log.
 func (s *Server) deleteInShim(ctx context.Context, pod, id string) {
 	ctx, cancel := cleanupContext(ctx)
 	defer cancel()

@@ -50,6 +50,10 @@ type Containers struct {
 	// creates in flight: after a crash of berthd, its successor must see
 	// what the creates it never heard back from made.
 	creating sync.RWMutex
+	// deleted are the IDs deleted before any create of theirs reached the
+	// shim: berthd rolls back a create whose call failed, and the request
+	// may still be on its way. Such a create is refused.
+	deleted map[string]bool
 }
 
 type container struct {
@@ -79,7 +83,7 @@ func NewContainers(root, runtime string) (*Containers, error) {
 		return nil, err
 	}
 	return &Containers{root: root, runtime: runtime, ctrs: map[string]*container{}, changed: make(chan struct{}), waited: map[int]bool{},
-		sessions: map[string]*session{}}, nil
+		sessions: map[string]*session{}, deleted: map[string]bool{}}, nil
 }
 
 // Create makes the container and its init process, stopped before exec, with
@@ -89,6 +93,12 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 	defer cs.creating.RUnlock()
 	if _, err := cs.get(id); err == nil {
 		return fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	cs.mu.Lock()
+	deleted := cs.deleted[id]
+	cs.mu.Unlock()
+	if deleted {
+		return fmt.Errorf("container %s was deleted before its create: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if spec.Process == nil {
 		return fmt.Errorf("container %s: the spec has no process: %w", id, errdefs.ErrInvalidArgument)
@@ -464,12 +474,14 @@ func (cs *Containers) Wait(id string, timeout time.Duration) (Exit, bool, error)
 }
 
 // Delete kills what is left of the container and removes its state and cgroup.
+// An unknown ID is deleted too: a create of it in flight finishes first and
+// is then deleted, one that comes later is refused.
 func (cs *Containers) Delete(id string) error {
 	c, err := cs.get(id)
 	if errdefs.IsNotFound(err) {
-		return nil
+		c, err = cs.awaitCreate(id)
 	}
-	if err != nil {
+	if err != nil || c == nil {
 		return err
 	}
 	_ = cs.Signal(id, syscall.SIGKILL)
@@ -485,6 +497,20 @@ func (cs *Containers) Delete(id string) error {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(cs.root, id))
+}
+
+// awaitCreate waits for the creates in flight and returns id's container if
+// one of them made it; otherwise it marks id deleted.
+func (cs *Containers) awaitCreate(id string) (*container, error) {
+	cs.creating.Lock()
+	defer cs.creating.Unlock()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if c, ok := cs.ctrs[id]; ok {
+		return c, nil
+	}
+	cs.deleted[id] = true
+	return nil, nil
 }
 
 // Update sets the cgroup resources CRI may change on a created or running

@@ -256,3 +256,28 @@ func TestStartThroughTheExecFifo(t *testing.T) {
 		t.Fatalf("state of the deleted container: %v", err)
 	}
 }
+
+// A rollback's Delete can reach the shim before the Create it undoes (berthd
+// gave up on the call while the request was on its way): that Create must not
+// make a container nobody will delete.
+func TestCreateAfterDeleteIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cs, err := NewContainers(filepath.Join(dir, "state"), filepath.Join(dir, "no-runtime"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Delete("c1"); err != nil {
+		t.Fatalf("delete of an unknown container = %v", err)
+	}
+	logPath := filepath.Join(dir, "c1.log")
+	err = cs.Create("c1", testSpec(dir, "c1", "/bin/true"), runner.IO{LogPath: logPath})
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("create after delete = %v, want FailedPrecondition", err)
+	}
+	if _, err := os.Stat(logPath); !os.IsNotExist(err) {
+		t.Fatalf("the refused create opened its log: %v", err)
+	}
+	if ids := cs.IDs(); len(ids) != 0 {
+		t.Fatalf("containers %v after a refused create", ids)
+	}
+}
