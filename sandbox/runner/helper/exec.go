@@ -22,13 +22,14 @@ import (
 // process (user, env, working dir, labels), which exec'd processes run as.
 const processFile = "berth-process.json"
 
-// writeProcess records the init's process beside libcontainer's state.
+// writeProcess records the init's process beside libcontainer's state,
+// atomically: a torn file would keep every later exec from starting.
 func writeProcess(root, id string, sp *specs.Process) error {
 	data, err := json.Marshal(sp)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(root, id, processFile), data, 0o600)
+	return writeFileAtomic(filepath.Join(root, id, processFile), data, 0o600)
 }
 
 func readProcess(root, id string) (*specs.Process, error) {
