@@ -25,6 +25,9 @@ type ContainerStore interface {
 	Delete(id string) error
 	// SetNotify makes fn hear of every recorded change of state.
 	SetNotify(fn func(container.Change))
+	// Unreadable lists the containers whose records could not be read at
+	// start-up: recovery keeps everything of theirs.
+	Unreadable() []string
 }
 
 // Shims gives each pod its berth-shim (runner.Pool).

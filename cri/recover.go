@@ -18,12 +18,23 @@ import (
 // gone are shut down; every pod whose containers may still run gets its exit
 // watcher, which reports the exits that happened while berthd was down, or
 // settles the containers of a shim that died.
+//
+// A record that could not be read (corrupt, or of a newer Berth) is no
+// absence of one: what it describes is kept whole. An unreadable container
+// keeps its process in its shim, its rootfs mount and its snapshot (and so
+// the image's layers); an unreadable pod keeps its shim and the containers
+// recorded in it. They are not listed; their files are left for inspection.
 func (s *Server) Recover(ctx context.Context) {
 	for _, p := range s.pods.List() {
 		container.ReserveSELinuxLabel(p.Spec.SELinuxProcessLabel) // no other pod gets its MCS level
 	}
-	known := map[string]bool{}
+	known := setOf(s.containers.Unreadable())
+	unreadablePods := setOf(s.pods.Unreadable())
 	for _, c := range s.containers.List(nil) {
+		if unreadablePods[c.PodID] {
+			known[c.ID] = true
+			continue
+		}
 		if _, err := s.pods.Get(c.PodID); err != nil {
 			log.G(ctx).WithField("container", c.ID).Info("removing a container of a pod that is gone")
 			if err := s.removeContainer(ctx, c); err != nil {
@@ -33,7 +44,7 @@ func (s *Server) Recover(ctx context.Context) {
 		}
 		known[c.ID] = true
 	}
-	s.recoverShims(ctx, known)
+	s.recoverShims(ctx, known, unreadablePods)
 	if err := container.RemoveSessionDirs(filepath.Join(s.stateDir, "io")); err != nil {
 		log.G(ctx).WithError(err).Warn("remove the FIFOs of earlier sessions")
 	}
@@ -47,10 +58,24 @@ func (s *Server) Recover(ctx context.Context) {
 	}
 }
 
+func setOf(ids []string) map[string]bool {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
+}
+
 // recoverShims deletes from live shims the containers without a record, and
-// stops the shims of pods that are gone.
-func (s *Server) recoverShims(ctx context.Context, known map[string]bool) {
+// stops the shims of pods that are gone. The shim of a pod whose record is
+// unreadable is left alone: its containers may have no readable record
+// either.
+func (s *Server) recoverShims(ctx context.Context, known, unreadablePods map[string]bool) {
 	for _, pod := range s.shims.Pods() {
+		if unreadablePods[pod] {
+			log.G(ctx).WithField("pod", pod).Warn("keeping the shim of a pod whose record is unreadable")
+			continue
+		}
 		s.deleteUnrecorded(ctx, pod, known)
 		if _, err := s.pods.Get(pod); err != nil {
 			if err := s.shims.Stop(ctx, pod); err != nil {

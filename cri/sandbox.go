@@ -23,6 +23,9 @@ type PodManager interface {
 	Stop(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
 	ProbeUserNamespace(fn func(userns string) error) error
+	// Unreadable lists the pods whose records could not be read at start-up:
+	// recovery keeps everything of theirs.
+	Unreadable() []string
 }
 
 // podName is the reserved name of a pod: name_namespace_uid_attempt.

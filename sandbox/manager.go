@@ -26,8 +26,12 @@ type Manager struct {
 	stateDir string
 	hostDNS  string
 
-	mu   sync.RWMutex // guards pods (the map, not the pods)
+	mu   sync.RWMutex // guards pods and unreadable (the maps, not the pods)
 	pods map[string]*entry
+	// unreadable are the ids whose records did not decode at Recover: the
+	// pod's pins, shm, files, network and shim are kept (see Unreadable),
+	// and the ids stay taken.
+	unreadable map[string]bool
 }
 
 // entry is one pod with its lock (one mutex per record).
@@ -42,7 +46,7 @@ func NewManager(osys OS, root, state string) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{os: osys, store: st, stateDir: filepath.Join(state, "pods"), hostDNS: "/etc/resolv.conf", pods: map[string]*entry{}}, nil
+	return &Manager{os: osys, store: st, stateDir: filepath.Join(state, "pods"), hostDNS: "/etc/resolv.conf", pods: map[string]*entry{}, unreadable: map[string]bool{}}, nil
 }
 
 // Create makes the pod's namespaces and files and records it READY. On error
@@ -50,6 +54,9 @@ func NewManager(osys OS, root, state string) (*Manager, error) {
 func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, retErr error) {
 	if err := ValidateSysctls(spec.Sysctls, spec); err != nil {
 		return nil, err
+	}
+	if m.isUnreadable(id) { // its dir is another pod's: a rollback must not release it
+		return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrAlreadyExists)
 	}
 	p := &Pod{ID: id, Spec: spec, State: Ready, CreatedAt: time.Now().UTC(), Dir: filepath.Join(m.stateDir, id)}
 	if err := os.MkdirAll(p.Dir, 0o711); err != nil {

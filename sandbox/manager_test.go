@@ -208,3 +208,64 @@ func TestResolvConfRejectsInjection(t *testing.T) {
 		t.Fatal("a line break in a DNS value was accepted")
 	}
 }
+
+// A pod whose record cannot be read (corrupt; a newer Berth's schema) is not
+// a half-created pod: recovery keeps its dir, pins and shm and the file as it
+// is, does not list it, and names it in Unreadable; its id stays taken.
+func TestRecoverKeepsPodsWithUnreadableRecords(t *testing.T) {
+	for name, content := range map[string]string{
+		"corrupt":      `{"version":1,"record":{"id":`,
+		"newer schema": `{"version":99,"record":{"id":"x","future":true}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeOS()
+			m, root, state := newTestManager(t, f)
+			ctx := context.Background()
+			p, err := m.Create(ctx, "kept", testSpec())
+			if err != nil {
+				t.Fatal(err)
+			}
+			record := filepath.Join(root, "pods", "kept.json")
+			if err := os.WriteFile(record, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			m2, err := NewManager(f, root, state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m2.Recover(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := m2.RemoveOrphans(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := m2.Unreadable(); len(got) != 1 || got[0] != "kept" {
+				t.Fatalf("Unreadable = %v", got)
+			}
+			if len(m2.List()) != 0 {
+				t.Fatalf("an unreadable pod is listed: %v", m2.List())
+			}
+			for _, pin := range p.Pins {
+				if !f.pinned[pin] {
+					t.Fatalf("pin %s of the unreadable pod was released", pin)
+				}
+			}
+			if !f.mounted[p.ShmPath] {
+				t.Fatal("shm of the unreadable pod was unmounted")
+			}
+			if _, err := os.Stat(p.Dir); err != nil {
+				t.Fatalf("dir of the unreadable pod: %v", err)
+			}
+			if got, _ := os.ReadFile(record); string(got) != content {
+				t.Fatalf("record rewritten: %q", got)
+			}
+			if _, err := m2.Create(ctx, "kept", testSpec()); !errdefs.IsAlreadyExists(err) {
+				t.Fatalf("Create with the unreadable pod's id = %v", err)
+			}
+			if !f.pinned[p.Pins[NetNS]] {
+				t.Fatal("a refused Create released the unreadable pod's pins")
+			}
+		})
+	}
+}

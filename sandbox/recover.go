@@ -7,13 +7,18 @@ package sandbox
 // So: every record is loaded; a READY pod whose pins or shm are no longer
 // mounted (the node rebooted, /run was wiped) becomes NOTREADY, for the kubelet
 // to stop and remove; pod dirs without a record are half-created pods, whose
-// mounts and files are removed.
+// mounts and files are removed. A record that exists but does not decode
+// (corrupt, or a newer Berth's schema) still says the pod was made: the pod
+// is not listed, but its dir, pins and shm are kept, its file left as it is,
+// and Unreadable names it so that the network and the shim are kept too.
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containerd/log"
@@ -25,7 +30,11 @@ func (m *Manager) Recover(ctx context.Context) error {
 	return m.store.LoadAll(func(id string, decode func(any) error) error {
 		var p Pod
 		if err := decode(&p); err != nil {
-			log.G(ctx).WithError(err).WithField("pod", id).Error("unreadable pod record; leaving it for inspection")
+			log.G(ctx).WithError(err).WithFields(log.Fields{"pod": id, "file": m.store.File(id)}).
+				Error("unreadable pod record; keeping the pod's namespaces, network and shim, and the file for inspection")
+			m.mu.Lock()
+			m.unreadable[id] = true
+			m.mu.Unlock()
 			return nil
 		}
 		if p.State == Ready && !m.intact(&p) {
@@ -38,6 +47,21 @@ func (m *Manager) Recover(ctx context.Context) error {
 		m.pods[id] = &entry{pod: p}
 		return nil
 	})
+}
+
+// Unreadable lists the ids of the pods whose records Recover could not read.
+// Nothing they own (pins, shm, network attachment, shim, containers) may be
+// taken for an orphan.
+func (m *Manager) Unreadable() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Collect(maps.Keys(m.unreadable))
+}
+
+func (m *Manager) isUnreadable(id string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.unreadable[id]
 }
 
 func (m *Manager) intact(p *Pod) bool {
@@ -61,7 +85,7 @@ func (m *Manager) RemoveOrphans(ctx context.Context) error {
 		return fmt.Errorf("read pod state dir: %w", err)
 	}
 	for _, e := range entries {
-		if _, ok := m.pods[e.Name()]; ok {
+		if _, ok := m.pods[e.Name()]; ok || m.isUnreadable(e.Name()) {
 			continue
 		}
 		dir := filepath.Join(m.stateDir, e.Name())

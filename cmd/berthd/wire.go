@@ -43,6 +43,9 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 	for _, p := range pods.List() {
 		live[p.ID] = true
 	}
+	for _, id := range pods.Unreadable() { // kept whole, network included
+		live[id] = true
+	}
 	// Detach the pods that are gone while their namespaces still exist.
 	network.Collect(ctx, live)
 	if err := pods.RemoveOrphans(ctx); err != nil {

@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -105,6 +106,9 @@ type Store struct {
 	disk *store.Store
 	mu   sync.RWMutex // guards ctrs (the map, not the containers)
 	ctrs map[string]*entry
+	// unreadable are the ids whose records did not decode at Load: what
+	// they describe is kept (see Unreadable), and the ids stay taken.
+	unreadable map[string]bool
 	// notify, when set, hears of every change of state (see SetNotify).
 	notify func(Change)
 }
@@ -137,16 +141,22 @@ func NewStore(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{disk: d, ctrs: map[string]*entry{}}, nil
+	return &Store{disk: d, ctrs: map[string]*entry{}, unreadable: map[string]bool{}}, nil
 }
 
-// Load reads every record (at start-up, before serving). Unreadable records
-// are logged and left for inspection.
+// Load reads every record (at start-up, before serving). An unreadable record
+// (corrupt, or of a newer Berth's schema) is logged and left as it is for
+// inspection: its container is not listed, and Unreadable names it so that
+// recovery keeps what it owns (process, rootfs mount, snapshot).
 func (s *Store) Load(ctx context.Context) error {
 	return s.disk.LoadAll(func(id string, decode func(any) error) error {
 		var c Container
 		if err := decode(&c); err != nil {
-			log.G(ctx).WithError(err).WithField("container", id).Error("unreadable container record")
+			log.G(ctx).WithError(err).WithFields(log.Fields{"container": id, "file": s.disk.File(id)}).
+				Error("unreadable container record; keeping the container, its rootfs and snapshot, and the file for inspection")
+			s.mu.Lock()
+			s.unreadable[id] = true
+			s.mu.Unlock()
 			return nil
 		}
 		s.mu.Lock()
@@ -154,6 +164,14 @@ func (s *Store) Load(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	})
+}
+
+// Unreadable lists the ids whose records Load could not read. Nothing they
+// own may be taken for an orphan: recovery must leave it all in place.
+func (s *Store) Unreadable() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Collect(maps.Keys(s.unreadable))
 }
 
 // Add records a new container in CREATED state.
@@ -172,7 +190,7 @@ func (s *Store) Add(c Container) error {
 func (s *Store) add(c Container) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.ctrs[c.ID]; ok {
+	if _, ok := s.ctrs[c.ID]; ok || s.unreadable[c.ID] {
 		return fmt.Errorf("container %s: %w", c.ID, errdefs.ErrAlreadyExists)
 	}
 	if err := s.disk.Put(c.ID, &c); err != nil {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +123,47 @@ func TestStoreNotifies(t *testing.T) {
 	s.Delete("c1")
 	if strings.Join(got, " ") != "CREATED/false RUNNING/false EXITED/false EXITED/true" {
 		t.Fatalf("told %v", got)
+	}
+}
+
+// A container whose record cannot be read (corrupt; a newer Berth's schema)
+// is not listed, is named by Unreadable for recovery to keep what it owns,
+// keeps its file as it is, and its id stays taken.
+func TestLoadKeepsUnreadableRecords(t *testing.T) {
+	s, dir := newStore(t)
+	if err := s.Add(Container{ID: "ok", PodID: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"torn":  `{"version":1,"record":{"id":"torn","sta`,
+		"newer": `{"version":2,"record":{"id":"newer"}}`,
+	}
+	for id, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, id+".json"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := s2.Unreadable()
+	slices.Sort(got)
+	if strings.Join(got, ",") != "newer,torn" {
+		t.Fatalf("Unreadable = %v", got)
+	}
+	if l := s2.List(nil); len(l) != 1 || l[0].ID != "ok" {
+		t.Fatalf("List = %v", l)
+	}
+	for id, content := range files {
+		if err := s2.Add(Container{ID: id}); !errdefs.IsAlreadyExists(err) {
+			t.Fatalf("Add(%s) over an unreadable record = %v", id, err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, id+".json")); string(b) != content {
+			t.Fatalf("record %s rewritten: %q", id, b)
+		}
 	}
 }

@@ -8,7 +8,11 @@
 // "Shim"; wire.go), spoken without net/rpc so that the shim links neither
 // net/http nor TLS: small, documented by the argument types in protocol.go,
 // and cheap for the shim's memory. Errors cross it as "<kind>: message", kind being an errdefs
-// sentinel's name, so that callers keep the error vocabulary.
+// sentinel's name, so that callers keep the error vocabulary. A caller that
+// gives up on a call sends a "Cancel" request naming it (no answer): the
+// server ends that call's context, as it ends every call's when the
+// connection ends, and a handler made with MethodContext stops its work
+// (ExecSync kills its process).
 //
 // Only runner/helper (berth-runtime) imports libcontainer: not the shim.
 package runner

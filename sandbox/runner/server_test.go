@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -87,5 +88,63 @@ func TestWireProtocol(t *testing.T) {
 	}
 	if _, err := c.List(ctx); !c.Dead() || !errdefs.IsUnavailable(err) || !errors.Is(err, errNotSent) {
 		t.Fatalf("after the shim went: dead %v, List = %v", c.Dead(), err)
+	}
+}
+
+// A caller that gives up on a call (its context ends) ends the call's context
+// on the server, so that the work stops (ExecSync's process is killed); the
+// calls after it on the same connection are not affected.
+func TestCancelledCallEndsItsContextOnTheServer(t *testing.T) {
+	started, stopped := make(chan struct{}), make(chan error, 1)
+	c, _ := serveTest(t, map[string]Handler{
+		"Shim.Exec": MethodContext(func(ctx context.Context, _ ExecArgs, _ *ExecReply) error {
+			close(started)
+			<-ctx.Done() // blocks for ever unless the cancel arrives
+			stopped <- ctx.Err()
+			return ctx.Err()
+		}),
+		"Shim.List": Method(func(_ Empty, r *ListReply) error { r.IDs = []string{"a"}; return nil }),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	if _, err := c.Exec(ctx, ExecArgs{ID: "x", Args: []string{"sleep", "1000"}}); err != context.Canceled {
+		t.Fatalf("Exec = %v, want the caller's context.Canceled", err)
+	}
+	if err := <-stopped; err != context.Canceled {
+		t.Fatalf("the handler's context ended with %v", err)
+	}
+	if ids, err := c.List(context.Background()); err != nil || len(ids) != 1 {
+		t.Fatalf("a call after the cancel: List = %v, %v", ids, err)
+	}
+}
+
+// When the connection ends, every call in flight on it is cancelled: nobody
+// is left to read the answers.
+func TestLostConnectionEndsTheCallsInFlight(t *testing.T) {
+	started, stopped := make(chan struct{}), make(chan struct{})
+	c, _ := serveTest(t, map[string]Handler{
+		"Shim.Exec": MethodContext(func(ctx context.Context, _ ExecArgs, _ *ExecReply) error {
+			close(started)
+			<-ctx.Done()
+			close(stopped)
+			return nil
+		}),
+	})
+	go func() { _, _ = c.Exec(context.Background(), ExecArgs{ID: "x", Args: []string{"true"}}) }()
+	<-started
+	c.Close()
+	<-stopped
+}
+
+// A peer that does not know cancel requests answers them as an unknown method
+// with id 0, which the caller drops: its later calls are answered as usual.
+func TestCancelToAPeerThatDoesNotKnowIt(t *testing.T) {
+	c, _ := serveTest(t, map[string]Handler{
+		CancelMethod: func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("unknown method") },
+		"Shim.List":  Method(func(_ Empty, r *ListReply) error { r.IDs = []string{"a"}; return nil }),
+	})
+	c.conn.cancel(7)
+	if ids, err := c.List(context.Background()); err != nil || len(ids) != 1 {
+		t.Fatalf("List = %v, %v", ids, err)
 	}
 }

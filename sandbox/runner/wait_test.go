@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,12 +23,36 @@ func TestClosedWithin(t *testing.T) {
 	}
 }
 
-// AwaitOutput returns once the copies are done, or after the grace when one
-// never ends.
-func TestAwaitOutput(t *testing.T) {
+// AwaitOutput returns once the copies are done, and not before: whenever it
+// returns, released (set just before wg.Done) must already be set. The grace
+// is long enough never to end the wait, so no timing decides the outcome.
+func TestAwaitOutputWaitsForTheCopies(t *testing.T) {
 	var wg sync.WaitGroup
-	AwaitOutput(&wg, time.Hour) // nothing to wait for
+	AwaitOutput(&wg, time.Hour) // nothing to wait for: returns at once
+
 	wg.Add(1)
-	AwaitOutput(&wg, 10*time.Millisecond) // a copy that never ends
+	var released atomic.Bool
+	entering, returned := make(chan struct{}), make(chan bool)
+	go func() {
+		close(entering)
+		AwaitOutput(&wg, time.Hour)
+		returned <- released.Load()
+	}()
+	<-entering
+	runtime.Gosched() // lets an AwaitOutput that does not wait return now
+	released.Store(true)
 	wg.Done()
+	if !<-returned {
+		t.Fatal("AwaitOutput returned before the copies were done")
+	}
+}
+
+// A copy that never ends (a leftover child holds the pipe) is given up after
+// the grace: with no grace AwaitOutput returns although wg is never done.
+func TestAwaitOutputGivesUpAfterTheGrace(t *testing.T) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	defer wg.Done() // ends the watcher goroutine AwaitOutput leaves
+	AwaitOutput(&wg, 0)
+	AwaitOutput(&wg, time.Millisecond)
 }

@@ -32,6 +32,18 @@ type Response struct {
 	Error  *string         `json:"error"`
 }
 
+// CancelMethod is the request by which a caller gives up on its call
+// Params[0].ID (CancelArgs): the server ends that call's context and sends no
+// answer to the cancel request itself. A peer that does not know it answers
+// "unknown method" with ID 0, which no call has (ids start at 1) and which
+// the caller drops.
+const CancelMethod = "Cancel"
+
+// CancelArgs name the call a cancel request gives up on.
+type CancelArgs struct {
+	ID uint64
+}
+
 var errLost = fmt.Errorf("shim connection lost: %w", errdefs.ErrUnavailable)
 
 // errNotSent is errLost before the call went out: the peer never saw it.
@@ -94,8 +106,23 @@ func (c *conn) call(ctx context.Context, method string, args, reply any) error {
 		c.mu.Lock()
 		delete(c.pending, id)
 		c.mu.Unlock()
+		// In the background: a peer that reads nothing must not hold the
+		// caller, who has given up already.
+		go c.cancel(id)
 		return ctx.Err()
 	}
+}
+
+// cancel tells the peer that nobody waits for call id any more, so that it
+// stops the work (an ExecSync's process is killed).
+func (c *conn) cancel(id uint64) {
+	params, err := json.Marshal([1]CancelArgs{{ID: id}})
+	if err != nil {
+		return
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	_ = c.enc.Encode(Request{Method: CancelMethod, Params: params})
 }
 
 // read hands each answer to its caller until the connection ends, then

@@ -37,6 +37,10 @@ type envelope struct {
 
 func (s *Store) path(id string) string { return filepath.Join(s.dir, id+".json") }
 
+// File is the path of id's record, for messages (an unreadable record is
+// named by its file, which recovery leaves for inspection).
+func (s *Store) File(id string) string { return s.path(id) }
+
 func checkID(id string) error {
 	if !validID.MatchString(id) {
 		return fmt.Errorf("record id %q: %w", id, errdefs.ErrInvalidArgument)
@@ -129,9 +133,11 @@ func (s *Store) Remove(id string) error {
 }
 
 // LoadAll calls fn with every record's id and raw decoder, after removing the
-// leftovers of interrupted writes and removals. Records that do not decode are
-// reported to fn through the decode error, so the caller can mark them UNKNOWN
-// instead of failing start-up.
+// leftovers of interrupted writes and removals. Records that do not decode (a
+// torn or corrupt file: ErrDataLoss; a schema from another Berth:
+// ErrFailedPrecondition) are reported to fn through the decode error and
+// never touched: the caller keeps what they describe and leaves the file for
+// inspection, instead of failing start-up.
 func (s *Store) LoadAll(fn func(id string, decode func(v any) error) error) error {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {

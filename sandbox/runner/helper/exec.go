@@ -2,6 +2,7 @@ package helper
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,13 +23,14 @@ import (
 // process (user, env, working dir, labels), which exec'd processes run as.
 const processFile = "berth-process.json"
 
-// writeProcess records the init's process beside libcontainer's state.
+// writeProcess records the init's process beside libcontainer's state,
+// atomically: a torn file would keep every later exec from starting.
 func writeProcess(root, id string, sp *specs.Process) error {
 	data, err := json.Marshal(sp)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(root, id, processFile), data, 0o600)
+	return writeFileAtomic(filepath.Join(root, id, processFile), data, 0o600)
 }
 
 func readProcess(root, id string) (*specs.Process, error) {
@@ -45,8 +47,14 @@ func readProcess(root, id string) (*specs.Process, error) {
 
 // Exec runs a.Args in the running container and returns its output, each
 // stream capped at a.Limit bytes (the rest is read and dropped). When
-// a.Timeout passes first, the process is killed and TimedOut is set.
-func Exec(a runner.ExecArgs) (runner.ExecReply, error) {
+// a.Timeout passes first, the process is killed and TimedOut is set. When
+// ctx ends first (the caller gave up: nobody will read the output), the
+// process is killed and reaped too, and Exec fails with ctx's error: with no
+// timeout it would otherwise run in the container for ever. As on a timeout,
+// only the exec'd process is killed: what it forked in the container lives on
+// (it shares the container's process group and cgroup with the container's
+// own processes, so neither can be killed as a whole).
+func Exec(ctx context.Context, a runner.ExecArgs) (runner.ExecReply, error) {
 	if len(a.Args) == 0 {
 		return runner.ExecReply{}, fmt.Errorf("exec needs a command: %w", errdefs.ErrInvalidArgument)
 	}
@@ -85,7 +93,13 @@ func Exec(a runner.ExecArgs) (runner.ExecReply, error) {
 	copying.Add(2)
 	go func() { defer copying.Done(); _, _ = io.Copy(stdout, outR) }()
 	go func() { defer copying.Done(); _, _ = io.Copy(stderr, errR) }()
-	reply := waitExec(p, a.Timeout)
+	reply, err := waitExec(ctx, p, a.Timeout)
+	if err != nil {
+		outR.Close() // nobody reads the output: do not wait for it
+		errR.Close()
+		copying.Wait()
+		return runner.ExecReply{}, fmt.Errorf("exec in %s: %w", a.ID, err)
+	}
 	runner.AwaitOutput(&copying, runner.OutputGrace)
 	outR.Close() // ends copies a leftover child keeps going
 	errR.Close()
@@ -94,8 +108,15 @@ func Exec(a runner.ExecArgs) (runner.ExecReply, error) {
 	return reply, nil
 }
 
-// waitExec waits for p, killing it when timeout (if > 0) passes first.
-func waitExec(p *libcontainer.Process, timeout time.Duration) runner.ExecReply {
+// process is what waitExec needs of an exec'd process (a seam for tests).
+type process interface {
+	Wait() (*os.ProcessState, error)
+	Signal(os.Signal) error
+}
+
+// waitExec waits for p, killing (and reaping) it when timeout (if > 0)
+// passes first, or when ctx ends first, which it then returns.
+func waitExec(ctx context.Context, p process, timeout time.Duration) (runner.ExecReply, error) {
 	done := make(chan int, 1)
 	go func() { done <- exitCode(p.Wait()) }()
 	var expired <-chan time.Time
@@ -106,10 +127,14 @@ func waitExec(p *libcontainer.Process, timeout time.Duration) runner.ExecReply {
 	}
 	select {
 	case code := <-done:
-		return runner.ExecReply{ExitCode: code}
+		return runner.ExecReply{ExitCode: code}, nil
 	case <-expired:
 		_ = p.Signal(syscall.SIGKILL)
-		return runner.ExecReply{ExitCode: <-done, TimedOut: true}
+		return runner.ExecReply{ExitCode: <-done, TimedOut: true}, nil
+	case <-ctx.Done():
+		_ = p.Signal(syscall.SIGKILL)
+		<-done
+		return runner.ExecReply{}, ctx.Err()
 	}
 }
 

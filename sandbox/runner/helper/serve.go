@@ -21,8 +21,8 @@ func Serve(ctx context.Context, socket string, lifeline *os.File, ready int) err
 		cancel()
 	}()
 	handlers := map[string]runner.Handler{
-		runner.ServiceName + ".Exec": runner.Method(func(a runner.ExecArgs, r *runner.ExecReply) error {
-			reply, err := Exec(a)
+		runner.ServiceName + ".Exec": runner.MethodContext(func(ctx context.Context, a runner.ExecArgs, r *runner.ExecReply) error {
+			reply, err := Exec(ctx, a)
 			*r = reply
 			return runner.EncodeError(err)
 		}),

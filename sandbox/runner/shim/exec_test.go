@@ -1,6 +1,8 @@
 package shim
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +28,7 @@ func runningContainer(t *testing.T, id string, args ...string) *Containers {
 func TestExec(t *testing.T) {
 	cs := runningContainer(t, "e1", "/bin/sleep", "1000")
 	exec := func(args []string, timeout time.Duration, limit int) (runner.ExecReply, error) {
-		return helper.Exec(runner.ExecArgs{Root: cs.root, ID: "e1", Args: args, Timeout: timeout, Limit: limit})
+		return helper.Exec(context.Background(), runner.ExecArgs{Root: cs.root, ID: "e1", Args: args, Timeout: timeout, Limit: limit})
 	}
 	res, err := exec([]string{"/bin/sh", "-c", "echo out; echo err >&2; exit 7"}, 30*time.Second, 1<<20)
 	if err != nil || string(res.Stdout) != "out\n" || string(res.Stderr) != "err\n" || res.ExitCode != 7 || res.TimedOut {
@@ -47,10 +49,21 @@ func TestExec(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(res.Stdout)) != "" {
 		t.Fatalf("the timed-out process remains: %q, %v", res.Stdout, err)
 	}
+	// With no timeout, a caller who gives up has the process killed too.
+	gaveUp, cancel := context.WithCancel(context.Background())
+	cancel() // the process still starts: Exec only looks at ctx as it waits
+	_, err = helper.Exec(gaveUp, runner.ExecArgs{Root: cs.root, ID: "e1", Args: []string{"/bin/sleep", "78"}, Limit: 1000})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("exec whose caller gave up = %v, want context.Canceled", err)
+	}
+	res, err = exec([]string{"/bin/sh", "-c", "ps | grep 'sleep 78' | grep -v grep || true"}, 30*time.Second, 1<<20)
+	if err != nil || strings.TrimSpace(string(res.Stdout)) != "" {
+		t.Fatalf("the process of a caller who gave up remains: %q, %v", res.Stdout, err)
+	}
 	if _, err := exec(nil, time.Second, 10); err == nil {
 		t.Fatal("exec without a command worked")
 	}
-	if _, err := helper.Exec(runner.ExecArgs{Root: cs.root, ID: "nope", Args: []string{"true"}}); !errdefs.IsNotFound(err) {
+	if _, err := helper.Exec(context.Background(), runner.ExecArgs{Root: cs.root, ID: "nope", Args: []string{"true"}}); !errdefs.IsNotFound(err) {
 		t.Fatalf("exec in no container = %v, want NotFound", err)
 	}
 }
@@ -71,7 +84,7 @@ func TestExitIsRecordedAndPolled(t *testing.T) {
 	if later := cs.Exits(ev[0].Seq, 10*time.Millisecond); len(later) != 0 {
 		t.Fatalf("exits after the last = %+v", later)
 	}
-	if _, err := helper.Exec(runner.ExecArgs{Root: cs.root, ID: "x1", Args: []string{"/bin/true"}}); !errdefs.IsFailedPrecondition(err) {
+	if _, err := helper.Exec(context.Background(), runner.ExecArgs{Root: cs.root, ID: "x1", Args: []string{"/bin/true"}}); !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("exec in an exited container = %v, want FailedPrecondition", err)
 	}
 }
@@ -122,7 +135,7 @@ func TestReopenLog(t *testing.T) {
 	if err := cs.ReopenLog("r1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := helper.Exec(runner.ExecArgs{Root: cs.root, ID: "r1", Args: []string{"touch", "/tmp/go"}, Timeout: 10 * time.Second}); err != nil {
+	if _, err := helper.Exec(context.Background(), runner.ExecArgs{Root: cs.root, ID: "r1", Args: []string{"touch", "/tmp/go"}, Timeout: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	waitForLog(t, logPath, "two")

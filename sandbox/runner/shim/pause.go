@@ -24,6 +24,9 @@ type pause struct {
 	root    string // the empty dir the pause's root is mounted on
 	mu      sync.Mutex
 	pid     int
+	// pidfd refers to the pause process itself, not to its pid number: once
+	// the pause exited, a process that got the same pid is not taken for it.
+	pidfd *os.File
 	// lifeline's other end is the pause's fd 3: when the shim dies, however
 	// it dies, the pause reads EOF and exits.
 	lifeline *os.File
@@ -36,13 +39,10 @@ type pause struct {
 func (p *pause) start(args runner.PauseArgs) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.pid != 0 && unix.Kill(p.pid, 0) == nil {
+	if p.pid != 0 && p.alive() {
 		return p.pid, nil
 	}
-	if p.lifeline != nil { // the last pause died
-		p.lifeline.Close()
-		p.lifeline = nil
-	}
+	p.release() // the last pause died
 	root, err := p.emptyRoot()
 	if err != nil {
 		return 0, err
@@ -58,9 +58,47 @@ func (p *pause) start(args runner.PauseArgs) (int, error) {
 		w.Close()
 		return 0, fmt.Errorf("start pause: %w", err)
 	}
-	// The orphan reaper reaps it if it ever dies: it is no container's init.
-	p.pid, p.lifeline = pid, w
+	// The pause reported that it is set up and waits for its lifeline's EOF,
+	// which we hold: it is alive as its pidfd is opened (only a SIGKILL from
+	// outside could end it first, and then pidfd_open fails or the pidfd
+	// reads as exited). The orphan reaper reaps it if it ever dies: it is no
+	// container's init.
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		w.Close()
+		_ = unix.Kill(pid, unix.SIGKILL)
+		return 0, fmt.Errorf("open pidfd of pause %d: %w", pid, err)
+	}
+	p.pid, p.pidfd, p.lifeline = pid, os.NewFile(uintptr(fd), "pause-pidfd"), w
 	return p.pid, nil
+}
+
+// alive says whether the pause has not exited: its pidfd turns readable
+// when it exits, and stays so once it is reaped, whoever got its pid since.
+func (p *pause) alive() bool {
+	if p.pidfd == nil {
+		return false
+	}
+	fds := []unix.PollFd{{Fd: int32(p.pidfd.Fd()), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n == 0
+	}
+}
+
+// release closes the handles of the last pause (which has died or was
+// killed): its lifeline and its pidfd.
+func (p *pause) release() {
+	if p.lifeline != nil {
+		p.lifeline.Close()
+	}
+	if p.pidfd != nil {
+		p.pidfd.Close()
+	}
+	p.pid, p.pidfd, p.lifeline = 0, nil, nil
 }
 
 // launch starts the pause command, in the pod's user namespace if userns is
@@ -167,9 +205,10 @@ func startInUserNS(cmd *exec.Cmd, userns string) (int, error) {
 func (p *pause) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.pid != 0 {
-		_ = unix.Kill(p.pid, unix.SIGKILL)
-		p.lifeline.Close()
-		p.pid, p.lifeline = 0, nil
+	if p.pidfd != nil {
+		// Through the pidfd: a pause that exited already is not confused
+		// with a process that got its pid (ESRCH then, which is fine).
+		_ = unix.PidfdSendSignal(int(p.pidfd.Fd()), unix.SIGKILL, nil, 0)
 	}
+	p.release()
 }

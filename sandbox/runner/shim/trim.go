@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"encoding/json"
 	"runtime/debug"
 	"sync"
@@ -34,8 +35,8 @@ func (t *trimmer) kick() {
 
 // trimmed wraps a handler so that each call kicks the trimmer.
 func trimmed(t *trimmer, h runner.Handler) runner.Handler {
-	return func(params json.RawMessage) (any, error) {
+	return func(ctx context.Context, params json.RawMessage) (any, error) {
 		defer t.kick()
-		return h(params)
+		return h(ctx, params)
 	}
 }

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 )
@@ -9,9 +10,9 @@ import (
 // however many calls come.
 func TestTrimmed(t *testing.T) {
 	var tr trimmer
-	h := trimmed(&tr, func(json.RawMessage) (any, error) { return 42, nil })
+	h := trimmed(&tr, func(context.Context, json.RawMessage) (any, error) { return 42, nil })
 	for range 3 {
-		if v, err := h(nil); v != 42 || err != nil {
+		if v, err := h(context.Background(), nil); v != 42 || err != nil {
 			t.Fatalf("handler = %v, %v", v, err)
 		}
 	}
