@@ -28,6 +28,9 @@ type ContainerStore interface {
 	// Unreadable lists the containers whose records could not be read at
 	// start-up: recovery keeps everything of theirs.
 	Unreadable() []string
+	// Hold takes a container out of the lists, kept whole as an
+	// unreadable one is (the containers of a pod whose record is unreadable).
+	Hold(id string)
 }
 
 // Shims gives each pod its berth-shim (runner.Pool).

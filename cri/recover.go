@@ -23,7 +23,9 @@ import (
 // absence of one: what it describes is kept whole. An unreadable container
 // keeps its process in its shim, its rootfs mount and its snapshot (and so
 // the image's layers); an unreadable pod keeps its shim and the containers
-// recorded in it. They are not listed; their files are left for inspection.
+// recorded in it, which are held (not listed either: the kubelet would remove
+// a container whose pod it cannot see). They are not listed; their files are
+// left for inspection.
 func (s *Server) Recover(ctx context.Context) {
 	for _, p := range s.pods.List() {
 		container.ReserveSELinuxLabel(p.Spec.SELinuxProcessLabel) // no other pod gets its MCS level
@@ -32,6 +34,7 @@ func (s *Server) Recover(ctx context.Context) {
 	unreadablePods := setOf(s.pods.Unreadable())
 	for _, c := range s.containers.List(nil) {
 		if unreadablePods[c.PodID] {
+			s.containers.Hold(c.ID)
 			known[c.ID] = true
 			continue
 		}

@@ -174,6 +174,19 @@ func (s *Store) Unreadable() []string {
 	return slices.Collect(maps.Keys(s.unreadable))
 }
 
+// Hold takes a loaded container out of the store's lists and lookups, as if
+// its record were unreadable: Unreadable names it from then on, so recovery
+// keeps what it owns. The containers of a pod whose record is unreadable are
+// held: a container listed with a pod nobody lists is one the kubelet removes.
+func (s *Store) Hold(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ctrs[id]; ok {
+		delete(s.ctrs, id)
+		s.unreadable[id] = true
+	}
+}
+
 // Add records a new container in CREATED state.
 func (s *Store) Add(c Container) error {
 	c.State = Created

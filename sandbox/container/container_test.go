@@ -158,6 +158,18 @@ func TestLoadKeepsUnreadableRecords(t *testing.T) {
 	if l := s2.List(nil); len(l) != 1 || l[0].ID != "ok" {
 		t.Fatalf("List = %v", l)
 	}
+	okRecord, err := os.ReadFile(filepath.Join(dir, "ok.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Hold("ok")
+	if l := s2.List(nil); len(l) != 0 {
+		t.Fatalf("List after Hold = %v", l)
+	}
+	if got := s2.Unreadable(); len(got) != 3 || !slices.Contains(got, "ok") {
+		t.Fatalf("Unreadable after Hold = %v", got)
+	}
+	files["ok"] = string(okRecord)
 	for id, content := range files {
 		if err := s2.Add(Container{ID: id}); !errdefs.IsAlreadyExists(err) {
 			t.Fatalf("Add(%s) over an unreadable record = %v", id, err)

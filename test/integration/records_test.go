@@ -121,8 +121,15 @@ func unreadableRecordCase(t *testing.T, b *util.Berthd, bin, name string, record
 	}
 	b.Start(t, bin)
 	rc, _ = b.Clients(t)
-	if _, err := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{}); err != nil {
+	listed, err := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{})
+	if err != nil {
 		t.Fatalf("%s: berthd does not serve: %v", name, err)
+	}
+	for _, c := range listed.GetContainers() {
+		if c.GetId() == ctr || c.GetPodSandboxId() == pod {
+			// The kubelet removes a container whose pod it cannot see.
+			t.Errorf("%s: container %s of pod %s is listed", name, c.GetId(), c.GetPodSandboxId())
+		}
 	}
 	before.mustEqual(t, name, factsOf(t, b, pod, ctr))
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, bad) {
