@@ -39,10 +39,16 @@ func TestPluginDeadlineKillsItsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	// Killed and reaped by now, or a zombie of ours (not reaped: it is a
-	// grandchild): signal 0 fails either way only if it is gone or dead.
-	stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err := syscall.Kill(pid, 0); err == nil && !strings.Contains(string(stat), ") Z ") {
-		t.Fatalf("the plugin's child %d still runs: %s", pid, stat)
+	// The group's SIGKILL was sent before ExecPlugin returned; the child
+	// (reparented, so not reaped by us) may still be on its way out. A
+	// child that was not killed would sleep on past this generous bound.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if syscall.Kill(pid, 0) != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin's child %d still runs: %s", pid, stat)
+		}
 	}
 }
