@@ -12,7 +12,7 @@ import (
 // that hostile layers point at. The path is fixed because it is baked into
 // the layers (their digests must not change between builds); the test makes
 // it fresh and removes it, and tests run one at a time.
-const canaryDir = "/var/lib/berth-canary"
+const canaryDir = "/tmp/berth-canary"
 
 // escape climbs out of any root by "../" before naming a host path.
 var escape = strings.Repeat("../", 32)
@@ -78,8 +78,8 @@ func (b *builder) hostileUserImages() error {
 		{"devzero-passwd:1", []entry{symlink("etc/passwd", "/dev/zero"), devZero}},
 		{"symlink-passwd:1", []entry{symlink("etc/passwd", canaryDir+"/passwd"),
 			symlink("etc/group", escape+strings.TrimPrefix(canaryDir, "/")+"/group")}},
-		{"symlink-in-passwd:1", []entry{dir("var/"), dir("var/lib/"), dir("var/lib/berth-canary/"),
-			file("var/lib/berth-canary/passwd", basePasswd+inRoot, 0o644), symlink("etc/passwd", canaryDir+"/passwd"),
+		{"symlink-in-passwd:1", []entry{dir("tmp/"), dir("tmp/berth-canary/"),
+			file("tmp/berth-canary/passwd", basePasswd+inRoot, 0o644), symlink("etc/passwd", canaryDir+"/passwd"),
 			dir("usr/"), dir("usr/lib/"), file("usr/lib/group", baseGroup+"hostile:x:4343:\nextra:x:5555:hostile\n", 0o644),
 			symlink("etc/group", "../usr/lib/group")}},
 	}

@@ -25,7 +25,7 @@
 //	berth-test/big:1                  5 layers of 24 MiB of deterministic noise, for pull benchmarks
 //	berth-test/pause:1                busybox sleeping forever: the peer's sandbox image in benchmarks
 //	berth-test/hostile-{chmod,chown,xattr,parent}:1  layers that try to act on host canaries under
-//	                                  /var/lib/berth-canary (hard links to symlinks, symlinked parents)
+//	                                  /tmp/berth-canary (hard links to symlinks, symlinked parents)
 //	berth-test/{fifo,devzero,symlink,symlink-in}-passwd:1  busybox, user "hostile", with a FIFO,
 //	                                  a device, a symlink out or a symlink inside as /etc/passwd or group
 //

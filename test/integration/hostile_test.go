@@ -20,7 +20,7 @@ import (
 
 // canaryDir is where the hostile test images (hack/testimages/hostile.go)
 // point: a fixed host path, since it is baked into their layers.
-const canaryDir = "/var/lib/berth-canary"
+const canaryDir = "/tmp/berth-canary"
 
 // canaryTime is every canary's mtime and atime.
 var canaryTime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
@@ -62,7 +62,7 @@ func makeCanaries(t *testing.T) map[string]canary {
 	for _, name := range append([]string{"dir", "."}, keys(files)...) {
 		p := filepath.Join(canaryDir, name)
 		if err := unix.Lsetxattr(p, "user.berth-canary", []byte("original"), 0); err != nil {
-			t.Fatalf("xattr on %s (the host's /var/lib must take user xattrs): %v", p, err)
+			t.Fatalf("xattr on %s (the host's /tmp, and the VMs' scratch disk there, must take user xattrs): %v", p, err)
 		}
 		if err := os.Chtimes(p, canaryTime, canaryTime); err != nil {
 			t.Fatal(err)
