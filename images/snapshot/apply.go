@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 		if err != nil {
 			return a.stats, fmt.Errorf("read layer tar: %w", err)
 		}
-		if err := a.entry(hdr, tr); err != nil {
+		if err := a.entry(hdr, ctxReader{ctx, tr}); err != nil {
 			return a.stats, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
 		}
 	}
@@ -170,7 +171,7 @@ func (a *applier) writeFile(dirfd int, name string, hdr *tar.Header, r io.Reader
 	}
 	f := os.NewFile(uintptr(fd), name)
 	buf := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(f, io.LimitReader(r, hdr.Size), *buf)
+	n, err := copySparse(f, io.LimitReader(r, hdr.Size), *buf)
 	copyBuffers.Put(buf)
 	a.stats.Bytes += n
 	if cerr := f.Close(); err == nil {
@@ -180,6 +181,60 @@ func (a *applier) writeFile(dirfd int, name string, hdr *tar.Header, r io.Reader
 		err = fmt.Errorf("short file content: %d of %d bytes", n, hdr.Size)
 	}
 	return err
+}
+
+// zeros is what a chunk of a file's content is compared with.
+var zeros [256 << 10]byte
+
+// copySparse copies r to f through buf, making holes of the chunks that are
+// all zeros: a sparse entry (GNU sparse, in PAX) declares any size for a few
+// bytes of tar, and a compressed run of zeros costs as little, so written
+// out either could fill the disk from a tiny layer. The content reads the
+// same.
+func copySparse(f *os.File, r io.Reader, buf []byte) (int64, error) {
+	var n int64
+	hole := false
+	for {
+		m, err := io.ReadFull(r, buf)
+		if m > 0 {
+			chunk := buf[:m]
+			var werr error
+			if hole = bytes.Equal(chunk, zeros[:m]); hole {
+				_, werr = f.Seek(int64(m), io.SeekCurrent)
+			} else {
+				_, werr = f.Write(chunk)
+			}
+			if werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	if hole { // a hole at the end is a size, not a write
+		return n, f.Truncate(n)
+	}
+	return n, nil
+}
+
+// ctxReader stops reading an entry's content once ctx ends: one entry can
+// declare terabytes (see copySparse), and Apply checks ctx only between
+// entries.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // hardlink links name to an entry already in the layer. The target's parent

@@ -38,6 +38,11 @@
 //   - Overlay xattrs (trusted.overlay.*, user.overlay.*) in a tar are dropped:
 //     a layer cannot set redirects, metacopy or opaque itself; only the
 //     whiteout and opaque conversion above writes them.
+//   - File content is written with holes where a chunk is all zeros, so a
+//     sparse entry (GNU sparse in PAX: any size for a few bytes of tar) or a
+//     compressed run of zeros takes no more disk than its data; reading an
+//     entry's content stops as soon as the context ends, not only between
+//     entries (one entry can declare terabytes).
 //   - Entries that cannot be applied as asked (a hard link to a directory or
 //     to the root, a parent that is a file, a symlink loop, a bad whiteout
 //     name, an unknown type) fail with errdefs.ErrInvalidArgument.
