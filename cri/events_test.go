@@ -85,7 +85,7 @@ func TestContainerEventsInOrder(t *testing.T) {
 	<-slow.entered // RUNNING is recorded, its event not yet queued
 	exited := make(chan struct{})
 	go func() { // the exit watcher's change
-		s.recordExit(context.Background(), "c1", runner.Exit{Code: 0, At: time.Now()})
+		s.recordExit(context.Background(), "c1", runner.Exit{Code: 0, At: time.Now()}, "")
 		close(exited)
 	}()
 	// Without the order, the exit is recorded and queued meanwhile; with
@@ -107,5 +107,31 @@ func TestContainerEventsInOrder(t *testing.T) {
 	want := []container.State{container.Created, container.Running, container.Exited}
 	if !slices.Equal(got, want) {
 		t.Fatalf("changes queued as %v, want %v", got, want)
+	}
+}
+
+// An exit and its explanation are one change: a status read or an event in
+// between showed a killed shim's container as exited for no stated reason.
+func TestExitAndMessageAreOneChange(t *testing.T) {
+	st, err := container.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Config: config.Default(), Containers: st})
+	defer s.Close()
+	s.events.subscribe(func() {}) // changes are queued, not dispatched
+	if err := s.addContainer(container.Container{ID: "c1", PodID: "p1", Name: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	const why = "berth-shim of the pod exited; the container was killed"
+	s.recordExit(context.Background(), "c1", runner.Exit{Code: 137, Reason: "Error", At: time.Now()}, why)
+	var exits []container.Container
+	for len(s.events.changes) > 0 {
+		if ch := <-s.events.changes; ch.Container.State == container.Exited {
+			exits = append(exits, ch.Container)
+		}
+	}
+	if len(exits) != 1 || exits[0].Message != why || exits[0].ExitCode != 137 {
+		t.Fatalf("exit changes %+v, want one with code 137 and the message", exits)
 	}
 }

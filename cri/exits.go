@@ -59,20 +59,25 @@ func (s *Server) followExits(pod string) {
 			continue
 		}
 		for _, e := range events {
-			s.recordExit(ctx, e.ID, e.Exit)
+			s.recordExit(ctx, e.ID, e.Exit, "")
 			seq = max(seq, e.Seq)
 		}
 	}
 }
 
 // recordExit marks a created or running container exited, as the shim saw
-// it; a container already exited keeps its record.
-func (s *Server) recordExit(ctx context.Context, id string, e runner.Exit) {
+// it, with message (if any) in the same change: a status read in between
+// would show the exit without its explanation. A container already exited
+// keeps its record.
+func (s *Server) recordExit(ctx context.Context, id string, e runner.Exit, message string) {
 	_, err := s.updateContainer(id, func(c *container.Container) error {
 		if c.State == container.Exited {
 			return nil
 		}
 		c.State, c.ExitCode, c.FinishedAt, c.Reason = container.Exited, int32(e.Code), e.At, e.Reason
+		if message != "" {
+			c.Message = message
+		}
 		if c.Reason == "" {
 			c.Reason = exitReason(e.Code)
 		}
@@ -101,7 +106,7 @@ func (s *Server) shimGone(ctx context.Context, pod string) {
 			continue
 		}
 		if e, err := s.shims.RecordedExit(pod, c.ID); err == nil {
-			s.recordExit(ctx, c.ID, e)
+			s.recordExit(ctx, c.ID, e, "")
 			continue
 		}
 		log.G(ctx).WithField("container", c.ID).Warn("the pod's shim is gone: killing what is left of the container")
@@ -110,10 +115,7 @@ func (s *Server) shimGone(ctx context.Context, pod string) {
 				log.G(ctx).WithError(err).Warn("kill the container's cgroup")
 			}
 		}
-		s.recordExit(ctx, c.ID, runner.Exit{Code: 137, Reason: "Error", At: time.Now().UTC()})
-		_, _ = s.updateContainer(c.ID, func(c *container.Container) error {
-			c.Message = "berth-shim of the pod exited; the container was killed"
-			return nil
-		})
+		s.recordExit(ctx, c.ID, runner.Exit{Code: 137, Reason: "Error", At: time.Now().UTC()},
+			"berth-shim of the pod exited; the container was killed")
 	}
 }
