@@ -2,9 +2,7 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -91,17 +89,13 @@ func (s *Server) mountImage(ctx context.Context, id string, n int, m *runtime.Mo
 		return "", "", fmt.Errorf("image mount at %q: image %q (it must be pulled first): %w", m.GetContainerPath(), ref, err)
 	}
 	target := filepath.Join(s.imageMountsDir(id), strconv.Itoa(n))
-	if err := os.MkdirAll(target, 0o755); err != nil { // first: unmountImages finds the snapshot by it
-		return "", "", err
-	}
 	snap, err := s.snapshots.PrepareSnapshot(ctx, imageMountKey(id, n), img.ID, true)
 	if err != nil {
 		return "", "", fmt.Errorf("image mount of %q: %w", ref, err)
 	}
 	if len(snap.Lower) == 1 {
-		// An overlay without an upper dir needs two lower dirs.
-		empty := filepath.Join(s.imageMountsDir(id), ".empty")
-		if err := os.MkdirAll(empty, 0o755); err != nil {
+		empty, err := container.EmptyLowerDir(s.imageMountsDir(id))
+		if err != nil {
 			return "", "", err
 		}
 		snap.Lower = append(snap.Lower, empty)
@@ -119,20 +113,28 @@ func (s *Server) mountImage(ctx context.Context, id string, n int, m *runtime.Mo
 }
 
 // unmountImages unmounts a container's image mounts and removes their
-// snapshots. It fails, leaving the rest for a retry, if one cannot be
-// unmounted: the container's dir must then not be removed.
+// snapshots (found by key: a crash may have left one not mounted yet). It
+// fails, leaving the rest for a retry, if one cannot be unmounted: the
+// container's dir must then not be removed.
 func (s *Server) unmountImages(ctx context.Context, id string) error {
 	dir := s.imageMountsDir(id)
 	for _, name := range container.DirNames(dir) {
-		n, err := strconv.Atoi(name)
-		if err != nil {
-			continue // .empty
+		if _, err := strconv.Atoi(name); err != nil {
+			continue // the empty lower dir
 		}
 		if err := container.UnmountRootfs(filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("image mount %d: %w", n, err)
+			return fmt.Errorf("image mount %s: %w", name, err)
 		}
-		if err := s.snapshots.RemoveSnapshot(ctx, imageMountKey(id, n)); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return err
+	}
+	keys, err := s.snapshots.SnapshotKeys()
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		if key != id && snapshotOwner(key) == id {
+			if err := s.snapshots.RemoveSnapshot(ctx, key); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
