@@ -48,11 +48,11 @@ func (s *Server) mountImages(ctx context.Context, id string, cfg *runtime.Contai
 	refs := map[int]string{}
 	var out *runtime.ContainerConfig
 	for i, m := range cfg.GetMounts() {
-		if m.GetImage() == nil {
-			continue
-		}
 		if m.GetImage().GetImage() == "" {
-			return nil, nil, fmt.Errorf("image mount at %q names no image: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
+			if m.GetImage() != nil && m.GetHostPath() == "" {
+				return nil, nil, fmt.Errorf("image mount at %q names no image: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
+			}
+			continue // a host path mount (an empty ImageSpec beside it means nothing)
 		}
 		if !m.GetReadonly() {
 			return nil, nil, fmt.Errorf("image mount of %q at %q must be read-only: %w", m.GetImage().GetImage(), m.GetContainerPath(), errdefs.ErrInvalidArgument)

@@ -46,10 +46,12 @@ func TestImageMountRefusals(t *testing.T) {
 	}
 }
 
-// TestImageMountsWithoutImages leaves a config without image mounts as it is.
+// TestImageMountsWithoutImages leaves a config without image mounts as it is
+// (a host path mount with an empty ImageSpec is no image mount).
 func TestImageMountsWithoutImages(t *testing.T) {
 	s := New(Options{Config: config.Default(), Images: &fakeImages{}, StateDir: t.TempDir(), Pods: memPods{}})
-	cfg := &runtime.ContainerConfig{Mounts: []*runtime.Mount{{ContainerPath: "/h", HostPath: "/tmp"}}}
+	cfg := &runtime.ContainerConfig{Mounts: []*runtime.Mount{{ContainerPath: "/h", HostPath: "/tmp"},
+		{ContainerPath: "/i", HostPath: "/tmp", Image: &runtime.ImageSpec{}}}}
 	got, refs, err := s.mountImages(context.Background(), "c1", cfg, &sandbox.Pod{}, "")
 	if err != nil || got != cfg || len(refs) != 0 {
 		t.Fatalf("got %v, %v, %v", got, refs, err)
