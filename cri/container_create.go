@@ -20,6 +20,8 @@ import (
 // CreateContainer makes a container in a READY pod: its name is reserved, its
 // writable rootfs prepared and mounted, its OCI spec built, its init created
 // by the pod's shim, then its record written. Any failure undoes every step.
+// Image mounts (Mount.image) are mounted read-only from pulled images
+// (container_imagemount.go).
 func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (_ *runtime.CreateContainerResponse, retErr error) {
 	cfg := req.GetConfig()
 	if cfg.GetMetadata().GetName() == "" || cfg.GetImage().GetImage() == "" {
@@ -65,7 +67,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			s.unmountRootfs(undo, id)
 		}
 	}()
-	logPath, user, err := s.createInShim(ctx, id, pod, img, cfg, rootfs, labels)
+	// The rootfs's rollback above unmounts these too.
+	specCfg, imageRefs, err := s.mountImages(ctx, id, cfg, pod, labels.mount)
+	if err != nil {
+		return nil, err
+	}
+	logPath, user, err := s.createInShim(ctx, id, pod, img, specCfg, rootfs, labels)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +84,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	raw, _ := protojson.Marshal(cfg)
 	rec := container.Container{ID: id, PodID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
 		Image: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: imageRef(img), Labels: cfg.GetLabels(),
-		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Mounts: recordMounts(cfg.GetMounts()),
+		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Mounts: recordMounts(cfg.GetMounts(), imageRefs),
 		Resources: recordResources(cfg.GetLinux().GetResources()), User: user,
 		Config: raw}
 	if err := s.addContainer(rec); err != nil {
@@ -97,11 +104,14 @@ func stopSignal(cfg *runtime.ContainerConfig, img *images.Image) (syscall.Signal
 	return spec.ParseSignal(name)
 }
 
-func recordMounts(in []*runtime.Mount) []container.Mount {
+// recordMounts are the CRI mounts as the record keeps them; imageRefs are
+// the IDs of the images the image mounts show, by index.
+func recordMounts(in []*runtime.Mount, imageRefs map[int]string) []container.Mount {
 	var out []container.Mount
-	for _, m := range in {
+	for i, m := range in {
 		out = append(out, container.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly(),
-			RecursiveReadOnly: m.GetRecursiveReadOnly(), SelinuxRelabel: m.GetSelinuxRelabel(), Propagation: int32(m.GetPropagation())})
+			RecursiveReadOnly: m.GetRecursiveReadOnly(), SelinuxRelabel: m.GetSelinuxRelabel(), Propagation: int32(m.GetPropagation()),
+			Image: m.GetImage().GetImage(), ImageRef: imageRefs[i], ImageSubPath: m.GetImageSubPath()})
 	}
 	return out
 }
@@ -140,8 +150,14 @@ func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image, 
 	return target, nil
 }
 
+// unmountRootfs unmounts a container's rootfs and image mounts, removes
+// their snapshots and the container's dir.
 func (s *Server) unmountRootfs(ctx context.Context, id string) {
 	dir := s.containerDir(id)
+	if err := s.unmountImages(ctx, id); err != nil {
+		log.G(ctx).WithError(err).Warn("unmount image mounts")
+		return
+	}
 	if err := container.UnmountRootfs(filepath.Join(dir, "rootfs")); err != nil {
 		log.G(ctx).WithError(err).Warn("unmount rootfs")
 		return

@@ -46,8 +46,13 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 func criMounts(in []container.Mount) []*runtime.Mount {
 	var out []*runtime.Mount
 	for _, m := range in {
-		out = append(out, &runtime.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
-			RecursiveReadOnly: m.RecursiveReadOnly, SelinuxRelabel: m.SelinuxRelabel, Propagation: runtime.MountPropagation(m.Propagation)})
+		cm := &runtime.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
+			RecursiveReadOnly: m.RecursiveReadOnly, SelinuxRelabel: m.SelinuxRelabel, Propagation: runtime.MountPropagation(m.Propagation)}
+		if m.Image != "" {
+			cm.Image = &runtime.ImageSpec{Image: m.Image, ImageRef: m.ImageRef}
+			cm.ImageSubPath = m.ImageSubPath
+		}
+		out = append(out, cm)
 	}
 	return out
 }

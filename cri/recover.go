@@ -107,8 +107,9 @@ func (s *Server) deleteUnrecorded(ctx context.Context, pod string, known map[str
 	}
 }
 
-// removeUnrecorded unmounts and removes container dirs and snapshots that
-// belong to no container record.
+// removeUnrecorded unmounts and removes container dirs (their rootfs and
+// image mounts) and snapshots (rootfs and image mounts') that belong to no
+// container record.
 func (s *Server) removeUnrecorded(ctx context.Context, known map[string]bool) {
 	for _, id := range container.DirNames(s.stateDir + "/containers") {
 		if !known[id] {
@@ -122,7 +123,7 @@ func (s *Server) removeUnrecorded(ctx context.Context, known map[string]bool) {
 		return
 	}
 	for _, key := range keys {
-		if !known[key] {
+		if !known[snapshotOwner(key)] {
 			log.G(ctx).WithField("snapshot", key).Info("removing an unrecorded snapshot")
 			_ = s.snapshots.RemoveSnapshot(ctx, key)
 		}

@@ -11,6 +11,9 @@
 // propagation, as CRI specifies. Image VOLUMEs get an empty directory of the
 // container's own, unless a CRI mount already covers the path.
 //
-// The package reads /proc/self/mountinfo and creates directories; it keeps no
-// state and takes no locks.
+// An image mount's sub path (ResolveImageSubPath) is resolved inside the
+// image's read-only tree, symlinks as the image means them, never leaving it.
+//
+// The package reads /proc/self/mountinfo, walks image trees (lstat, readlink)
+// and creates directories; it keeps no state and takes no locks.
 package volumes

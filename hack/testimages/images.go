@@ -232,10 +232,29 @@ func (b *builder) berthImages() error {
 	if err := b.push(volume, berthT+"volume:1"); err != nil {
 		return err
 	}
+	if err := b.imageMountImage(); err != nil {
+		return err
+	}
 	if err := b.multiarch(); err != nil {
 		return err
 	}
 	return b.big()
+}
+
+// imageMountImage is a one-layer image of files for image mounts (one layer:
+// the overlay of a single layer without an upper dir needs a second lower),
+// with symlinks inside it and one that climbs out.
+func (b *builder) imageMountImage() error {
+	l, err := filesLayer(dir("data/"), file("data/hello", "hello from an image\n", 0o644),
+		symlink("data/self", "../data"), symlink("abs", "/data"), symlink("data/out", "../../.."))
+	if err != nil {
+		return err
+	}
+	img, err := image(false, v1.Config{}, l)
+	if err != nil {
+		return err
+	}
+	return b.push(img, berthT+"imagemount:1")
 }
 
 // layersImage exercises whiteouts, opaque dirs, symlinks and hard links.

@@ -21,6 +21,7 @@
 //	berth-test/zstd:1, uncompressed:1 zstd and uncompressed layers (OCI)
 //	berth-test/docker:1               Docker schema 2 manifest and media types
 //	berth-test/volume:1               busybox with an image VOLUME, /data
+//	berth-test/imagemount:1           one layer of files for image mounts: /data/hello, symlinks in and one climbing out
 //	berth-test/multiarch:1            index of linux/amd64 and linux/arm64 (file /platform differs)
 //	berth-test/big:1                  5 layers of 24 MiB of deterministic noise, for pull benchmarks
 //	berth-test/pause:1                busybox sleeping forever: the peer's sandbox image in benchmarks

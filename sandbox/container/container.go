@@ -74,6 +74,12 @@ type Mount struct {
 	RecursiveReadOnly bool   `json:"recursive_read_only,omitempty"`
 	SelinuxRelabel    bool   `json:"selinux_relabel,omitempty"`
 	Propagation       int32  `json:"propagation,omitempty"`
+	// Image is the image an image mount shows (the CRI's Mount.image), as
+	// the kubelet named it; ImageRef is that image's ID, as PullImage
+	// answered it; ImageSubPath the path inside it that is mounted.
+	Image        string `json:"image,omitempty"`
+	ImageRef     string `json:"image_ref,omitempty"`
+	ImageSubPath string `json:"image_sub_path,omitempty"`
 }
 
 // User is who a container's processes are: uid, primary gid, and every group

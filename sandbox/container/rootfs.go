@@ -35,6 +35,17 @@ func MountRootfs(options, dir, target string) error {
 	return nil
 }
 
+// EmptyLowerDir makes (if missing) and returns dir/.empty, an empty dir to
+// put under a single read-only layer: overlayfs without an upper dir needs
+// two lower dirs.
+func EmptyLowerDir(dir string) (string, error) {
+	empty := filepath.Join(dir, ".empty")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		return "", err
+	}
+	return empty, nil
+}
+
 // inDir runs fn on an OS thread of its own whose working directory is dir,
 // leaving the process's untouched: the thread stops sharing its filesystem
 // context (CLONE_FS) first, and exits afterwards.
