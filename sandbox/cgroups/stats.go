@@ -57,11 +57,11 @@ type DeviceIO struct {
 	Reads, Writes         uint64
 }
 
-// Spec is what a cgroup is allowed: the CFS period (µs), the CPU shares
-// (v2's weight converted back) and the memory+swap limit (0 when unknown,
-// math.MaxUint64 when unlimited on v2).
+// Spec is what a cgroup is allowed: the CFS period and quota (µs, quota 0
+// when there is none), the CPU shares (v2's weight converted back) and the
+// memory+swap limit (0 when unknown, math.MaxUint64 when unlimited on v2).
 type Spec struct {
-	CPUPeriod, CPUShares, MemorySwapLimit uint64
+	CPUPeriod, CPUQuota, CPUShares, MemorySwapLimit uint64
 }
 
 // Reader reads cgroup stats, on cgroup v2 when the host is unified, else

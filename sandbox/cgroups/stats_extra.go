@@ -54,6 +54,8 @@ func (r *Reader) addV1Extras(s *Stats, path string) {
 	}
 	s.Spec.CPUPeriod, _ = readUint(filepath.Join(r.v1Root, "cpu", path, "cpu.cfs_period_us"))
 	s.Spec.CPUShares, _ = readUint(filepath.Join(r.v1Root, "cpu", path, "cpu.shares"))
+	// -1 (no quota) does not parse: 0.
+	s.Spec.CPUQuota, _ = readUint(filepath.Join(r.v1Root, "cpu", path, "cpu.cfs_quota_us"))
 	s.FileDescriptors, s.Sockets = r.countFDs(filepath.Join(r.v1Root, "pids", path, "cgroup.procs"))
 }
 
@@ -62,6 +64,8 @@ func (r *Reader) addV1Extras(s *Stats, path string) {
 func (r *Reader) addV2Extras(s *Stats, dir string) {
 	if f := readFields(filepath.Join(dir, "cpu.max")); len(f) == 2 {
 		s.Spec.CPUPeriod, _ = strconv.ParseUint(f[1], 10, 64)
+		// "max" (no quota) does not parse: 0.
+		s.Spec.CPUQuota, _ = strconv.ParseUint(f[0], 10, 64)
 	}
 	if w, err := readUint(filepath.Join(dir, "cpu.weight")); err == nil && w > 0 {
 		s.Spec.CPUShares = weightToShares(w)

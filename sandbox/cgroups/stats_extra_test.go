@@ -57,7 +57,7 @@ func TestStatsV2Extras(t *testing.T) {
 		MemoryCache: 500000, MemoryMappedFile: 7000, MemoryKernel: 600, MemorySwap: 4096, MemoryMaxUsage: 3000000,
 		MemoryFailcnt: 9, OOMKills: 1, Threads: 3, ThreadsMax: 100, FileDescriptors: 3, Sockets: 1,
 		// runc made weight 39 of shares 1024; cAdvisor turns it back into 998.
-		Spec: Spec{CPUPeriod: 100000, CPUShares: 998, MemorySwapLimit: math.MaxUint64}}
+		Spec: Spec{CPUPeriod: 100000, CPUQuota: 20000, CPUShares: 998, MemorySwapLimit: math.MaxUint64}}
 	checkExtras(t, s, want)
 	if len(s.BlockIO) != 1 || s.BlockIO[0] != (DeviceIO{Major: 253, Device: "/dev/vda", ReadBytes: 4096, WriteBytes: 8192, Reads: 1, Writes: 2}) {
 		t.Fatalf("block I/O = %+v", s.BlockIO)
@@ -71,7 +71,7 @@ func TestStatsV1FromFiles(t *testing.T) {
 	p := "/berth/pod/ctr/"
 	files := map[string]string{
 		"cpu" + p + "cpu.stat":          "nr_periods 30\nnr_throttled 4\nthrottled_time 2500000\n",
-		"cpu" + p + "cpu.cfs_period_us": "100000\n", "cpu" + p + "cpu.shares": "512\n",
+		"cpu" + p + "cpu.cfs_period_us": "100000\n", "cpu" + p + "cpu.shares": "512\n", "cpu" + p + "cpu.cfs_quota_us": "-1\n",
 		"cpuacct" + p + "cpuacct.usage": "1500000\n", "cpuacct" + p + "cpuacct.usage_percpu": "1500000\n",
 		"cpuacct" + p + "cpuacct.stat":      "user 100\nsystem 50\n",
 		"memory" + p + "memory.stat":        "total_cache 500000\ntotal_rss 400000\ntotal_mapped_file 7000\ntotal_inactive_file 300000\n",
