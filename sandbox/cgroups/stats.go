@@ -3,6 +3,7 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"time"
@@ -173,6 +174,9 @@ func fromV2(at time.Time, m *v2stats.Metrics) *Stats {
 		s.MemoryCache, s.MemoryMappedFile = mem.GetFile(), mem.GetFileMapped()
 		s.MemoryKernel = mem.GetKernelStack() + mem.GetSlab() + mem.GetSock()
 		s.MemorySwap, s.MemoryMaxUsage = mem.GetSwapUsage(), mem.GetMaxUsage()
+	}
+	if s.ThreadsMax == math.MaxUint64 { // "max": as on v1 and in cAdvisor, 0 is no limit
+		s.ThreadsMax = 0
 	}
 	for _, e := range m.GetIo().GetUsage() {
 		s.BlockIO = append(s.BlockIO, DeviceIO{Major: e.GetMajor(), Minor: e.GetMinor(),

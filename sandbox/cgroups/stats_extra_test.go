@@ -62,6 +62,10 @@ func TestStatsV2Extras(t *testing.T) {
 	if len(s.BlockIO) != 1 || s.BlockIO[0] != (DeviceIO{Major: 253, Device: "/dev/vda", ReadBytes: 4096, WriteBytes: 8192, Reads: 1, Writes: 2}) {
 		t.Fatalf("block I/O = %+v", s.BlockIO)
 	}
+	writeTree(t, root, map[string]string{dir + "pids.max": "max\n"})
+	if s, err := r.Stats("/berth/pod/ctr"); err != nil || s.ThreadsMax != 0 {
+		t.Fatalf("threads max without a limit = %d, %v; want 0", s.ThreadsMax, err)
+	}
 }
 
 // A recorded v1 tree, read through containerd's v1 controllers.
