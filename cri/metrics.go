@@ -8,41 +8,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox"
-	"github.com/berth-cri/berth/sandbox/cgroups"
 	"github.com/berth-cri/berth/sandbox/container"
-)
-
-// The metrics a kubelet serves as /metrics/cadvisor when it takes them from
-// the runtime, named as cAdvisor names them. Every container metric is
-// labelled id, name, image (and the extra key listed); pod network metrics
-// carry the pod's id and name, and the interface.
-var (
-	baseLabels  = []string{"id", "name", "image"}
-	metricDescs = []*runtime.MetricDescriptor{}
-)
-
-func describe(name, help string, extra ...string) string {
-	metricDescs = append(metricDescs, &runtime.MetricDescriptor{Name: name, Help: help,
-		LabelKeys: append(append([]string{}, baseLabels...), extra...)})
-	return name
-}
-
-var (
-	mCPU         = describe("container_cpu_usage_seconds_total", "Cumulative CPU time consumed, in seconds.", "cpu")
-	mMemUsage    = describe("container_memory_usage_bytes", "Current memory usage, in bytes, page cache included.")
-	mWorkingSet  = describe("container_memory_working_set_bytes", "Current working set, in bytes: usage less inactive file pages.")
-	mRSS         = describe("container_memory_rss", "Size of RSS, in bytes.")
-	mFaults      = describe("container_memory_failures_total", "Cumulative count of memory allocation failures.", "failure_type", "scope")
-	mProcesses   = describe("container_processes", "Number of processes running inside the container.")
-	mFsUsage     = describe("container_fs_usage_bytes", "Bytes used by the container's writable layer.", "device")
-	mFsInodes    = describe("container_fs_inodes_total", "Inodes used by the container's writable layer.", "device")
-	mMemLimit    = describe("container_spec_memory_limit_bytes", "Memory limit of the container, in bytes.")
-	mStartTime   = describe("container_start_time_seconds", "Start time of the container since the Unix epoch, in seconds.")
-	mLastSeen    = describe("container_last_seen", "Last time the runtime saw the container, since the Unix epoch, in seconds.")
-	mNetRxBytes  = describe("container_network_receive_bytes_total", "Cumulative bytes received.", "interface")
-	mNetTxBytes  = describe("container_network_transmit_bytes_total", "Cumulative bytes transmitted.", "interface")
-	mNetRxErrors = describe("container_network_receive_errors_total", "Cumulative errors while receiving.", "interface")
-	mNetTxErrors = describe("container_network_transmit_errors_total", "Cumulative errors while transmitting.", "interface")
 )
 
 // ListMetricDescriptors lists the metrics ListPodSandboxMetrics reports.
@@ -81,8 +47,10 @@ type metricSet struct {
 	metrics []*runtime.Metric
 }
 
-func (m *metricSet) add(name string, typ runtime.MetricType, value uint64, extra ...string) {
-	m.metrics = append(m.metrics, &runtime.Metric{Name: name, Timestamp: m.at, MetricType: typ,
+// add adds a sample of a described metric, with the type it was described
+// with.
+func (m *metricSet) add(name string, value uint64, extra ...string) {
+	m.metrics = append(m.metrics, &runtime.Metric{Name: name, Timestamp: m.at, MetricType: metricTypes[name],
 		LabelValues: append(append([]string{}, m.base...), extra...), Value: &runtime.UInt64Value{Value: value}})
 }
 
@@ -92,10 +60,14 @@ func (s *Server) podMetrics(ctx context.Context, p *sandbox.Pod) *runtime.PodSan
 	if pin := p.Pins[sandbox.NetNS]; pin != "" {
 		if ifaces, err := s.stats.Network(pin); err == nil {
 			for _, i := range ifaces {
-				net.add(mNetRxBytes, runtime.MetricType_COUNTER, i.RxBytes, i.Name)
-				net.add(mNetTxBytes, runtime.MetricType_COUNTER, i.TxBytes, i.Name)
-				net.add(mNetRxErrors, runtime.MetricType_COUNTER, i.RxErrors, i.Name)
-				net.add(mNetTxErrors, runtime.MetricType_COUNTER, i.TxErrors, i.Name)
+				net.add(mNetRxBytes, i.RxBytes, i.Name)
+				net.add(mNetTxBytes, i.TxBytes, i.Name)
+				net.add(mNetRxErrors, i.RxErrors, i.Name)
+				net.add(mNetTxErrors, i.TxErrors, i.Name)
+				net.add(mNetRxPackets, i.RxPackets, i.Name)
+				net.add(mNetTxPackets, i.TxPackets, i.Name)
+				net.add(mNetRxDropped, i.RxDropped, i.Name)
+				net.add(mNetTxDropped, i.TxDropped, i.Name)
 			}
 		}
 	}
@@ -114,28 +86,28 @@ func (s *Server) containerMetrics(ctx context.Context, c *container.Container, p
 	if cg := s.readCgroup(ctx, cgroupParent(p)+"/"+c.ID); cg != nil {
 		addCgroupMetrics(m, cg)
 	}
-	if bytes, inodes, err := s.snapshots.SnapshotUsage(c.ID); err == nil {
-		m.add(mFsUsage, runtime.MetricType_GAUGE, uint64(bytes), s.snapshots.SnapshotsDir())
-		m.add(mFsInodes, runtime.MetricType_GAUGE, uint64(inodes), s.snapshots.SnapshotsDir())
-	}
+	s.addLayerMetrics(m, c.ID)
 	if c.Resources != nil && c.Resources.MemoryLimit > 0 {
-		m.add(mMemLimit, runtime.MetricType_GAUGE, uint64(c.Resources.MemoryLimit))
+		m.add(mMemLimit, uint64(c.Resources.MemoryLimit))
 	}
 	if !c.StartedAt.IsZero() {
-		m.add(mStartTime, runtime.MetricType_GAUGE, uint64(c.StartedAt.Unix()))
+		m.add(mStartTime, uint64(c.StartedAt.Unix()))
 	}
-	m.add(mLastSeen, runtime.MetricType_GAUGE, uint64(now.Unix()))
+	m.add(mLastSeen, uint64(now.Unix()))
 	return &runtime.ContainerMetrics{ContainerId: c.ID, Metrics: m.metrics}
 }
 
-// addCgroupMetrics adds what a cgroup tells (CPU in whole seconds: CRI
-// metric values are integers).
-func addCgroupMetrics(m *metricSet, cg *cgroups.Stats) {
-	m.add(mCPU, runtime.MetricType_COUNTER, cg.CPUUsageNanos/uint64(time.Second), "total")
-	m.add(mMemUsage, runtime.MetricType_GAUGE, cg.MemoryUsage)
-	m.add(mWorkingSet, runtime.MetricType_GAUGE, cg.MemoryWorkingSet)
-	m.add(mRSS, runtime.MetricType_GAUGE, cg.MemoryRSS)
-	m.add(mFaults, runtime.MetricType_COUNTER, cg.PageFaults, "pgfault", "container")
-	m.add(mFaults, runtime.MetricType_COUNTER, cg.MajorPageFaults, "pgmajfault", "container")
-	m.add(mProcesses, runtime.MetricType_GAUGE, cg.Processes)
+// addLayerMetrics adds what the writable layer uses, and what its
+// filesystem holds (labelled, as cAdvisor labels them, by device: here the
+// snapshots directory).
+func (s *Server) addLayerMetrics(m *metricSet, id string) {
+	dir := s.snapshots.SnapshotsDir()
+	if bytes, inodes, err := s.snapshots.SnapshotUsage(id); err == nil {
+		m.add(mFsUsage, uint64(bytes), dir)
+		m.add(mFsInodes, uint64(inodes), dir)
+	}
+	if size, free, err := s.stats.Filesystem(dir); err == nil {
+		m.add(mFsLimit, size, dir)
+		m.add(mFsInodesFree, free, dir)
+	}
 }

@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -9,31 +10,136 @@ import (
 	"github.com/berth-cri/berth/sandbox/cgroups"
 )
 
-// Every metric has a descriptor, and a value for each of its label keys.
-func TestMetricsMatchTheirDescriptors(t *testing.T) {
-	m := &metricSet{base: []string{"id", "name", "image"}, at: 1}
-	addCgroupMetrics(m, &cgroups.Stats{At: time.Unix(1, 0), CPUUsageNanos: 2_500_000_000, MemoryWorkingSet: 7, Processes: 3})
-	m.add(mNetRxBytes, runtime.MetricType_COUNTER, 10, "eth0")
-	m.add(mFsUsage, runtime.MetricType_GAUGE, 10, "/var/lib/berth")
-	metricsByName := map[string]*runtime.MetricDescriptor{}
+// The names critest v1.37 requires (less those it lets runtimes leave
+// out: hugetlb, pressure, memory reservation, ulimits), with cAdvisor's
+// types and label keys beyond id, name and image.
+var cadvisorMetrics = map[string]struct {
+	typ   runtime.MetricType
+	extra []string
+}{
+	"container_blkio_device_usage_total":               {counter, []string{"device", "major", "minor", "operation"}},
+	"container_cpu_cfs_periods_total":                  {counter, nil},
+	"container_cpu_cfs_throttled_periods_total":        {counter, nil},
+	"container_cpu_cfs_throttled_seconds_total":        {counter, nil},
+	"container_cpu_system_seconds_total":               {counter, nil},
+	"container_cpu_usage_seconds_total":                {counter, []string{"cpu"}},
+	"container_cpu_user_seconds_total":                 {counter, nil},
+	"container_file_descriptors":                       {gauge, nil},
+	"container_fs_inodes_free":                         {gauge, []string{"device"}},
+	"container_fs_inodes_total":                        {gauge, []string{"device"}},
+	"container_fs_limit_bytes":                         {gauge, []string{"device"}},
+	"container_fs_reads_bytes_total":                   {counter, []string{"device"}},
+	"container_fs_reads_total":                         {counter, []string{"device"}},
+	"container_fs_usage_bytes":                         {gauge, []string{"device"}},
+	"container_fs_writes_bytes_total":                  {counter, []string{"device"}},
+	"container_fs_writes_total":                        {counter, []string{"device"}},
+	"container_last_seen":                              {gauge, nil},
+	"container_memory_cache":                           {gauge, nil},
+	"container_memory_failcnt":                         {counter, nil},
+	"container_memory_failures_total":                  {counter, []string{"failure_type", "scope"}},
+	"container_memory_kernel_usage":                    {gauge, nil},
+	"container_memory_mapped_file":                     {gauge, nil},
+	"container_memory_max_usage_bytes":                 {gauge, nil},
+	"container_memory_rss":                             {gauge, nil},
+	"container_memory_swap":                            {gauge, nil},
+	"container_memory_usage_bytes":                     {gauge, nil},
+	"container_memory_working_set_bytes":               {gauge, nil},
+	"container_network_receive_bytes_total":            {counter, []string{"interface"}},
+	"container_network_receive_errors_total":           {counter, []string{"interface"}},
+	"container_network_receive_packets_dropped_total":  {counter, []string{"interface"}},
+	"container_network_receive_packets_total":          {counter, []string{"interface"}},
+	"container_network_transmit_bytes_total":           {counter, []string{"interface"}},
+	"container_network_transmit_errors_total":          {counter, []string{"interface"}},
+	"container_network_transmit_packets_dropped_total": {counter, []string{"interface"}},
+	"container_network_transmit_packets_total":         {counter, []string{"interface"}},
+	"container_oom_events_total":                       {counter, nil},
+	"container_processes":                              {gauge, nil},
+	"container_sockets":                                {gauge, nil},
+	"container_spec_cpu_period":                        {gauge, nil},
+	"container_spec_cpu_shares":                        {gauge, nil},
+	"container_spec_memory_limit_bytes":                {gauge, nil},
+	"container_spec_memory_swap_limit_bytes":           {gauge, nil},
+	"container_start_time_seconds":                     {gauge, nil},
+	"container_threads":                                {gauge, nil},
+	"container_threads_max":                            {gauge, nil},
+}
+
+// Every name critest requires is described, with help, cAdvisor's type and
+// its label keys; none twice.
+func TestMetricDescriptorsAreCAdvisors(t *testing.T) {
+	byName := map[string]*runtime.MetricDescriptor{}
 	for _, d := range metricDescs {
-		metricsByName[d.Name] = d
+		if byName[d.Name] != nil {
+			t.Errorf("%s is described twice", d.Name)
+		}
+		byName[d.Name] = d
+	}
+	for name, want := range cadvisorMetrics {
+		d := byName[name]
+		if d == nil {
+			t.Errorf("%s is not described", name)
+			continue
+		}
+		if keys := append(append([]string{}, baseLabels...), want.extra...); d.Help == "" || !slices.Equal(d.LabelKeys, keys) {
+			t.Errorf("%s: help %q, label keys %v, want %v", name, d.Help, d.LabelKeys, keys)
+		}
+		if metricTypes[name] != want.typ {
+			t.Errorf("%s is a %v, want a %v", name, metricTypes[name], want.typ)
+		}
+	}
+}
+
+// A cgroup's stats become samples of their metrics, each with a value for
+// every label key and the described type.
+func TestCgroupMetrics(t *testing.T) {
+	cg := &cgroups.Stats{At: time.Unix(1, 0), CPUUsageNanos: 2_500_000_000, MemoryWorkingSet: 7, Processes: 3,
+		CPUUserNanos: 4_000_000_000, CPUSystemNanos: 1_900_000_000, CFSPeriods: 30, CFSThrottledPeriods: 4,
+		CFSThrottledNanos: 3_000_000_000, MemoryCache: 11, MemoryFailcnt: 2, OOMKills: 1, Threads: 5, ThreadsMax: 64,
+		FileDescriptors: 9, Sockets: 2, Spec: cgroups.Spec{CPUPeriod: 100000, CPUQuota: 20000, CPUShares: 1024, MemorySwapLimit: 1 << 26},
+		BlockIO: []cgroups.DeviceIO{{Major: 253, Device: "/dev/vda", ReadBytes: 4096, WriteBytes: 8192, Reads: 1, Writes: 2}}}
+	m := &metricSet{base: []string{"id", "name", "image"}, at: 1}
+	addCgroupMetrics(m, cg)
+	values := samples(t, m)
+	want := map[string]uint64{mCPU: 2, mCPUUser: 4, mCPUSystem: 1, mCFSPeriods: 30, mCFSThrottled: 4, mCFSThrSecs: 3,
+		mWorkingSet: 7, mProcesses: 3, mCache: 11, mFailcnt: 2, mOOM: 1, mThreads: 5, mThreadsMax: 64, mFDs: 9, mSockets: 2,
+		mSpecPeriod: 100000, mSpecShares: 1024, mSwapLimit: 1 << 26, mFsReadBytes: 4096, mFsWrites: 2,
+		mBlkio + "/Read": 4096, mBlkio + "/Write": 8192}
+	for name, v := range want {
+		if values[name] != v {
+			t.Errorf("%s = %d, want %d", name, values[name], v)
+		}
+	}
+	// Without a quota, cAdvisor has no CFS figures.
+	cg.Spec.CPUQuota = 0
+	m = &metricSet{base: []string{"id", "name", "image"}, at: 1}
+	addCgroupMetrics(m, cg)
+	if _, ok := samples(t, m)[mCFSPeriods]; ok {
+		t.Error("CFS periods reported without a quota")
+	}
+}
+
+// samples checks every sample against its descriptor and returns the
+// values by name (blkio by name/operation).
+func samples(t *testing.T, m *metricSet) map[string]uint64 {
+	t.Helper()
+	byName := map[string]*runtime.MetricDescriptor{}
+	for _, d := range metricDescs {
+		byName[d.Name] = d
 	}
 	values := map[string]uint64{}
-	for _, metric := range m.metrics {
-		d, ok := metricsByName[metric.Name]
-		if !ok {
-			t.Fatalf("%s has no descriptor", metric.Name)
+	for _, s := range m.metrics {
+		d := byName[s.Name]
+		if d == nil {
+			t.Fatalf("%s has no descriptor", s.Name)
 		}
-		if len(metric.LabelValues) != len(d.LabelKeys) {
-			t.Fatalf("%s: %d label values for keys %v", metric.Name, len(metric.LabelValues), d.LabelKeys)
+		if len(s.LabelValues) != len(d.LabelKeys) || s.MetricType != metricTypes[s.Name] {
+			t.Fatalf("%s: %v %d label values for keys %v", s.Name, s.MetricType, len(s.LabelValues), d.LabelKeys)
 		}
-		values[metric.Name] = metric.Value.Value
+		key := s.Name
+		if s.Name == mBlkio {
+			key += "/" + s.LabelValues[len(s.LabelValues)-1]
+		}
+		values[key] = s.Value.Value
 	}
-	if values[mCPU] != 2 || values[mWorkingSet] != 7 || values[mProcesses] != 3 {
-		t.Fatalf("values %v", values)
-	}
-	if len(metricDescs) != len(metricsByName) {
-		t.Fatal("a metric is described twice")
-	}
+	return values
 }

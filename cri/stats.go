@@ -19,6 +19,8 @@ import (
 type StatsReader interface {
 	Cgroup(path string) (*cgroups.Stats, error)
 	Network(netnsPin string) ([]sandbox.InterfaceStats, error)
+	// Filesystem is the size and free inodes of the filesystem holding path.
+	Filesystem(path string) (sizeBytes, inodesFree uint64, err error)
 }
 
 // ContainerStats reports one container's resource use.

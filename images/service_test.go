@@ -262,7 +262,16 @@ func TestSnapshotUsage(t *testing.T) {
 	if err != nil || total != small+big {
 		t.Fatalf("total %d, want %d, %v", total, small+big, err)
 	}
-	if _, _, err := s.SnapshotUsage("nonesuch"); !errdefs.IsNotFound(err) {
-		t.Fatalf("missing snapshot: %v", err)
+	for _, key := range []string{"nonesuch", "..", "../snapshots"} {
+		if _, _, err := s.SnapshotUsage(key); !errdefs.IsNotFound(err) {
+			t.Fatalf("missing snapshot %q: %v", key, err)
+		}
+	}
+	// A snapshot made since the last measure (still fresh) has its usage.
+	if _, err := s.PrepareSnapshot(context.Background(), "late", "img:1", false); err != nil {
+		t.Fatal(err)
+	}
+	if late, lateInodes, err := s.SnapshotUsage("late"); err != nil || late != small || lateInodes != smallInodes {
+		t.Fatalf("late: %d bytes %d inodes (small: %d, %d), %v", late, lateInodes, small, smallInodes, err)
 	}
 }

@@ -37,17 +37,25 @@ func (s *Service) SnapshotsUsage() (bytes, inodes int64, err error) {
 
 // SnapshotUsage returns the disk use of one container's writable layer (key
 // is the container ID), from the same measure as SnapshotsUsage. A snapshot
-// that did not exist at the last measure is NotFound.
+// made since that measure is measured on its own (a container's first
+// stats, within the TTL of an earlier measure, would have none); one that
+// does not exist is NotFound.
 func (s *Service) SnapshotUsage(key string) (bytes, inodes int64, err error) {
 	_, byKey, err := s.measureSnapshots()
 	if err != nil {
 		return 0, 0, err
 	}
-	u, ok := byKey[key]
-	if !ok {
+	if u, ok := byKey[key]; ok {
+		return u.bytes, u.inodes, nil
+	}
+	dir := filepath.Join(s.snapshotsDir, key)
+	if filepath.Base(key) != key || key == "." || key == ".." {
 		return 0, 0, fmt.Errorf("snapshot %q: %w", key, errdefs.ErrNotFound)
 	}
-	return u.bytes, u.inodes, nil
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, fmt.Errorf("snapshot %q: %w", key, errdefs.ErrNotFound)
+	}
+	return diskUsage(dir)
 }
 
 // measureSnapshots walks the snapshots dir, one snapshot at a time, unless

@@ -14,6 +14,8 @@ import (
 type InterfaceStats struct {
 	Name                                 string
 	RxBytes, RxErrors, TxBytes, TxErrors uint64
+	RxPackets, RxDropped                 uint64
+	TxPackets, TxDropped                 uint64
 }
 
 // StatsReader reads the resource use of pods and containers: cgroups and
@@ -58,7 +60,19 @@ func (r *StatsReader) Network(pin string) ([]InterfaceStats, error) {
 			continue
 		}
 		out = append(out, InterfaceStats{Name: a.Name, RxBytes: a.Statistics.RxBytes, RxErrors: a.Statistics.RxErrors,
-			TxBytes: a.Statistics.TxBytes, TxErrors: a.Statistics.TxErrors})
+			TxBytes: a.Statistics.TxBytes, TxErrors: a.Statistics.TxErrors, RxPackets: a.Statistics.RxPackets,
+			RxDropped: a.Statistics.RxDropped, TxPackets: a.Statistics.TxPackets, TxDropped: a.Statistics.TxDropped})
 	}
 	return out, nil
+}
+
+// Filesystem reads the size and the free inodes of the filesystem that
+// holds path (cAdvisor's container_fs_limit_bytes and
+// container_fs_inodes_free of a writable layer).
+func (r *StatsReader) Filesystem(path string) (sizeBytes, inodesFree uint64, err error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return st.Blocks * uint64(st.Bsize), st.Ffree, nil
 }

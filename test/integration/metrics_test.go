@@ -1,51 +1,133 @@
 package integration
 
 import (
-	"fmt"
-	"io"
-	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/test/util"
 )
 
-// Berth's own metrics endpoint counts calls, pulls, pods and containers.
-func TestMetricsEndpoint(t *testing.T) {
-	bin := util.RequireIntegration(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	b := util.NewBerthd(t, "[metrics]\naddress = \""+addr+"\"\n\n"+mirrorConfig(testRegistry(t)))
-	b.Start(t, bin)
-	rc, ic := b.Clients(t)
-	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: busyboxImage}}); err != nil {
-		t.Fatal(err)
-	}
+// cAdvisor's metrics of a container with a CPU quota that burns, holds a
+// listening socket and sends a ping, checked against its cgroup's files,
+// /proc and statfs.
+func TestCadvisorMetrics(t *testing.T) {
+	_, _, rc := containerBerthd(t)
+	logDir := t.TempDir()
 	podCfg := podConfig("metrics")
+	podCfg.LogDirectory = logDir
 	pod := runPod(t, rc, podCfg)
-	startContainer(t, rc, pod, podCfg, "main", nil, "sleep", "100000")
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	id := startContainer(t, rc, pod, podCfg, "burner", func(c *runtime.ContainerConfig) {
+		c.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000,
+			CpuShares: 1024, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 128 << 20}}
+	}, "sh", "-c", "nc -l -p 8080 & (while :; do :; done) & ping -c 1 -W 1 10.201.0.1; echo ready; sleep 100000")
+	waitLog(t, filepath.Join(logDir, "burner.log"), "ready")
+	cg := "/berth/" + pod + "/" + id
+	cgroupKey := func(controller, v1file, v2file, key string) uint64 {
+		t.Helper()
+		for _, line := range strings.Split(util.CgroupFile(t, controller, cg, v1file, v2file), "\n") {
+			if f := strings.Fields(line); key == "" && len(f) == 1 || len(f) == 2 && f[0] == key {
+				v, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
+				return v
+			}
+		}
+		t.Fatalf("%s has no %q", v1file, key)
+		return 0
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		`berth_cri_call_duration_seconds_count{code="OK",method="PullImage"} 1`,
-		`berth_cri_call_duration_seconds_count{code="OK",method="RunPodSandbox"} 1`,
-		`berth_image_pulls_total{result="ok"} 1`,
-		`berth_pods{state="READY"} 1`,
-		`berth_containers{state="RUNNING"} 1`,
-		`berth_shims 1`,
-		`go_goroutines `,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q", want)
+	cpuNanos := func() uint64 {
+		if util.Unified() {
+			return cgroupKey("", "", "cpu.stat", "usage_usec") * 1000
+		}
+		return cgroupKey("cpuacct", "cpuacct.usage", "", "")
+	}
+	// At half a CPU, the burner has used 2 s of CPU after 4 s.
+	for deadline := time.Now().Add(time.Minute); cpuNanos() < 2e9; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the burner used only %d ns of CPU", cpuNanos())
 		}
 	}
-	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
-		t.Fatal(err)
+	pm, err := rc.ListPodSandboxMetrics(ctxT(t), &runtime.ListPodSandboxMetricsRequest{})
+	if err != nil || len(pm.PodMetrics) != 1 || len(pm.PodMetrics[0].ContainerMetrics) != 1 {
+		t.Fatalf("ListPodSandboxMetrics = %v, %v", pm, err)
 	}
-	assertPodGone(t, b, pod)
+	ms := pm.PodMetrics[0].ContainerMetrics[0].Metrics
+	metric := func(name string) *runtime.Metric {
+		t.Helper()
+		for _, m := range ms {
+			if m.Name == name {
+				return m
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return nil
+	}
+	value := func(name string) uint64 { return metric(name).Value.GetValue() }
+
+	// At least three tasks (sh exec's its last command, sleep): nc, the loop and sleep.
+	if threads, tasks := value("container_threads"), cgroupKey("pids", "pids.current", "pids.current", ""); threads != tasks || threads < 3 {
+		t.Errorf("container_threads %d, pids.current %d", threads, tasks)
+	}
+	fds, sockets := procFDs(t, util.CgroupFile(t, "pids", cg, "cgroup.procs", "cgroup.procs"))
+	if value("container_file_descriptors") != fds || value("container_sockets") != sockets || sockets < 1 {
+		t.Errorf("fds %d sockets %d, /proc says %d and %d", value("container_file_descriptors"), value("container_sockets"), fds, sockets)
+	}
+	if user, sys, usage := value("container_cpu_user_seconds_total"), value("container_cpu_system_seconds_total"),
+		value("container_cpu_usage_seconds_total"); usage < 2 || absDiff(user+sys, usage) > 1 {
+		t.Errorf("user %d + system %d s, usage %d s", user, sys, usage)
+	}
+	periods := cgroupKey("cpu", "cpu.stat", "cpu.stat", "nr_periods")
+	if p, thr := value("container_cpu_cfs_periods_total"), value("container_cpu_cfs_throttled_periods_total"); p == 0 || p > periods || thr == 0 || thr > p {
+		t.Errorf("CFS periods %d, throttled %d, cpu.stat has %d", p, thr, periods)
+	}
+	if value("container_spec_cpu_period") != 100000 {
+		t.Errorf("container_spec_cpu_period %d", value("container_spec_cpu_period"))
+	}
+	if !util.Unified() {
+		if shares, swap := value("container_spec_cpu_shares"), value("container_spec_memory_swap_limit_bytes"); shares != cgroupKey("cpu", "cpu.shares", "", "") ||
+			swap != cgroupKey("memory", "memory.memsw.limit_in_bytes", "", "") {
+			t.Errorf("shares %d, swap limit %d", shares, swap)
+		}
+	}
+	fsLimit := metric("container_fs_limit_bytes")
+	var st unix.Statfs_t
+	if err := unix.Statfs(fsLimit.LabelValues[len(fsLimit.LabelValues)-1], &st); err != nil || fsLimit.Value.GetValue() != st.Blocks*uint64(st.Bsize) {
+		t.Errorf("container_fs_limit_bytes %v, statfs %d (%v)", fsLimit, st.Blocks*uint64(st.Bsize), err)
+	}
+	if free := value("container_fs_inodes_free"); free == 0 || free > st.Files {
+		t.Errorf("container_fs_inodes_free %d of %d", free, st.Files)
+	}
+	var sent uint64
+	for _, m := range pm.PodMetrics[0].Metrics {
+		if m.Name == "container_network_transmit_packets_total" && m.LabelValues[len(m.LabelValues)-1] == "eth0" {
+			sent = m.Value.GetValue()
+		}
+	}
+	if sent == 0 {
+		t.Error("no packets sent on eth0")
+	}
+}
+
+// procFDs counts the open descriptors of the processes listed, and the
+// sockets among them.
+func procFDs(t *testing.T, procs string) (fds, sockets uint64) {
+	t.Helper()
+	for _, pid := range strings.Fields(procs) {
+		entries, err := os.ReadDir("/proc/" + pid + "/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			fds++
+			if l, _ := os.Readlink("/proc/" + pid + "/fd/" + e.Name()); strings.HasPrefix(l, "socket:") {
+				sockets++
+			}
+		}
+	}
+	return fds, sockets
 }
