@@ -4,7 +4,7 @@
 # prints "critest: N passed, M failed, K skipped", and fails when a spec named
 # in test/critest/must-pass.txt did not pass.
 #
-# Env: BERTHD (default bin/berthd), CRITEST_FOCUS (ginkgo focus regexp), CRITEST_ARGS (extra critest args),
+# Env: BERTHD (default bin/berthd), CRITEST (the critest binary, default the cache's), CRITEST_FOCUS (ginkgo focus regexp), CRITEST_ARGS (extra critest args),
 # CRITEST_REPORT_DIR (default _output/critest), CRITEST_MUST_PASS (ratchet file),
 # BERTH_REGISTRY_PROVIDED (set: the registry with the test images already
 # serves on $BERTH_REGISTRY, as the host's does in hack/vm.sh's VM).
@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "run as root"
 BERTHD="${BERTHD:-$BERTH_REPO/bin/berthd}" # hack/test-vm-selinux.sh runs a labelled copy
-CRITEST="$BERTH_BIN/critest"
+CRITEST="${CRITEST:-$BERTH_BIN/critest}"
 MUST_PASS="${CRITEST_MUST_PASS:-$BERTH_REPO/test/critest/must-pass.txt}"
 REPORT_DIR="${CRITEST_REPORT_DIR:-$BERTH_REPO/_output/critest}"
 [[ -x $BERTHD ]] || die "$BERTHD is missing: run make build first"

@@ -738,7 +738,8 @@ func TestImageVolume(t *testing.T) {
 
 // berthd killed while CreateContainer calls are in flight: after the restart
 // every container is whole — a record, its rootfs mounted, its snapshot and
-// its init in the shim — or entirely gone.
+// its init in the shim, and for those that asked for one an image mount with
+// its snapshot — or entirely gone.
 func TestKillDuringCreateContainer(t *testing.T) {
 	b, bin, rc := containerBerthd(t)
 	podCfg := podConfig("crashcreate")
@@ -751,6 +752,10 @@ func TestKillDuringCreateContainer(t *testing.T) {
 			defer calls.Done()
 			cfg := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: fmt.Sprint("c", i)},
 				Image: &runtime.ImageSpec{Image: busyboxImage}, Command: []string{"sleep", "100000"}}
+			if i%2 == 0 {
+				cfg.Metadata.Name += "-imagemount"
+				cfg.Mounts = []*runtime.Mount{{ContainerPath: "/bb", Readonly: true, Image: &runtime.ImageSpec{Image: busyboxImage}}}
+			}
 			_, _ = rc.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
 		}()
 	}
@@ -776,11 +781,15 @@ func TestKillDuringCreateContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var records []string
+	var records, withImageMount []string
 	for _, c := range list.Containers {
 		records = append(records, c.Id)
+		if strings.HasSuffix(c.Metadata.Name, "-imagemount") {
+			withImageMount = append(withImageMount, c.Id)
+		}
 	}
 	slices.Sort(records)
+	slices.Sort(withImageMount)
 	shim, err := runner.Dial(ctxT(t), filepath.Join(b.State, "shims", pod, "shim.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -791,15 +800,32 @@ func TestKillDuringCreateContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(inShim)
-	var mounted []string
+	var mounted, imageMounted, snapshots, imageSnapshots []string
 	for _, m := range util.MountsUnder(filepath.Join(b.State, "containers")) {
-		mounted = append(mounted, filepath.Base(filepath.Dir(m)))
+		if id, _, isImage := strings.Cut(strings.TrimPrefix(m, filepath.Join(b.State, "containers")+"/"), "/image-mounts/"); isImage {
+			imageMounted = append(imageMounted, id)
+		} else {
+			mounted = append(mounted, filepath.Base(filepath.Dir(m)))
+		}
+	}
+	for _, name := range dirNames(t, filepath.Join(b.Root, "images", "snapshots")) {
+		if id, isImage := strings.CutSuffix(name, ".image0"); isImage {
+			imageSnapshots = append(imageSnapshots, id)
+		} else {
+			snapshots = append(snapshots, name)
+		}
 	}
 	slices.Sort(mounted)
+	slices.Sort(imageMounted)
 	for what, ids := range map[string][]string{"in the shim": inShim, "mounted": mounted,
-		"with a snapshot": dirNames(t, filepath.Join(b.Root, "images", "snapshots")), "with a dir": dirNames(t, filepath.Join(b.State, "containers"))} {
+		"with a snapshot": snapshots, "with a dir": dirNames(t, filepath.Join(b.State, "containers"))} {
 		if !slices.Equal(ids, records) {
 			t.Errorf("containers %s: %v; recorded: %v", what, ids, records)
+		}
+	}
+	for what, ids := range map[string][]string{"with an image mount": imageMounted, "with an image mount's snapshot": imageSnapshots} {
+		if !slices.Equal(ids, withImageMount) {
+			t.Errorf("containers %s: %v; recorded with one: %v", what, ids, withImageMount)
 		}
 	}
 	t.Logf("%d of 13 containers were whole when berthd was killed", len(records))
@@ -814,6 +840,9 @@ func TestKillDuringCreateContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPodGone(t, b, pod)
+	if left := dirNames(t, filepath.Join(b.Root, "images", "snapshots")); len(left) > 0 {
+		t.Errorf("snapshots left: %v", left)
+	}
 }
 
 func dirNames(t *testing.T, dir string) []string {

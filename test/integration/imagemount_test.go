@@ -1,16 +1,11 @@
 package integration
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -120,68 +115,4 @@ func TestImageMount(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPodGone(t, b, pod)
-}
-
-// berthd killed while CreateContainer calls with image mounts are in flight:
-// after the restart, image mounts and their snapshots are those of recorded
-// containers, one each; the rest were undone by recovery.
-func TestKillDuringCreateWithImageMounts(t *testing.T) {
-	b, bin, rc := containerBerthd(t)
-	podCfg := podConfig("crashimagemount")
-	pod := runPod(t, rc, podCfg)
-	startContainer(t, rc, pod, podCfg, "first", nil, "sleep", "100000") // the shim is up
-	var calls sync.WaitGroup
-	for i := range 12 {
-		calls.Add(1)
-		go func() {
-			defer calls.Done()
-			cfg := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: fmt.Sprint("c", i)},
-				Image: &runtime.ImageSpec{Image: busyboxImage}, Command: []string{"sleep", "100000"},
-				Mounts: []*runtime.Mount{{ContainerPath: "/bb", Readonly: true, Image: &runtime.ImageSpec{Image: busyboxImage}}}}
-			_, _ = rc.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
-		}()
-	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if len(imageMountsLeft(b)) > 0 {
-			break
-		}
-	}
-	b.Kill(t)
-	calls.Wait()
-	b.Start(t, bin)
-	rc, _ = b.Clients(t)
-	list, err := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string // the recorded containers with an image mount
-	for _, c := range list.Containers {
-		if c.Metadata.Name != "first" {
-			want = append(want, c.Id)
-		}
-	}
-	slices.Sort(want)
-	var mounted, snapshots []string
-	for _, m := range imageMountsLeft(b) {
-		mounted = append(mounted, filepath.Base(filepath.Dir(filepath.Dir(m))))
-	}
-	for _, name := range dirNames(t, filepath.Join(b.Root, "images", "snapshots")) {
-		if id, ok := strings.CutSuffix(name, ".image0"); ok {
-			snapshots = append(snapshots, id)
-		}
-	}
-	slices.Sort(mounted)
-	for what, ids := range map[string][]string{"with an image mount": mounted, "with an image mount's snapshot": snapshots} {
-		if !slices.Equal(ids, want) {
-			t.Errorf("containers %s: %v; recorded: %v", what, ids, want)
-		}
-	}
-	t.Logf("%d of 12 containers with an image mount were whole when berthd was killed", len(want))
-	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
-		t.Fatal(err)
-	}
-	assertPodGone(t, b, pod)
-	if left := dirNames(t, filepath.Join(b.Root, "images", "snapshots")); len(left) > 0 {
-		t.Errorf("snapshots left: %v", left)
-	}
 }
