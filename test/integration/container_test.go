@@ -845,6 +845,29 @@ func TestKillDuringCreateContainer(t *testing.T) {
 	}
 }
 
+// cgroupValue is a number in a file of the cgroup cg: the file's one value,
+// or the value of key in a keyed file (v1file on v1, v2file on v2).
+func cgroupValue(t *testing.T, cg, controller, v1file, v2file, key string) uint64 {
+	t.Helper()
+	for _, line := range strings.Split(util.CgroupFile(t, controller, cg, v1file, v2file), "\n") {
+		if f := strings.Fields(line); key == "" && len(f) == 1 || len(f) == 2 && f[0] == key {
+			v, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
+			return v
+		}
+	}
+	t.Fatalf("%s has no %q", v1file, key)
+	return 0
+}
+
+// cpuUsage is the CPU time the cgroup cg used, in nanoseconds.
+func cpuUsage(t *testing.T, cg string) uint64 {
+	t.Helper()
+	if util.Unified() {
+		return cgroupValue(t, cg, "", "", "cpu.stat", "usage_usec") * 1000
+	}
+	return cgroupValue(t, cg, "cpuacct", "cpuacct.usage", "", "")
+}
+
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -918,26 +941,7 @@ func TestStats(t *testing.T) {
 	waitLog(t, filepath.Join(logDir, "burner.log"), "ready")
 	execSync(t, rc, idle, "ping", "-c", "1", "-W", "1", "10.201.0.1") // some traffic on eth0
 	cg := "/berth/" + pod + "/" + id
-	// cgroupValue is a number in a cgroup file, the value of key in a
-	// keyed file (v1file on v1, v2file on v2).
-	cgroupValue := func(controller, v1file, v2file, key string) uint64 {
-		t.Helper()
-		for _, line := range strings.Split(util.CgroupFile(t, controller, cg, v1file, v2file), "\n") {
-			if f := strings.Fields(line); key == "" && len(f) == 1 || len(f) == 2 && f[0] == key {
-				v, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
-				return v
-			}
-		}
-		t.Fatalf("%s has no %q", v1file, key)
-		return 0
-	}
-	cpuUsage := func() uint64 {
-		if util.Unified() {
-			return cgroupValue("", "", "cpu.stat", "usage_usec") * 1000
-		}
-		return cgroupValue("cpuacct", "cpuacct.usage", "", "")
-	}
-	before := cpuUsage()
+	before := cpuUsage(t, cg)
 	stats := func() *runtime.ContainerStats {
 		t.Helper()
 		resp, err := rc.ContainerStats(ctxT(t), &runtime.ContainerStatsRequest{ContainerId: id})
@@ -947,7 +951,7 @@ func TestStats(t *testing.T) {
 		return resp.Stats
 	}
 	first := stats()
-	after := cpuUsage()
+	after := cpuUsage(t, cg)
 	if cpu := first.GetCpu().GetUsageCoreNanoSeconds().GetValue(); cpu < before || cpu > after {
 		t.Errorf("CPU %d, the cgroup said %d then %d", cpu, before, after)
 	}
@@ -955,7 +959,7 @@ func TestStats(t *testing.T) {
 	if util.Unified() {
 		inactiveKey = "inactive_file"
 	}
-	usage, inactive := cgroupValue("memory", "memory.usage_in_bytes", "memory.current", ""), cgroupValue("memory", "memory.stat", "memory.stat", inactiveKey)
+	usage, inactive := cgroupValue(t, cg, "memory", "memory.usage_in_bytes", "memory.current", ""), cgroupValue(t, cg, "memory", "memory.stat", "memory.stat", inactiveKey)
 	if ws := first.GetMemory().GetWorkingSetBytes().GetValue(); ws < 20_000_000 || absDiff(ws, usage-inactive) > 2<<20 {
 		t.Errorf("working set %d, the cgroup says %d - %d", ws, usage, inactive)
 	}

@@ -3,7 +3,6 @@ package integration
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,27 +28,10 @@ func TestCadvisorMetrics(t *testing.T) {
 	}, "sh", "-c", "nc -l -p 8080 & (while :; do :; done) & ping -c 1 -W 1 10.201.0.1; echo ready; sleep 100000")
 	waitLog(t, filepath.Join(logDir, "burner.log"), "ready")
 	cg := "/berth/" + pod + "/" + id
-	cgroupKey := func(controller, v1file, v2file, key string) uint64 {
-		t.Helper()
-		for _, line := range strings.Split(util.CgroupFile(t, controller, cg, v1file, v2file), "\n") {
-			if f := strings.Fields(line); key == "" && len(f) == 1 || len(f) == 2 && f[0] == key {
-				v, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
-				return v
-			}
-		}
-		t.Fatalf("%s has no %q", v1file, key)
-		return 0
-	}
-	cpuNanos := func() uint64 {
-		if util.Unified() {
-			return cgroupKey("", "", "cpu.stat", "usage_usec") * 1000
-		}
-		return cgroupKey("cpuacct", "cpuacct.usage", "", "")
-	}
 	// At half a CPU, the burner has used 2 s of CPU after 4 s.
-	for deadline := time.Now().Add(time.Minute); cpuNanos() < 2e9; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); cpuUsage(t, cg) < 2e9; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the burner used only %d ns of CPU", cpuNanos())
+			t.Fatalf("the burner used only %d ns of CPU", cpuUsage(t, cg))
 		}
 	}
 	pm, err := rc.ListPodSandboxMetrics(ctxT(t), &runtime.ListPodSandboxMetricsRequest{})
@@ -70,7 +52,7 @@ func TestCadvisorMetrics(t *testing.T) {
 	value := func(name string) uint64 { return metric(name).Value.GetValue() }
 
 	// At least three tasks (sh exec's its last command, sleep): nc, the loop and sleep.
-	if threads, tasks := value("container_threads"), cgroupKey("pids", "pids.current", "pids.current", ""); threads != tasks || threads < 3 {
+	if threads, tasks := value("container_threads"), cgroupValue(t, cg, "pids", "pids.current", "pids.current", ""); threads != tasks || threads < 3 {
 		t.Errorf("container_threads %d, pids.current %d", threads, tasks)
 	}
 	fds, sockets := procFDs(t, util.CgroupFile(t, "pids", cg, "cgroup.procs", "cgroup.procs"))
@@ -81,7 +63,7 @@ func TestCadvisorMetrics(t *testing.T) {
 		value("container_cpu_usage_seconds_total"); usage < 2 || absDiff(user+sys, usage) > 1 {
 		t.Errorf("user %d + system %d s, usage %d s", user, sys, usage)
 	}
-	periods := cgroupKey("cpu", "cpu.stat", "cpu.stat", "nr_periods")
+	periods := cgroupValue(t, cg, "cpu", "cpu.stat", "cpu.stat", "nr_periods")
 	if p, thr := value("container_cpu_cfs_periods_total"), value("container_cpu_cfs_throttled_periods_total"); p == 0 || p > periods || thr == 0 || thr > p {
 		t.Errorf("CFS periods %d, throttled %d, cpu.stat has %d", p, thr, periods)
 	}
@@ -89,8 +71,8 @@ func TestCadvisorMetrics(t *testing.T) {
 		t.Errorf("container_spec_cpu_period %d", value("container_spec_cpu_period"))
 	}
 	if !util.Unified() {
-		if shares, swap := value("container_spec_cpu_shares"), value("container_spec_memory_swap_limit_bytes"); shares != cgroupKey("cpu", "cpu.shares", "", "") ||
-			swap != cgroupKey("memory", "memory.memsw.limit_in_bytes", "", "") {
+		if shares, swap := value("container_spec_cpu_shares"), value("container_spec_memory_swap_limit_bytes"); shares != cgroupValue(t, cg, "cpu", "cpu.shares", "", "") ||
+			swap != cgroupValue(t, cg, "memory", "memory.memsw.limit_in_bytes", "", "") {
 			t.Errorf("shares %d, swap limit %d", shares, swap)
 		}
 	}
