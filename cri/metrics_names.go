@@ -79,6 +79,21 @@ var (
 	mNetTxPackets = describe("container_network_transmit_packets_total", counter, "Cumulative count of packets transmitted", "interface")
 	mNetRxDropped = describe("container_network_receive_packets_dropped_total", counter, "Cumulative count of packets dropped while receiving", "interface")
 	mNetTxDropped = describe("container_network_transmit_packets_dropped_total", counter, "Cumulative count of packets dropped while transmitting", "interface")
+
+	// Only where the host has the data (cgroups.Stats says which).
+	mHugetlbUsage = describe("container_hugetlb_usage_bytes", gauge, "Current hugepage usage in bytes", "pagesize")
+	mHugetlbMax   = describe("container_hugetlb_max_usage_bytes", gauge, "Maximum hugepage usage recorded in bytes", "pagesize")
+	mMemReserve   = describe("container_spec_memory_reservation_limit_bytes", gauge, "Memory reservation limit for the container.")
+	mUlimitsSoft  = describe("container_ulimits_soft", gauge, "Soft ulimit values for the container root process. Unlimited if -1, except priority and nice", "ulimit")
+	// PSI by resource: waiting is the "some" total, stalled the "full" one.
+	mPressure = map[string][2]string{
+		"cpu": {describe("container_pressure_cpu_waiting_seconds_total", counter, "Total time duration tasks in the container have waited due to CPU congestion."),
+			describe("container_pressure_cpu_stalled_seconds_total", counter, "Total time duration no tasks in the container could make progress due to CPU congestion.")},
+		"memory": {describe("container_pressure_memory_waiting_seconds_total", counter, "Total time duration tasks in the container have waited due to memory congestion."),
+			describe("container_pressure_memory_stalled_seconds_total", counter, "Total time duration no tasks in the container could make progress due to memory congestion.")},
+		"io": {describe("container_pressure_io_waiting_seconds_total", counter, "Total time duration tasks in the container have waited due to IO congestion."),
+			describe("container_pressure_io_stalled_seconds_total", counter, "Total time duration no tasks in the container could make progress due to IO congestion.")},
+	}
 )
 
 // seconds is whole seconds of nanoseconds: CRI metric values are integers.
@@ -116,7 +131,12 @@ func addCgroupMetrics(m *metricSet, cg *cgroups.Stats) {
 	m.add(mSpecPeriod, cg.Spec.CPUPeriod)
 	m.add(mSpecShares, cg.Spec.CPUShares)
 	m.add(mSwapLimit, cg.Spec.MemorySwapLimit)
-	for _, d := range cg.BlockIO {
+	addBlockIOMetrics(m, cg.BlockIO)
+	addHostOnlyMetrics(m, cg)
+}
+
+func addBlockIOMetrics(m *metricSet, devices []cgroups.DeviceIO) {
+	for _, d := range devices {
 		dev, major, minor := d.Device, fmt.Sprint(d.Major), fmt.Sprint(d.Minor)
 		if dev == "" {
 			dev = major + ":" + minor
@@ -127,5 +147,30 @@ func addCgroupMetrics(m *metricSet, cg *cgroups.Stats) {
 		m.add(mFsReads, d.Reads, dev)
 		m.add(mFsWriteBytes, d.WriteBytes, dev)
 		m.add(mFsWrites, d.Writes, dev)
+	}
+}
+
+// addHostOnlyMetrics adds what only some hosts have; what a host lacks is
+// left out, not reported as 0.
+func addHostOnlyMetrics(m *metricSet, cg *cgroups.Stats) {
+	for _, h := range cg.Hugetlb {
+		m.add(mHugetlbUsage, h.Usage, h.PageSize)
+		if h.HasMaxUsage {
+			m.add(mHugetlbMax, h.MaxUsage, h.PageSize)
+		}
+	}
+	for _, res := range cgroups.PressureResources {
+		if p, ok := cg.Pressure[res]; ok {
+			m.add(mPressure[res][0], seconds(p.SomeMicros*uint64(time.Microsecond)))
+			if p.HasFull {
+				m.add(mPressure[res][1], seconds(p.FullMicros*uint64(time.Microsecond)))
+			}
+		}
+	}
+	if cg.Spec.HasMemoryReservation {
+		m.add(mMemReserve, cg.Spec.MemoryReservation)
+	}
+	if cg.HasOpenFilesLimit {
+		m.add(mUlimitsSoft, cg.OpenFilesLimit, "max_open_files")
 	}
 }

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,9 +11,9 @@ import (
 	"github.com/berth-cri/berth/sandbox/cgroups"
 )
 
-// The names critest v1.37 requires (less those it lets runtimes leave
-// out: hugetlb, pressure, memory reservation, ulimits), with cAdvisor's
-// types and label keys beyond id, name and image.
+// The names critest v1.37 requires, and those it lets runtimes leave out
+// (hugetlb, pressure, CPU quota, memory reservation, ulimits), with
+// cAdvisor's types and label keys beyond id, name and image.
 var cadvisorMetrics = map[string]struct {
 	typ   runtime.MetricType
 	extra []string
@@ -62,6 +63,17 @@ var cadvisorMetrics = map[string]struct {
 	"container_start_time_seconds":                     {gauge, nil},
 	"container_threads":                                {gauge, nil},
 	"container_threads_max":                            {gauge, nil},
+	"container_hugetlb_max_usage_bytes":                {gauge, []string{"pagesize"}},
+	"container_hugetlb_usage_bytes":                    {gauge, []string{"pagesize"}},
+	"container_pressure_cpu_stalled_seconds_total":     {counter, nil},
+	"container_pressure_cpu_waiting_seconds_total":     {counter, nil},
+	"container_pressure_io_stalled_seconds_total":      {counter, nil},
+	"container_pressure_io_waiting_seconds_total":      {counter, nil},
+	"container_pressure_memory_stalled_seconds_total":  {counter, nil},
+	"container_pressure_memory_waiting_seconds_total":  {counter, nil},
+	"container_spec_cpu_quota":                         {gauge, nil},
+	"container_spec_memory_reservation_limit_bytes":    {gauge, nil},
+	"container_ulimits_soft":                           {gauge, []string{"ulimit"}},
 }
 
 // Every name critest requires is described, with help, cAdvisor's type and
@@ -115,6 +127,46 @@ func TestCgroupMetrics(t *testing.T) {
 	addCgroupMetrics(m, cg)
 	if _, ok := samples(t, m)[mCFSPeriods]; ok {
 		t.Error("CFS periods reported without a quota")
+	}
+}
+
+// What only some hosts have is reported where the stats have it (PSI µs
+// as whole seconds, labelled by page size and ulimit name) and left out,
+// not reported as 0, where they do not.
+func TestHostOnlyMetrics(t *testing.T) {
+	cg := &cgroups.Stats{
+		Hugetlb: []cgroups.HugetlbUsage{{PageSize: "2MB", Usage: 4 << 20, MaxUsage: 6 << 20, HasMaxUsage: true}, {PageSize: "1GB"}},
+		Pressure: map[string]cgroups.Pressure{"cpu": {SomeMicros: 3_500_000, FullMicros: 2_000_000, HasFull: true},
+			"io": {SomeMicros: 7_000_000}},
+		Spec:           cgroups.Spec{MemoryReservation: 1 << 20, HasMemoryReservation: true},
+		OpenFilesLimit: 1024, HasOpenFilesLimit: true}
+	m := &metricSet{base: []string{"id", "name", "image"}, at: 1}
+	addCgroupMetrics(m, cg)
+	samples(t, m) // labels and types
+	got := map[string]uint64{}
+	for _, s := range m.metrics {
+		got[s.Name+"/"+s.LabelValues[len(s.LabelValues)-1]] = s.Value.Value
+	}
+	want := map[string]uint64{mHugetlbUsage + "/2MB": 4 << 20, mHugetlbMax + "/2MB": 6 << 20, mHugetlbUsage + "/1GB": 0,
+		"container_pressure_cpu_waiting_seconds_total/image": 3, "container_pressure_cpu_stalled_seconds_total/image": 2,
+		"container_pressure_io_waiting_seconds_total/image": 7, mMemReserve + "/image": 1 << 20, mUlimitsSoft + "/max_open_files": 1024}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %d (reported %v), want %d", k, g, ok, v)
+		}
+	}
+	for _, k := range []string{mHugetlbMax + "/1GB", "container_pressure_io_stalled_seconds_total/image",
+		"container_pressure_memory_waiting_seconds_total/image", "container_pressure_memory_stalled_seconds_total/image"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s reported without data", k)
+		}
+	}
+	m = &metricSet{base: []string{"id", "name", "image"}, at: 1}
+	addCgroupMetrics(m, &cgroups.Stats{})
+	for _, s := range m.metrics {
+		if s.Name == mMemReserve || s.Name == mUlimitsSoft || s.Name == mHugetlbUsage || strings.HasPrefix(s.Name, "container_pressure_") {
+			t.Errorf("%s reported without data", s.Name)
+		}
 	}
 }
 

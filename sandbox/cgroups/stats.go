@@ -47,6 +47,13 @@ type Stats struct {
 	FileDescriptors, Sockets uint64
 	BlockIO                  []DeviceIO
 	Spec                     Spec
+	// What only some hosts have (stats_optional.go): huge page use, PSI
+	// by resource ("cpu", "memory", "io"), the root process's open-files
+	// limit. Empty (nil, false) where the host lacks it.
+	Hugetlb           []HugetlbUsage
+	Pressure          map[string]Pressure
+	OpenFilesLimit    uint64
+	HasOpenFilesLimit bool
 }
 
 // DeviceIO is a cgroup's block I/O on one device: bytes and operations.
@@ -59,10 +66,14 @@ type DeviceIO struct {
 }
 
 // Spec is what a cgroup is allowed: the CFS period and quota (µs, quota 0
-// when there is none), the CPU shares (v2's weight converted back) and the
-// memory+swap limit (0 when unknown, math.MaxUint64 when unlimited on v2).
+// when there is none), the CPU shares (v2's weight converted back), the
+// memory+swap limit (0 when unknown, math.MaxUint64 when unlimited on v2)
+// and the memory reservation (0 for none; HasMemoryReservation false when
+// the cgroup has no such file).
 type Spec struct {
 	CPUPeriod, CPUQuota, CPUShares, MemorySwapLimit uint64
+	MemoryReservation                               uint64
+	HasMemoryReservation                            bool
 }
 
 // Reader reads cgroup stats, on cgroup v2 when the host is unified, else

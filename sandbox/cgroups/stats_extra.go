@@ -47,7 +47,8 @@ func blockIOV1(b *v1stats.BlkIOStat) []DeviceIO {
 }
 
 // addV1Extras reads what containerd's v1 stats leave out: the OOM kill
-// count, the CPU spec, and the processes' file descriptors.
+// count, the CPU spec, the processes' file descriptors, and what only some
+// hosts have (stats_optional.go).
 func (r *Reader) addV1Extras(s *Stats, path string) {
 	if kv, err := readKeyValues(filepath.Join(r.v1Root, "memory", path, "memory.oom_control")); err == nil {
 		s.OOMKills = kv["oom_kill"]
@@ -56,11 +57,17 @@ func (r *Reader) addV1Extras(s *Stats, path string) {
 	s.Spec.CPUShares, _ = readUint(filepath.Join(r.v1Root, "cpu", path, "cpu.shares"))
 	// -1 (no quota) does not parse: 0.
 	s.Spec.CPUQuota, _ = readUint(filepath.Join(r.v1Root, "cpu", path, "cpu.cfs_quota_us"))
-	s.FileDescriptors, s.Sockets = r.countFDs(filepath.Join(r.v1Root, "pids", path, "cgroup.procs"))
+	procs := filepath.Join(r.v1Root, "pids", path, "cgroup.procs")
+	s.FileDescriptors, s.Sockets = r.countFDs(procs)
+	s.Spec.MemoryReservation, s.Spec.HasMemoryReservation = memoryReservation(filepath.Join(r.v1Root, "memory", path, "memory.soft_limit_in_bytes"))
+	s.Hugetlb = hugetlb(filepath.Join(r.v1Root, "hugetlb", path), "usage_in_bytes", "max_usage_in_bytes")
+	// Kernels that give v1 cgroups PSI files put them in the cpuacct hierarchy.
+	s.Pressure = pressure(filepath.Join(r.v1Root, "cpuacct", path))
+	s.OpenFilesLimit, s.HasOpenFilesLimit = r.openFilesLimit(procs)
 }
 
-// addV2Extras reads the CPU and swap spec, names the block devices and
-// counts the processes' file descriptors.
+// addV2Extras reads the CPU and swap spec, names the block devices, counts
+// the processes' file descriptors, and reads what only some hosts have.
 func (r *Reader) addV2Extras(s *Stats, dir string) {
 	if f := readFields(filepath.Join(dir, "cpu.max")); len(f) == 2 {
 		s.Spec.CPUPeriod, _ = strconv.ParseUint(f[1], 10, 64)
@@ -83,6 +90,10 @@ func (r *Reader) addV2Extras(s *Stats, dir string) {
 		s.BlockIO[i].Device = r.deviceName(s.BlockIO[i].Major, s.BlockIO[i].Minor)
 	}
 	s.FileDescriptors, s.Sockets = r.countFDs(filepath.Join(dir, "cgroup.procs"))
+	s.Spec.MemoryReservation, s.Spec.HasMemoryReservation = memoryReservation(filepath.Join(dir, "memory.min"))
+	s.Hugetlb = hugetlb(dir, "current", "")
+	s.Pressure = pressure(dir)
+	s.OpenFilesLimit, s.HasOpenFilesLimit = r.openFilesLimit(filepath.Join(dir, "cgroup.procs"))
 }
 
 // weightToShares inverts runc's shares → weight conversion

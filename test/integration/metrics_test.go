@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,7 @@ func TestCadvisorMetrics(t *testing.T) {
 	id := startContainer(t, rc, pod, podCfg, "burner", func(c *runtime.ContainerConfig) {
 		c.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000,
 			CpuShares: 1024, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 128 << 20}}
-	}, "sh", "-c", "nc -l -p 8080 & (while :; do :; done) & ping -c 1 -W 1 10.201.0.1; echo ready; sleep 100000")
+	}, "sh", "-c", "ulimit -S -n 777; nc -l -p 8080 & (while :; do :; done) & ping -c 1 -W 1 10.201.0.1; echo ready; sleep 100000")
 	waitLog(t, filepath.Join(logDir, "burner.log"), "ready")
 	cg := "/berth/" + pod + "/" + id
 	// At half a CPU, the burner has used 2 s of CPU after 4 s.
@@ -93,6 +95,80 @@ func TestCadvisorMetrics(t *testing.T) {
 	if sent == 0 {
 		t.Error("no packets sent on eth0")
 	}
+	checkHostOnlyMetrics(t, cg, ms)
+}
+
+// checkHostOnlyMetrics checks the metrics only some hosts have against the
+// files they come from, and that they are left out where a file is missing.
+func checkHostOnlyMetrics(t *testing.T, cg string, ms []*runtime.Metric) {
+	t.Helper()
+	find := func(name, label string) *runtime.Metric {
+		for _, m := range ms {
+			if m.Name == name && (label == "" || m.LabelValues[len(m.LabelValues)-1] == label) {
+				return m
+			}
+		}
+		return nil
+	}
+	// The root process is the container's sh, exec'd into its last command.
+	var root string
+	for _, pid := range strings.Fields(util.CgroupFile(t, "pids", cg, "cgroup.procs", "cgroup.procs")) {
+		if comm, _ := os.ReadFile("/proc/" + pid + "/comm"); strings.TrimSpace(string(comm)) == "sleep" {
+			root = pid
+		}
+	}
+	limits, err := os.ReadFile("/proc/" + root + "/limits")
+	if err != nil {
+		t.Fatalf("root process %q: %v", root, err)
+	}
+	if m := find("container_ulimits_soft", "max_open_files"); m == nil || m.Value.GetValue() != 777 ||
+		limitLine(string(limits), "Max open files")[0] != fmt.Sprint(m.Value.GetValue()) {
+		t.Errorf("container_ulimits_soft %v, /proc/%s/limits:\n%s", m, root, limits)
+	}
+	reservation := cgroupValue(t, cg, "memory", "memory.soft_limit_in_bytes", "memory.min", "")
+	if reservation > 1<<62 { // no limit: 0, as cAdvisor has it
+		reservation = 0
+	}
+	if m := find("container_spec_memory_reservation_limit_bytes", ""); m == nil || m.Value.GetValue() != reservation {
+		t.Errorf("container_spec_memory_reservation_limit_bytes %v, the cgroup says %d", m, reservation)
+	}
+	hugetlbDir, psiDir := "/sys/fs/cgroup/hugetlb"+cg, "/sys/fs/cgroup/cpuacct"+cg
+	if util.Unified() {
+		hugetlbDir, psiDir = "/sys/fs/cgroup"+cg, "/sys/fs/cgroup"+cg
+	}
+	hugetlbFile := filepath.Join(hugetlbDir, "hugetlb.2MB.usage_in_bytes")
+	if util.Unified() {
+		hugetlbFile = filepath.Join(hugetlbDir, "hugetlb.2MB.current")
+	}
+	if data, err := os.ReadFile(hugetlbFile); err != nil && find("container_hugetlb_usage_bytes", "") != nil ||
+		err == nil && fmt.Sprint(find("container_hugetlb_usage_bytes", "2MB").GetValue().GetValue()) != strings.TrimSpace(string(data)) {
+		t.Errorf("container_hugetlb_usage_bytes %v, %s: %q %v", find("container_hugetlb_usage_bytes", ""), hugetlbFile, data, err)
+	}
+	for _, res := range []string{"cpu", "memory", "io"} {
+		m := find("container_pressure_"+res+"_waiting_seconds_total", "")
+		data, err := os.ReadFile(filepath.Join(psiDir, res+".pressure"))
+		if err != nil {
+			if m != nil {
+				t.Errorf("%s without a pressure file: %v", m.Name, m)
+			}
+			continue
+		}
+		total, _ := strconv.ParseUint(strings.TrimPrefix(limitLine(string(data), "some")[3], "total="), 10, 64)
+		if m == nil || m.Value.GetValue() > total/1e6 {
+			t.Errorf("%s pressure waiting %v, the cgroup has %d µs later", res, m, total)
+		}
+	}
+}
+
+// limitLine is the fields after prefix of the first line of text that
+// starts with it, at least four (empty ones added).
+func limitLine(text, prefix string) []string {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			return append(strings.Fields(rest), make([]string, 4)...)
+		}
+	}
+	return make([]string, 4)
 }
 
 // procFDs counts the open descriptors of the processes listed, and the
