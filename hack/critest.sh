@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# hack/critest.sh — runs critest v1.34.0 against a berthd of its own (temp root,
+# hack/critest.sh — runs critest v1.37.0 against a berthd of its own (temp root,
 # state, socket, CNI conf dir, bridge name), writes JUnit and JSON reports,
-# prints "critest: N passed, M failed, K skipped", and fails when a spec named
-# in test/critest/must-pass.txt did not pass.
+# prints "critest: N passed, M failed, K skipped", and fails when a spec failed
+# or a spec named in test/critest/must-pass.txt did not pass.
 #
-# Env: BERTHD (default bin/berthd), CRITEST (the critest binary, default the cache's), CRITEST_FOCUS (ginkgo focus regexp), CRITEST_ARGS (extra critest args),
+# Env: BERTHD (default bin/berthd), CRITEST (the critest binary, default the cache's), CRITEST_FOCUS (ginkgo focus regexp),
+# CRITEST_SKIP (ginkgo skip regexp; default the one spec that cannot pass offline), CRITEST_ARGS (extra critest args),
 # CRITEST_REPORT_DIR (default _output/critest), CRITEST_MUST_PASS (ratchet file),
 # BERTH_REGISTRY_PROVIDED (set: the registry with the test images already
 # serves on $BERTH_REGISTRY, as the host's does in hack/vm.sh's VM).
@@ -15,6 +16,9 @@ source "$(dirname "$0")/lib.sh"
 BERTHD="${BERTHD:-$BERTH_REPO/bin/berthd}" # hack/test-vm-selinux.sh runs a labelled copy
 CRITEST="${CRITEST:-$BERTH_BIN/critest}"
 MUST_PASS="${CRITEST_MUST_PASS:-$BERTH_REPO/test/critest/must-pass.txt}"
+# "public image with digest" pulls an upstream digest that no offline registry
+# can serve (a digest cannot be rebuilt): skipped, not counted as a failure.
+SKIP="${CRITEST_SKIP-public image with digest should be pulled and removed}"
 REPORT_DIR="${CRITEST_REPORT_DIR:-$BERTH_REPO/_output/critest}"
 [[ -x $BERTHD ]] || die "$BERTHD is missing: run make build first"
 [[ -x $CRITEST ]] || die "$CRITEST is missing: run hack/install-deps.sh first"
@@ -74,7 +78,7 @@ TOML
 	# Mirror critest's registries to the local test registry once berthd
 	# supports registry mirrors (the image service).
 	if "$BERTHD" config default | grep -q '^# \[registries\.'; then
-		for host in registry.k8s.io gcr.io public.ecr.aws; do
+		for host in registry.k8s.io k8s.gcr.io gcr.io public.ecr.aws; do
 			printf '\n[registries."%s"]\nmirrors = ["http://%s"]\nmirrors_only = true\n' "$host" "$BERTH_REGISTRY" >>"$WORK/berth.toml"
 		done
 		[[ -n ${BERTH_REGISTRY_PROVIDED:-} ]] && return # a VM run: the host serves the images
@@ -118,7 +122,7 @@ set +e
 TMPDIR="$WORK/tmp" "$CRITEST" \
 	--runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" \
 	-ginkgo.junit-report="$REPORT_DIR/junit.xml" -ginkgo.json-report="$REPORT_DIR/report.json" \
-	-ginkgo.timeout=60m -ginkgo.no-color ${CRITEST_FOCUS:+-ginkgo.focus="$CRITEST_FOCUS"} ${CRITEST_ARGS:-} \
+	-ginkgo.timeout=60m -ginkgo.no-color ${CRITEST_FOCUS:+-ginkgo.focus="$CRITEST_FOCUS"} ${SKIP:+-ginkgo.skip="$SKIP"} ${CRITEST_ARGS:-} \
 	>"$REPORT_DIR/critest.log" 2>&1
 critest_rc=$?
 set -e
@@ -153,4 +157,4 @@ while IFS= read -r spec; do
 	fi
 done <"$MUST_PASS"
 echo "must-pass: $((must - missed)) passed, $missed failed"
-[[ $missed -eq 0 ]]
+[[ $missed -eq 0 && $failed -eq 0 ]]

@@ -52,7 +52,9 @@ install_cri_tools() {
 	fi
 	log "building crictl and critest $CRI_TOOLS_VERSION"
 	go_build_tool cri-tools sigs.k8s.io/cri-tools "$CRI_TOOLS_VERSION" "$BERTH_BIN" sigs.k8s.io/cri-tools/cmd/crictl
-	(cd "$BERTH_CACHE/src/cri-tools" && go test -c -trimpath -o "$BERTH_BIN/critest" sigs.k8s.io/cri-tools/cmd/critest)
+	# critest is a test binary: its test-only imports must be in the scratch module too.
+	(cd "$BERTH_CACHE/src/cri-tools" && go get -t "sigs.k8s.io/cri-tools/cmd/critest@$CRI_TOOLS_VERSION" >/dev/null &&
+		go test -c -trimpath -o "$BERTH_BIN/critest" sigs.k8s.io/cri-tools/cmd/critest)
 	stamp_set cri-tools "$CRI_TOOLS_VERSION"
 }
 

@@ -210,12 +210,14 @@ func (b *builder) berthImages() error {
 			return err
 		}
 	}
-	// A sandbox image for the peer in side-by-side pod benchmarks (Berth needs none).
+	// A sandbox image for the peer in side-by-side pod benchmarks (Berth needs
+	// none), also served as pause:3.9: critest pulls that tag through two
+	// registry names (registry.k8s.io and k8s.gcr.io) as one image.
 	pause, err := b.busyboxImage("pause", v1.Config{Entrypoint: []string{"/bin/sleep", "2147483647"}})
 	if err != nil {
 		return err
 	}
-	if err := b.push(pause, berthT+"pause:1"); err != nil {
+	if err := b.push(pause, berthT+"pause:1", "pause:3.9"); err != nil {
 		return err
 	}
 	docker, err := b.busyboxImage("docker-schema2", v1.Config{})

@@ -4,7 +4,7 @@
 // entries, fixed times), so digests only change when the inputs do.
 //
 // The images, by repository (paths mirror the upstream hosts: berthd maps
-// registry.k8s.io, gcr.io and public.ecr.aws to the local registry):
+// registry.k8s.io, k8s.gcr.io, gcr.io and public.ecr.aws to the local registry):
 //
 //	e2e-test-images/busybox:1.29-2    critest's default image: Debian's dynamic busybox with
 //	                                  hard-linked applets and glibc, pgrep and ipcs, users root,
@@ -24,7 +24,8 @@
 //	berth-test/imagemount:1           one layer of files for image mounts: /data/hello, symlinks in and one climbing out
 //	berth-test/multiarch:1            index of linux/amd64 and linux/arm64 (file /platform differs)
 //	berth-test/big:1                  5 layers of 24 MiB of deterministic noise, for pull benchmarks
-//	berth-test/pause:1                busybox sleeping forever: the peer's sandbox image in benchmarks
+//	berth-test/pause:1, pause:3.9     busybox sleeping forever: the peer's sandbox image in benchmarks;
+//	                                  critest pulls pause:3.9 as registry.k8s.io/ and k8s.gcr.io/pause:3.9
 //	berth-test/hostile-{chmod,chown,xattr,parent}:1  layers that try to act on host canaries under
 //	                                  /tmp/berth-canary (hard links to symlinks, symlinked parents)
 //	berth-test/{fifo,devzero,symlink,symlink-in}-passwd:1  busybox, user "hostile", with a FIFO,
