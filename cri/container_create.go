@@ -111,7 +111,8 @@ func recordMounts(in []*runtime.Mount, imageRefs map[int]string) []container.Mou
 	for i, m := range in {
 		out = append(out, container.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(), Readonly: m.GetReadonly(),
 			RecursiveReadOnly: m.GetRecursiveReadOnly(), SelinuxRelabel: m.GetSelinuxRelabel(), Propagation: int32(m.GetPropagation()),
-			Image: m.GetImage().GetImage(), ImageRef: imageRefs[i], ImageSubPath: m.GetImageSubPath()})
+			Image: m.GetImage().GetImage(), ImageRef: imageRefs[i], ImageSubPath: m.GetImageSubPath(),
+			MountOptions: m.GetMountOptions()})
 	}
 	return out
 }

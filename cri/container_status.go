@@ -47,7 +47,8 @@ func criMounts(in []container.Mount) []*runtime.Mount {
 	var out []*runtime.Mount
 	for _, m := range in {
 		cm := &runtime.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
-			RecursiveReadOnly: m.RecursiveReadOnly, SelinuxRelabel: m.SelinuxRelabel, Propagation: runtime.MountPropagation(m.Propagation)}
+			RecursiveReadOnly: m.RecursiveReadOnly, SelinuxRelabel: m.SelinuxRelabel, Propagation: runtime.MountPropagation(m.Propagation),
+			MountOptions: m.MountOptions}
 		if m.Image != "" {
 			cm.Image = &runtime.ImageSpec{Image: m.Image, ImageRef: m.ImageRef}
 			cm.ImageSubPath = m.ImageSubPath

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -49,6 +50,26 @@ func TestOpenImageVolumes(t *testing.T) {
 		}
 		if got := slices.Contains(mounts[0].Options, "ridmap"); got != userns {
 			t.Errorf("user namespace %v: options %v", userns, mounts[0].Options)
+		}
+	}
+}
+
+// TestMountsRoundTrip: ContainerStatus shows a mount as CreateContainer got it,
+// its mount_options included.
+func TestMountsRoundTrip(t *testing.T) {
+	in := []*runtime.Mount{
+		{ContainerPath: "/data", HostPath: "/srv/data", Readonly: true, SelinuxRelabel: true,
+			Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER, MountOptions: []string{"noexec", "nosuid"}},
+		{ContainerPath: "/img", HostPath: "/var/lib/berth/x", Readonly: true, Image: &runtime.ImageSpec{Image: "busybox"}, ImageSubPath: "bin"},
+	}
+	got := criMounts(recordMounts(in, map[int]string{1: "sha256:abc"}))
+	in[1].Image.ImageRef = "sha256:abc"
+	if len(got) != len(in) {
+		t.Fatalf("got %v", got)
+	}
+	for i := range in {
+		if !proto.Equal(got[i], in[i]) {
+			t.Errorf("mount %d: got %v, want %v", i, got[i], in[i])
 		}
 	}
 }

@@ -25,6 +25,10 @@ func (s *Server) PullImage(ctx context.Context, req *runtime.PullImageRequest) (
 	if ref == "" {
 		return nil, fmt.Errorf("image reference is empty: %w", errdefs.ErrInvalidArgument)
 	}
+	if h := req.GetImage().GetRuntimeHandler(); h != "" {
+		// As RunPodSandbox: an image pulled for a handler no pod can use.
+		return nil, fmt.Errorf("image.runtime_handler %q is not configured (only the default handler exists): %w", h, errdefs.ErrInvalidArgument)
+	}
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("image", ref))
 	log.G(ctx).Info("pulling image")
 	img, err := s.puller.Pull(ctx, ref, authOf(req.GetAuth()))

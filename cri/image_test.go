@@ -202,6 +202,11 @@ func TestPullImage(t *testing.T) {
 	if _, err := s.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{}}); status.Code(toGRPC(err)) != codes.InvalidArgument {
 		t.Fatalf("empty ref: %v", err)
 	}
+	p.ref = ""
+	_, err = s.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: "busybox", RuntimeHandler: "kata"}})
+	if status.Code(toGRPC(err)) != codes.InvalidArgument || !strings.Contains(err.Error(), "runtime_handler") || p.ref != "" {
+		t.Fatalf("a pull for an unknown runtime handler: %v (puller got %q)", err, p.ref)
+	}
 	p.err = fmt.Errorf("pull x: registry unreachable: connection refused: %w", errdefs.ErrUnavailable)
 	_, err = s.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: "x"}})
 	st, _ := status.FromError(toGRPC(err))

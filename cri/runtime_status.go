@@ -37,8 +37,17 @@ func (s *Server) userNamespaces() bool {
 	return s.userns
 }
 
+// runtimeFeatures are what Berth does of the CRI whatever the handler:
+// SupplementalGroupsPolicy, and the bind options noexec, nodev and nosuid of
+// Mount.mount_options (volumes.FromCRI). A pod with its own user namespace
+// cannot use the host's network (sandbox.UserNamespace.Validate), so
+// user_namespaces_host_network stays false.
+func runtimeFeatures() *runtime.RuntimeFeatures {
+	return &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true, MountOptions: true}
+}
+
 // Status reports the RuntimeReady and NetworkReady conditions, the runtime
-// handler's features and SupplementalGroupsPolicy (honoured). The runtime is
+// handler's features and the runtime's (runtimeFeatures). The runtime is
 // ready once berthd serves (it serves only after recovery); the network is ready
 // when a usable CNI network and its plugins exist. With verbose, info["config"]
 // holds the effective configuration as JSON.
@@ -53,7 +62,7 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 	resp := &runtime.StatusResponse{Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{
 		{Type: runtime.RuntimeReady, Status: true},
 		networkReady,
-	}}, RuntimeHandlers: s.runtimeHandlers(), Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true}}
+	}}, RuntimeHandlers: s.runtimeHandlers(), Features: runtimeFeatures()}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"config": s.config.JSON()}
 	}

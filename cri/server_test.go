@@ -76,7 +76,7 @@ func TestStatus(t *testing.T) {
 	if resp.Info != nil {
 		t.Fatalf("non-verbose Status has info %v", resp.Info)
 	}
-	if !resp.GetFeatures().GetSupplementalGroupsPolicy() || len(resp.RuntimeHandlers) != 1 || resp.RuntimeHandlers[0].Name != "" ||
+	if f := resp.GetFeatures(); !f.GetSupplementalGroupsPolicy() || !f.GetMountOptions() || f.GetUserNamespacesHostNetwork() || len(resp.RuntimeHandlers) != 1 || resp.RuntimeHandlers[0].Name != "" ||
 		resp.RuntimeHandlers[0].GetFeatures().GetUserNamespaces() {
 		t.Fatalf("features = %v, handlers = %v", resp.Features, resp.RuntimeHandlers)
 	}

@@ -8,7 +8,9 @@
 // Propagation needs the host side of the mount to cooperate: rslave
 // (HOST_TO_CONTAINER) needs a shared or slave host mount, rshared
 // (BIDIRECTIONAL) a shared one; recursive read-only needs read-only and private
-// propagation, as CRI specifies. Image VOLUMEs get an empty directory of the
+// propagation, as CRI specifies. Mount options (KEP-5855) may only take rights
+// away: noexec, nodev and nosuid are added to the bind; any other option is
+// refused before the host path is touched. Image VOLUMEs get an empty directory of the
 // container's own, unless a CRI mount already covers the path.
 //
 // An image mount's sub path (ResolveImageSubPath) is resolved inside the

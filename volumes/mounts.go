@@ -74,6 +74,10 @@ func fromCRI(m *runtime.Mount, info MountInfo) (specs.Mount, error) {
 	if m.GetRecursiveReadOnly() && m.GetPropagation() != runtime.MountPropagation_PROPAGATION_PRIVATE {
 		return specs.Mount{}, fmt.Errorf("recursive read-only needs private propagation: %w", errdefs.ErrInvalidArgument)
 	}
+	extra, err := bindOptions(m.GetMountOptions())
+	if err != nil {
+		return specs.Mount{}, err
+	}
 	src, err := hostPath(m.GetHostPath())
 	if err != nil {
 		return specs.Mount{}, err
@@ -105,8 +109,30 @@ func fromCRI(m *runtime.Mount, info MountInfo) (specs.Mount, error) {
 	}
 	// SelinuxRelabel: on hosts with SELinux the runtime relabels the host
 	// path with the container's mount label; elsewhere there is nothing to do.
-	om := specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
+	om := specs.Mount{Destination: dst, Type: "bind", Source: src, Options: append(opts, extra...)}
 	return om, idmap(&om, m)
+}
+
+// bindOptions checks a CRI mount's mount_options (KEP-5855): only the flags
+// that take rights away from the container (noexec, nodev, nosuid), which
+// the kubelet sends and runc applies by remounting the bind. Anything else
+// could undo what the other fields ask (rw under readonly, a propagation) or
+// act on the host's mount, so it is refused rather than passed to runc.
+// The flags hold on the bind itself; mounts below the host path keep theirs
+// (the options are not recursive, as the CRI passes them).
+func bindOptions(in []string) ([]string, error) {
+	var out []string
+	for _, o := range in {
+		switch o {
+		case "noexec", "nodev", "nosuid":
+			if !slices.Contains(out, o) {
+				out = append(out, o)
+			}
+		default:
+			return nil, fmt.Errorf("mount_options: %q is not one of noexec, nodev, nosuid: %w", o, errdefs.ErrInvalidArgument)
+		}
+	}
+	return out, nil
 }
 
 // idmap makes om an idmapped mount (recursively, as it is an rbind) when the

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -53,6 +54,9 @@ func TestFromCRI(t *testing.T) {
 			specs.Mount{Destination: "/v", Type: "bind", Source: real, Options: []string{"rbind", "rprivate", "rw", "ridmap"},
 				UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}},
 				GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}}},
+		{"mount options, once each", &runtime.Mount{HostPath: real, ContainerPath: "/o", Readonly: true,
+			MountOptions: []string{"noexec", "nosuid", "noexec", "nodev"}}, "",
+			specs.Mount{Destination: "/o", Type: "bind", Source: real, Options: []string{"rbind", "rprivate", "ro", "noexec", "nosuid", "nodev"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +95,16 @@ func TestFromCRIErrors(t *testing.T) {
 		{"mapping past the last ID", &runtime.Mount{HostPath: dir, ContainerPath: "/d", GidMappings: podMapping,
 			UidMappings: []*runtime.IDMapping{{HostId: 1<<32 - 10, Length: 100}}}, "", errdefs.IsInvalidArgument},
 	}
+	for _, o := range []string{"rw", "exec", "suid", "dev", "rshared", "remount", "bind", "rbind", "unbindable",
+		"NOEXEC", "noexec,rw", "", "mode=777", "rnoexec"} {
+		tests = append(tests, struct {
+			name     string
+			mount    *runtime.Mount
+			optional string
+			want     func(error) bool
+		}{"mount option " + o, &runtime.Mount{HostPath: dir, ContainerPath: "/d", Readonly: true,
+			MountOptions: []string{"nodev", o}}, "", errdefs.IsInvalidArgument})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := FromCRI([]*runtime.Mount{tt.mount}, fakeInfo(tt.optional))
@@ -98,6 +112,19 @@ func TestFromCRIErrors(t *testing.T) {
 				t.Fatalf("err = %v", err)
 			}
 		})
+	}
+}
+
+// TestRefusedMountOptionCreatesNothing: a mount refused for its options does
+// not first create its missing host path.
+func TestRefusedMountOptionCreatesNothing(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	_, err := FromCRI([]*runtime.Mount{{HostPath: missing, ContainerPath: "/d", MountOptions: []string{"exec"}}}, fakeInfo(""))
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), `mount_options: "exec"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Lstat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("host path made for a refused mount: %v", err)
 	}
 }
 

@@ -80,6 +80,8 @@ type Mount struct {
 	Image        string `json:"image,omitempty"`
 	ImageRef     string `json:"image_ref,omitempty"`
 	ImageSubPath string `json:"image_sub_path,omitempty"`
+	// MountOptions are the CRI's extra bind flags (noexec, nodev, nosuid).
+	MountOptions []string `json:"mount_options,omitempty"`
 }
 
 // User is who a container's processes are: uid, primary gid, and every group

@@ -62,6 +62,9 @@ type Built struct {
 // no new devices, the pod's namespaces and files.
 func Build(in Input) (*Built, error) {
 	cfg := in.Config
+	if err := refuseUnsupported(cfg); err != nil {
+		return nil, err
+	}
 	process, err := buildProcess(in)
 	if err != nil {
 		return nil, err
@@ -125,9 +128,11 @@ func buildProcess(in Input) (*specs.Process, error) {
 	if in.Hostname != "" {
 		envs = append(envs, KeyValue{"HOSTNAME", in.Hostname})
 	}
-	for _, kv := range cfg.GetEnvs() {
-		envs = append(envs, KeyValue{kv.GetKey(), string(kv.GetValue())})
+	criEnvs, err := envsFromCRI(cfg.GetEnvs())
+	if err != nil {
+		return nil, err
 	}
+	envs = append(envs, criEnvs...)
 	cwd := cfg.GetWorkingDir()
 	if cwd == "" {
 		cwd = in.Image.WorkingDir
@@ -138,7 +143,7 @@ func buildProcess(in Input) (*specs.Process, error) {
 	if !path.IsAbs(cwd) {
 		return nil, fmt.Errorf("working dir %q is not absolute: %w", cwd, errdefs.ErrInvalidArgument)
 	}
-	caps, err := capabilities(cfg.GetLinux().GetSecurityContext(), in.Host.Capabilities)
+	caps, ambient, err := capabilities(cfg.GetLinux().GetSecurityContext(), in.Host.Capabilities)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +154,7 @@ func buildProcess(in Input) (*specs.Process, error) {
 		Cwd:      cwd,
 		User:     specs.User{UID: in.User.UID, GID: in.User.GID, AdditionalGids: in.User.AdditionalGids},
 		Capabilities: &specs.LinuxCapabilities{
-			Bounding: caps, Effective: caps, Permitted: caps,
+			Bounding: caps, Effective: caps, Permitted: caps, Inheritable: ambient, Ambient: ambient,
 		},
 		NoNewPrivileges: cfg.GetLinux().GetSecurityContext().GetNoNewPrivs(),
 	}, nil

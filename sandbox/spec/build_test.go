@@ -194,3 +194,45 @@ func TestBuildSELinuxLabels(t *testing.T) {
 		t.Fatalf("privileged: labels %q, %q, %v", b.Spec.Process.SelinuxLabel, b.Spec.Linux.MountLabel, err)
 	}
 }
+
+// TestBuildRefusesWhatItCannotDo: devices and cdi_devices are Unimplemented
+// naming the field; envs a process cannot carry are InvalidArgument naming
+// the variable (never a mangled value).
+func TestBuildRefusesWhatItCannotDo(t *testing.T) {
+	for _, tc := range []struct {
+		name, field string
+		edit        func(*runtime.ContainerConfig)
+		want        func(error) bool
+	}{
+		{"device", "devices", func(c *runtime.ContainerConfig) {
+			c.Devices = []*runtime.Device{{HostPath: "/dev/fuse", ContainerPath: "/dev/fuse", Permissions: "rw"}}
+		}, errdefs.IsNotImplemented},
+		{"cdi device", "cdi_devices", func(c *runtime.ContainerConfig) {
+			c.CDIDevices = []*runtime.CDIDevice{{Name: "vendor.com/gpu=0"}}
+		}, errdefs.IsNotImplemented},
+		{"NUL in a value", "envs: value of BAD", func(c *runtime.ContainerConfig) {
+			c.Envs = append(c.Envs, &runtime.KeyValue{Key: "BAD", Value: []byte("a\x00b")})
+		}, errdefs.IsInvalidArgument},
+		{"not UTF-8", "envs: value of LATIN1", func(c *runtime.ContainerConfig) {
+			c.Envs = append(c.Envs, &runtime.KeyValue{Key: "LATIN1", Value: []byte("caf\xe9")})
+		}, errdefs.IsInvalidArgument},
+		{"= in a key", "envs: key", func(c *runtime.ContainerConfig) {
+			c.Envs = append(c.Envs, &runtime.KeyValue{Key: "A=B", Value: []byte("c")})
+		}, errdefs.IsInvalidArgument},
+		{"empty key", "envs: key", func(c *runtime.ContainerConfig) {
+			c.Envs = append(c.Envs, &runtime.KeyValue{Value: []byte("c")})
+		}, errdefs.IsInvalidArgument},
+	} {
+		in := baseInput()
+		tc.edit(in.Config)
+		if _, err := Build(in); !tc.want(err) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.field)
+		}
+	}
+	in := baseInput()
+	in.Config.Envs = append(in.Config.Envs, &runtime.KeyValue{Key: "UTF8", Value: []byte("café ☕ a=b")})
+	b, err := Build(in)
+	if err != nil || !slices.Contains(b.Spec.Process.Env, "UTF8=café ☕ a=b") {
+		t.Fatalf("a UTF-8 value: %v %v", err, b)
+	}
+}

@@ -8,6 +8,8 @@
 // and shared files, default mounts, Docker's default capabilities, masked and
 // read-only /proc and /sys paths, a deny-all device cgroup, and the CRI
 // resources (oom_score_adj clamped to what the runtime may set, with a
-// warning). Privileged containers and the rest of the security context come
-// with the security-context issue and are refused until then.
+// warning), the security context (capabilities with ambient ones, privileged,
+// seccomp, AppArmor, SELinux labels). What it cannot build is refused with the
+// CRI field named, never dropped: devices and cdi_devices (Unimplemented), an
+// environment variable a process cannot carry (InvalidArgument).
 package spec

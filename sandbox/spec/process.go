@@ -1,10 +1,13 @@
 package spec
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/containerd/errdefs"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // ProcessArgs applies Docker's rules, which the kubelet relies on:
@@ -58,4 +61,26 @@ func MergeEnv(image []string, cri []KeyValue) []string {
 		set(kv.Key, kv.Key+"="+kv.Value)
 	}
 	return out
+}
+
+// envsFromCRI reads the CRI's variables. Since cri-api v0.37 a value is bytes;
+// what a process environment cannot carry is refused, not mangled: a NUL
+// (execve ends the string there), a key that is empty or holds "=" (the
+// entry would split elsewhere), a value that is not UTF-8 (the OCI spec is
+// JSON, whose encoder would replace the bytes).
+func envsFromCRI(in []*runtime.KeyValue) ([]KeyValue, error) {
+	out := make([]KeyValue, 0, len(in))
+	for _, kv := range in {
+		key, value := kv.GetKey(), kv.GetValue()
+		switch {
+		case key == "" || strings.ContainsAny(key, "=\x00"):
+			return nil, fmt.Errorf("envs: key %q is empty or holds '=' or NUL: %w", key, errdefs.ErrInvalidArgument)
+		case bytes.IndexByte(value, 0) >= 0:
+			return nil, fmt.Errorf("envs: value of %s holds a NUL byte: %w", key, errdefs.ErrInvalidArgument)
+		case !utf8.Valid(value):
+			return nil, fmt.Errorf("envs: value of %s is not UTF-8: %w", key, errdefs.ErrInvalidArgument)
+		}
+		out = append(out, KeyValue{key, string(value)})
+	}
+	return out, nil
 }

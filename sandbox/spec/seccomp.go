@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,12 +28,13 @@ type Seccomp struct {
 
 // SeccompChoice reads which profile the security context asks for, and the
 // file of a Localhost profile. No profile means unconfined, as in the CRI.
-// (The deprecated seccomp_profile_path, which no kubelet Berth supports
-// sends, is not read.)
+// Without the seccomp field, the deprecated seccomp_profile_path string is
+// read ("runtime/default", "docker/default", "unconfined",
+// "localhost/<absolute path>"), as older callers send only that.
 func SeccompChoice(sc *runtime.LinuxContainerSecurityContext) (kind, path string, err error) {
 	p := sc.GetSeccomp()
 	if p == nil {
-		return SeccompUnconfined, "", nil
+		return seccompPathChoice(sc)
 	}
 	switch p.GetProfileType() {
 	case runtime.SecurityProfile_RuntimeDefault:
@@ -72,4 +74,18 @@ func seccomp(in Seccomp, caps []string) (*specs.LinuxSeccomp, error) {
 		return &s, nil
 	}
 	return nil, fmt.Errorf("seccomp profile kind %q: %w", in.Kind, errdefs.ErrInvalidArgument)
+}
+
+func seccompPathChoice(sc *runtime.LinuxContainerSecurityContext) (kind, path string, err error) {
+	//lint:ignore SA1019 the deprecated field is still part of the CRI: read, not ignored
+	v := sc.GetSeccompProfilePath()
+	switch {
+	case v == "" || v == "unconfined":
+		return SeccompUnconfined, "", nil
+	case v == "runtime/default" || v == "docker/default":
+		return SeccompRuntimeDefault, "", nil
+	case strings.HasPrefix(v, localhostPrefix):
+		return localhostProfile(strings.TrimPrefix(v, localhostPrefix))
+	}
+	return "", "", fmt.Errorf("seccomp_profile_path %q: not runtime/default, unconfined or localhost/<path>: %w", v, errdefs.ErrInvalidArgument)
 }

@@ -24,6 +24,14 @@ func TestSeccompChoice(t *testing.T) {
 			LocalhostRef: "/var/lib/kubelet/seccomp/../seccomp/p.json"}}, SeccompLocalhost, "/var/lib/kubelet/seccomp/p.json", false},
 		{"relative localhost", &runtime.LinuxContainerSecurityContext{Seccomp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost,
 			LocalhostRef: "p.json"}}, "", "", true},
+		{"path runtime/default", &runtime.LinuxContainerSecurityContext{SeccompProfilePath: "runtime/default"}, SeccompRuntimeDefault, "", false},
+		{"path docker/default", &runtime.LinuxContainerSecurityContext{SeccompProfilePath: "docker/default"}, SeccompRuntimeDefault, "", false},
+		{"path unconfined", &runtime.LinuxContainerSecurityContext{SeccompProfilePath: "unconfined"}, SeccompUnconfined, "", false},
+		{"path localhost", &runtime.LinuxContainerSecurityContext{SeccompProfilePath: "localhost//etc/p.json"}, SeccompLocalhost, "/etc/p.json", false},
+		{"path relative localhost", &runtime.LinuxContainerSecurityContext{SeccompProfilePath: "localhost/p.json"}, "", "", true},
+		{"path unknown", &runtime.LinuxContainerSecurityContext{SeccompProfilePath: "strict"}, "", "", true},
+		{"field wins over path", &runtime.LinuxContainerSecurityContext{SeccompProfilePath: "runtime/default",
+			Seccomp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Unconfined}}, SeccompUnconfined, "", false},
 	} {
 		kind, path, err := SeccompChoice(tc.sc)
 		if tc.invalid {

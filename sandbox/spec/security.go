@@ -25,34 +25,44 @@ type Host struct {
 // host's for a privileged container; then add_capabilities ("ALL" is every
 // capability the host has) and drop_capabilities ("ALL" drops the defaults
 // first, so that only what is added remains), as containerd and CRI-O do.
-func capabilities(sc *runtime.LinuxContainerSecurityContext, host []string) ([]string, error) {
-	if sc.GetPrivileged() {
-		return slices.Clone(host), nil
-	}
+// add_ambient_capabilities are added too and are the ambient set (which the
+// kernel keeps only when they are also inheritable); a dropped capability
+// leaves every set, as the CRI says.
+func capabilities(sc *runtime.LinuxContainerSecurityContext, host []string) (caps, ambient []string, err error) {
 	add, err := capNames(sc.GetCapabilities().GetAddCapabilities())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	drop, err := capNames(sc.GetCapabilities().GetDropCapabilities())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	caps := defaultCapabilities()
-	if slices.Contains(add, "CAP_ALL") {
+	if ambient, err = capNames(sc.GetCapabilities().GetAddAmbientCapabilities()); err != nil {
+		return nil, nil, err
+	}
+	if slices.Contains(ambient, "CAP_ALL") {
+		return nil, nil, fmt.Errorf("add_ambient_capabilities: ALL is not a capability: %w", errdefs.ErrInvalidArgument)
+	}
+	caps = defaultCapabilities()
+	switch {
+	case sc.GetPrivileged():
+		caps, add, drop = slices.Clone(host), nil, nil
+	case slices.Contains(add, "CAP_ALL"):
 		caps = slices.Clone(host)
 	}
 	if slices.Contains(drop, "CAP_ALL") {
 		caps = nil
 	}
-	for _, c := range add {
+	for _, c := range append(add, ambient...) {
 		if c != "CAP_ALL" && !slices.Contains(caps, c) {
 			if !slices.Contains(host, c) {
-				return nil, fmt.Errorf("capability %s is not available on this host: %w", c, errdefs.ErrInvalidArgument)
+				return nil, nil, fmt.Errorf("capability %s is not available on this host: %w", c, errdefs.ErrInvalidArgument)
 			}
 			caps = append(caps, c)
 		}
 	}
-	return slices.DeleteFunc(caps, func(c string) bool { return slices.Contains(drop, c) }), nil
+	dropped := func(c string) bool { return slices.Contains(drop, c) }
+	return slices.DeleteFunc(caps, dropped), slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(ambient))), dropped), nil
 }
 
 // capNames normalises CRI capability names ("net_admin", "CAP_NET_ADMIN",

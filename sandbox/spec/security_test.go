@@ -33,7 +33,7 @@ func TestCapabilities(t *testing.T) {
 	} {
 		sc := &runtime.LinuxContainerSecurityContext{Privileged: tc.privileged,
 			Capabilities: &runtime.Capability{AddCapabilities: tc.add, DropCapabilities: tc.drop}}
-		got, err := capabilities(sc, hostCaps)
+		got, _, err := capabilities(sc, hostCaps)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -54,7 +54,7 @@ func TestCapabilities(t *testing.T) {
 	}
 	// What the host lacks cannot be added.
 	sc := &runtime.LinuxContainerSecurityContext{Capabilities: &runtime.Capability{AddCapabilities: []string{"SYS_RESOURCE"}}}
-	if _, err := capabilities(sc, hostCaps); !errdefs.IsInvalidArgument(err) {
+	if _, _, err := capabilities(sc, hostCaps); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("adding a capability the host lacks: %v", err)
 	}
 }
@@ -95,5 +95,40 @@ func TestRootfsPropagation(t *testing.T) {
 		{Destination: "/b", Source: "/b", Type: "bind", Options: []string{"rbind", "rshared"}}}
 	if b, _ = Build(in); b.Spec.Linux.RootfsPropagation != "rshared" {
 		t.Fatalf("with a bidirectional mount: %q", b.Spec.Linux.RootfsPropagation)
+	}
+}
+
+// TestAmbientCapabilities: add_ambient_capabilities are added to the set and
+// are the ambient (and inheritable) set; a dropped one leaves every set; ALL
+// and what the host lacks are refused.
+func TestAmbientCapabilities(t *testing.T) {
+	sc := &runtime.LinuxContainerSecurityContext{Capabilities: &runtime.Capability{DropCapabilities: []string{"ALL"},
+		AddAmbientCapabilities: []string{"net_admin", "CAP_NET_BIND_SERVICE", "NET_ADMIN"}}}
+	caps, ambient, err := capabilities(sc, hostCaps)
+	if err != nil || !slices.Equal(ambient, []string{"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"}) || len(caps) != 2 ||
+		!slices.Contains(caps, "CAP_NET_ADMIN") || !slices.Contains(caps, "CAP_NET_BIND_SERVICE") {
+		t.Fatalf("caps %v ambient %v %v", caps, ambient, err)
+	}
+	in := baseInput()
+	in.Host = Host{Capabilities: hostCaps}
+	in.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: sc}
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := b.Spec.Process.Capabilities; !slices.Equal(c.Ambient, ambient) || !slices.Equal(c.Inheritable, ambient) ||
+		!slices.Equal(c.Permitted, caps) || !slices.Equal(c.Effective, caps) || !slices.Equal(c.Bounding, caps) {
+		t.Fatalf("spec capabilities %+v", c)
+	}
+	sc.Capabilities.DropCapabilities = []string{"NET_ADMIN"}
+	if caps, ambient, err = capabilities(sc, hostCaps); err != nil || slices.Contains(caps, "CAP_NET_ADMIN") ||
+		!slices.Equal(ambient, []string{"CAP_NET_BIND_SERVICE"}) {
+		t.Fatalf("after a drop: caps %v ambient %v %v", caps, ambient, err)
+	}
+	for _, bad := range []string{"ALL", "SYS_RESOURCE", ""} {
+		sc.Capabilities.AddAmbientCapabilities = []string{bad}
+		if _, _, err := capabilities(sc, hostCaps); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("ambient %q: %v, want InvalidArgument", bad, err)
+		}
 	}
 }
