@@ -57,13 +57,7 @@ func (s *Server) mountImages(ctx context.Context, id string, cfg *runtime.Contai
 		if !m.GetReadonly() {
 			return nil, nil, fmt.Errorf("image mount of %q at %q must be read-only: %w", m.GetImage().GetImage(), m.GetContainerPath(), errdefs.ErrInvalidArgument)
 		}
-		if pod.Spec.UserNS != nil {
-			// The rootfs is idmapped into the pod's user namespace; image
-			// mounts are not yet.
-			return nil, nil, fmt.Errorf("image mount of %q: image mounts in a pod with its own user namespace are not supported yet: %w",
-				m.GetImage().GetImage(), errdefs.ErrFailedPrecondition)
-		}
-		src, ref, err := s.mountImage(ctx, id, i, m, mountLabel)
+		src, ref, err := s.mountImage(ctx, id, i, m, pod, mountLabel)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -82,7 +76,10 @@ func (s *Server) mountImages(ctx context.Context, id string, cfg *runtime.Contai
 
 // mountImage mounts the image of cfg's mount n read-only and returns the host
 // path the container binds (the sub path resolved in it) and the image's ID.
-func (s *Server) mountImage(ctx context.Context, id string, n int, m *runtime.Mount, mountLabel string) (string, string, error) {
+// In a pod with its own user namespace the layers are idmapped into it, as
+// the rootfs's are, so that the image's root files are the pod's root's.
+func (s *Server) mountImage(ctx context.Context, id string, n int, m *runtime.Mount, pod *sandbox.Pod,
+	mountLabel string) (string, string, error) {
 	ref := m.GetImage().GetImage()
 	img, err := s.images.Get(ctx, ref)
 	if err != nil {
@@ -100,8 +97,15 @@ func (s *Server) mountImage(ctx context.Context, id string, n int, m *runtime.Mo
 		}
 		snap.Lower = append(snap.Lower, empty)
 	}
-	opts, dir := snap.MountOptions()
-	if err := container.MountRootfs(container.WithMountLabel(opts, mountLabel), dir, target); err != nil {
+	if u := pod.Spec.UserNS; u != nil {
+		uid, gid := u.Root()
+		err = container.MountRootfsMapped(container.Layers{Lower: snap.Lower, MountLabel: mountLabel},
+			target, pod.Pins[sandbox.UserNS], uid, gid)
+	} else {
+		opts, dir := snap.MountOptions()
+		err = container.MountRootfs(container.WithMountLabel(opts, mountLabel), dir, target)
+	}
+	if err != nil {
 		return "", "", fmt.Errorf("image mount of %q: %w", ref, err)
 	}
 	src, err := volumes.ResolveImageSubPath(target, m.GetImageSubPath())

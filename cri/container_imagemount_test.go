@@ -21,7 +21,6 @@ func TestImageMountRefusals(t *testing.T) {
 	imgs := &fakeImages{imgs: map[string]*images.Image{"busybox": {ID: "sha256:abc"}}}
 	s := New(Options{Config: config.Default(), Images: imgs, StateDir: state, Pods: memPods{}})
 	plain := &sandbox.Pod{ID: "p"}
-	userns := &sandbox.Pod{ID: "q", Spec: sandbox.Spec{UserNS: &sandbox.UserNamespace{}}}
 	for _, tc := range []struct {
 		name  string
 		mount *runtime.Mount
@@ -31,7 +30,6 @@ func TestImageMountRefusals(t *testing.T) {
 		{"writable", &runtime.Mount{ContainerPath: "/m", Image: &runtime.ImageSpec{Image: "busybox"}}, plain, errdefs.IsInvalidArgument},
 		{"unnamed", &runtime.Mount{ContainerPath: "/m", Readonly: true, Image: &runtime.ImageSpec{}}, plain, errdefs.IsInvalidArgument},
 		{"not pulled", &runtime.Mount{ContainerPath: "/m", Readonly: true, Image: &runtime.ImageSpec{Image: "nginx"}}, plain, errdefs.IsNotFound},
-		{"userns", &runtime.Mount{ContainerPath: "/m", Readonly: true, Image: &runtime.ImageSpec{Image: "busybox"}}, userns, errdefs.IsFailedPrecondition},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &runtime.ContainerConfig{Mounts: []*runtime.Mount{{ContainerPath: "/h", HostPath: "/tmp"}, tc.mount}}

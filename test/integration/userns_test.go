@@ -36,7 +36,7 @@ func usernsPodConfig(name string) *runtime.PodSandboxConfig {
 // its root is an unprivileged host ID; its network namespace belongs to it
 // (its root binds a privileged port); the image's files are its root's and
 // what it writes is stored with its host IDs; a volume with the pod's
-// mappings is idmapped; its containers share a PID namespace whose init (the
+// mappings is idmapped, and so are image mounts; its containers share a PID namespace whose init (the
 // pause) is the pod's root too, as is the root of its IPC namespace's
 // /dev/mqueue (which SELinux hosts label); privileged containers are
 // refused; nothing is left after removal.
@@ -137,6 +137,16 @@ func TestUserNamespaces(t *testing.T) {
 		t.Errorf("image volume in a user-namespaced pod: %q %q", r.Stdout, r.Stderr)
 	}
 
+	// An image mount is idmapped as the rootfs is: the image's root files
+	// are the pod's root's (unmapped, they would show as the overflow ID).
+	imgCtr := startContainer(t, rc, pod, podCfg, "image-mount", func(c *runtime.ContainerConfig) {
+		c.Mounts = []*runtime.Mount{{ContainerPath: "/img", Readonly: true, Image: &runtime.ImageSpec{Image: volImage}}}
+		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{NamespaceOptions: ns}}
+	}, "sleep", "100000")
+	if r := execSync(t, rc, imgCtr, "sh", "-c", "stat -c %u:%g /img/bin/busybox /img/etc/berth-test-image"); strings.Join(strings.Fields(string(r.Stdout)), " ") != "0:0 0:0" {
+		t.Errorf("image mount in a user-namespaced pod: %q %q", r.Stdout, r.Stderr)
+	}
+
 	privileged := func(c *runtime.ContainerConfig) {
 		c.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true, NamespaceOptions: ns}}
 	}
@@ -152,4 +162,7 @@ func TestUserNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPodGone(t, b, pod)
+	if left := imageMountsLeft(b); len(left) > 0 {
+		t.Errorf("image mounts left after RemovePodSandbox: %v", left)
+	}
 }
