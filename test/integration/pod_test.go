@@ -215,20 +215,40 @@ esac
 exit 0
 `
 
+// pluginNetwork gives b a CNI network named name: the test bridge, then a
+// plugin of the test's own (script, installed as plugin), in a bin dir of
+// its own (returned) beside the real bridge, host-local and loopback.
+func pluginNetwork(t *testing.T, b *util.Berthd, name, plugin, script string) (binDir string) {
+	t.Helper()
+	binDir, confDir := filepath.Join(b.Dir, "cni-bin"), filepath.Join(b.Dir, "net.d")
+	for _, d := range []string{binDir, confDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"bridge", "host-local", "loopback"} {
+		if err := os.Symlink("/opt/cni/bin/"+p, filepath.Join(binDir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := `{"cniVersion":"1.0.0","name":"` + name + `","plugins":[
+		{"type":"bridge","bridge":"` + util.TestBridge + `","ipam":{"type":"host-local","subnet":"` + util.TestSubnet +
+		`","dataDir":"` + filepath.Join(b.Root, "cni", "networks") + `"}},
+		{"type":"` + plugin + `"}]}`
+	if err := os.WriteFile(filepath.Join(binDir, plugin), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "10-"+name+".conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return binDir
+}
+
 // A pod whose network ADD fails leaves nothing: no pod, no pin, no lease.
 func TestFailedAttachLeavesNothing(t *testing.T) {
 	bin := util.RequireIntegration(t)
 	b := util.NewBerthd(t, "")
-	binDir, confDir := filepath.Join(b.Dir, "cni-bin"), filepath.Join(b.Dir, "net.d")
-	os.MkdirAll(binDir, 0o755)
-	os.MkdirAll(confDir, 0o755)
-	for _, p := range []string{"bridge", "host-local", "loopback"} {
-		os.Symlink("/opt/cni/bin/"+p, filepath.Join(binDir, p))
-	}
-	os.WriteFile(filepath.Join(binDir, "failpoint"), []byte(failpointPlugin), 0o755)
-	os.WriteFile(filepath.Join(confDir, "10-fail.conflist"), []byte(`{"cniVersion":"1.0.0","name":"failnet","plugins":[
-		{"type":"bridge","bridge":"`+util.TestBridge+`","ipam":{"type":"host-local","subnet":"`+util.TestSubnet+`","dataDir":"`+filepath.Join(b.Root, "cni", "networks")+`"}},
-		{"type":"failpoint"}]}`), 0o644)
+	binDir := pluginNetwork(t, b, "failnet", "failpoint", failpointPlugin)
 	b.DropIn(t, "10-cni.toml", "[cni]\nbin_dirs = [\""+binDir+"\"]\n")
 	b.Start(t, bin)
 	rc, _ := b.Clients(t)

@@ -106,18 +106,9 @@ exit 0
 func TestHungCNIPluginTimesOut(t *testing.T) {
 	bin := util.RequireIntegration(t)
 	b := util.NewBerthd(t, "")
-	binDir, confDir := filepath.Join(b.Dir, "cni-bin"), filepath.Join(b.Dir, "net.d")
-	os.MkdirAll(binDir, 0o755)
-	os.MkdirAll(confDir, 0o755)
-	for _, p := range []string{"bridge", "host-local"} {
-		os.Symlink("/opt/cni/bin/"+p, filepath.Join(binDir, p))
-	}
 	pidFile := filepath.Join(b.Dir, "hang.pid")
-	os.WriteFile(filepath.Join(binDir, "hang"), []byte(strings.Replace(hangPlugin, "%s", pidFile, 1)), 0o755)
-	os.WriteFile(filepath.Join(confDir, "10-hang.conflist"), []byte(`{"cniVersion":"1.0.0","name":"hangnet","plugins":[
-		{"type":"bridge","bridge":"`+util.TestBridge+`","ipam":{"type":"host-local","subnet":"`+util.TestSubnet+`","dataDir":"`+filepath.Join(b.Root, "cni", "networks")+`"}},
-		{"type":"hang"}]}`), 0o644)
-	b.DropIn(t, "10-cni.toml", "[cni]\nbin_dirs = [\""+binDir+"\", \"/opt/cni/bin\"]\nplugin_timeout = \"3s\"\n")
+	binDir := pluginNetwork(t, b, "hangnet", "hang", strings.Replace(hangPlugin, "%s", pidFile, 1))
+	b.DropIn(t, "10-cni.toml", "[cni]\nbin_dirs = [\""+binDir+"\"]\nplugin_timeout = \"3s\"\n")
 	b.Start(t, bin)
 	rc, _ := b.Clients(t)
 	_, err := rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: podConfig("hung")})
