@@ -172,6 +172,7 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 		CgroupsPath:         cgroupParent(pod) + "/" + id,
 		MinOOMScoreAdj:      container.OwnOOMScoreAdj(),
 		Host:                host,
+		ResolveDevice:       container.DeviceNodes,
 		Seccomp:             profile,
 		LSM:                 s.hostLSM(),
 		SELinuxProcessLabel: labels.process, SELinuxMountLabel: labels.mount,

@@ -41,6 +41,8 @@ type Input struct {
 	MinOOMScoreAdj int
 	// Host bounds the capabilities and devices a container may get.
 	Host Host
+	// ResolveDevice finds the host device nodes of the config's devices.
+	ResolveDevice ResolveDevice
 	// Seccomp is the profile the security context asks for (see
 	// SeccompChoice); privileged containers run without one.
 	Seccomp Seccomp
@@ -59,7 +61,7 @@ type Built struct {
 
 // Build makes the OCI spec of a container with Berth's secure defaults:
 // Docker's default capabilities, masked and read-only /proc and /sys paths,
-// no new devices, the pod's namespaces and files.
+// no devices but those asked for, the pod's namespaces and files.
 func Build(in Input) (*Built, error) {
 	cfg := in.Config
 	if err := refuseUnsupported(cfg); err != nil {
@@ -97,6 +99,9 @@ func Build(in Input) (*Built, error) {
 			return nil, err
 		}
 		s.Process.SelinuxLabel, s.Linux.MountLabel = in.SELinuxProcessLabel, in.SELinuxMountLabel
+	}
+	if err := applyDevices(s, cfg.GetDevices(), in.ResolveDevice, sc.GetPrivileged()); err != nil {
+		return nil, err
 	}
 	if _, joinsUTS := in.Namespaces[specs.UTSNamespace]; !joinsUTS {
 		s.Hostname = in.Hostname // a joined UTS namespace keeps the pod's

@@ -195,8 +195,8 @@ func TestBuildSELinuxLabels(t *testing.T) {
 	}
 }
 
-// TestBuildRefusesWhatItCannotDo: devices and cdi_devices are Unimplemented
-// naming the field; envs a process cannot carry are InvalidArgument naming
+// TestBuildRefusesWhatItCannotDo: cdi_devices are Unimplemented naming the
+// field (bad devices: TestDevicesRefused); envs a process cannot carry are InvalidArgument naming
 // the variable (never a mangled value).
 func TestBuildRefusesWhatItCannotDo(t *testing.T) {
 	for _, tc := range []struct {
@@ -204,9 +204,6 @@ func TestBuildRefusesWhatItCannotDo(t *testing.T) {
 		edit        func(*runtime.ContainerConfig)
 		want        func(error) bool
 	}{
-		{"device", "devices", func(c *runtime.ContainerConfig) {
-			c.Devices = []*runtime.Device{{HostPath: "/dev/fuse", ContainerPath: "/dev/fuse", Permissions: "rw"}}
-		}, errdefs.IsNotImplemented},
 		{"cdi device", "cdi_devices", func(c *runtime.ContainerConfig) {
 			c.CDIDevices = []*runtime.CDIDevice{{Name: "vendor.com/gpu=0"}}
 		}, errdefs.IsNotImplemented},

@@ -9,14 +9,9 @@ import (
 
 // refuseUnsupported fails a container config that asks for what Berth does
 // not do yet, naming the field, so that the kubelet reports it instead of a
-// container running without what it was promised: devices (host device
-// nodes with cgroup permissions) and cdi_devices (CDI specs). Unimplemented,
-// not InvalidArgument: the request is well formed.
+// container running without what it was promised: cdi_devices (CDI specs).
+// Unimplemented, not InvalidArgument: the request is well formed.
 func refuseUnsupported(cfg *runtime.ContainerConfig) error {
-	if d := cfg.GetDevices(); len(d) > 0 {
-		return fmt.Errorf("devices (%s → %s): host devices are not supported yet: %w",
-			d[0].GetHostPath(), d[0].GetContainerPath(), errdefs.ErrNotImplemented)
-	}
 	if d := cfg.GetCDIDevices(); len(d) > 0 {
 		return fmt.Errorf("cdi_devices (%s): CDI devices are not supported yet: %w", d[0].GetName(), errdefs.ErrNotImplemented)
 	}

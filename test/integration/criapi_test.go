@@ -12,8 +12,9 @@ import (
 // TestCRIFieldsHonouredOrRefused: request fields Berth used to drop without a
 // word. add_ambient_capabilities reach a non-root process (ambient and
 // effective); the deprecated seccomp_profile_path alone confines the
-// container; devices, cdi_devices and an env value a process cannot carry
-// are refused with the field named, leaving no container.
+// container; cdi_devices, devices with bad permissions or a host path that
+// is no device, and an env value a process cannot carry are refused with the
+// field named, leaving no container (devices that work: TestDevices).
 func TestCRIFieldsHonouredOrRefused(t *testing.T) {
 	b, _, rc := containerBerthd(t)
 	podCfg := podConfig("cri-fields")
@@ -37,8 +38,11 @@ func TestCRIFieldsHonouredOrRefused(t *testing.T) {
 		code        codes.Code
 		edit        func(*runtime.ContainerConfig)
 	}{
-		{"device", "devices", codes.Unimplemented, func(c *runtime.ContainerConfig) {
-			c.Devices = []*runtime.Device{{HostPath: "/dev/null", ContainerPath: "/dev/mynull", Permissions: "rw"}}
+		{"device permissions", "devices", codes.InvalidArgument, func(c *runtime.ContainerConfig) {
+			c.Devices = []*runtime.Device{{HostPath: "/dev/null", ContainerPath: "/dev/mynull", Permissions: "rwx"}}
+		}},
+		{"device a regular file", "/etc/passwd", codes.InvalidArgument, func(c *runtime.ContainerConfig) {
+			c.Devices = []*runtime.Device{{HostPath: "/etc/passwd", ContainerPath: "/dev/passwd", Permissions: "r"}}
 		}},
 		{"cdi", "cdi_devices", codes.Unimplemented, func(c *runtime.ContainerConfig) {
 			c.CDIDevices = []*runtime.CDIDevice{{Name: "vendor.com/gpu=0"}}
