@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the deprecated seccomp_profile_path is still part of the CRI, and honoured
+
 package integration
 
 import (
