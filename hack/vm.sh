@@ -10,7 +10,9 @@
 # networking), and the host's loopback ports in $VM_FORWARD (e.g. "5000", the
 # test registry) are forwarded to the same ports on the VM's loopback. The
 # scratch disk hides the host's /tmp but for the repo and the paths in
-# $VM_KEEP.
+# $VM_KEEP. $VM_KERNEL_ARGS adds to the kernel's command line. The kernel's
+# warnings, soft lockups and RCU stalls with their stacks show on the
+# console; its whole log ends up in the output dir's dmesg.
 #
 #   hack/vm.sh run CMD [ARG...]   boot, run CMD as root in the VM, exit with its status
 #   hack/vm.sh prepare            only fetch the kernel and build the initramfs (cached)
@@ -135,7 +137,7 @@ run() {
 	timeout "${VM_TIMEOUT:-1800}" qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "${VM_MEMORY:-3072}" \
 		-nographic -no-reboot -monitor none -serial stdio \
 		-kernel "$KDIR/boot/vmlinuz-$VM_KERNEL_VERSION" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic=-1 $lsm berth.out=$out" \
+		-append "console=ttyS0 quiet panic=-1 $lsm berth.out=$out ${VM_KERNEL_ARGS:-}" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
 		-virtfs "local,path=$out,mount_tag=out,security_model=passthrough" \
 		-drive "file=$disk,format=raw,if=virtio,cache=unsafe" \
