@@ -34,6 +34,9 @@ exit \$rc
 SUITE
 rc=0
 VM_OUT="$out" VM_FORWARD="$port" VM_TIMEOUT="${VM_TIMEOUT:-3000}" "$BERTH_REPO/hack/vm.sh" run sh "$out/suite.sh" || rc=1
+# The VM's whole kernel log (the console shows only warnings and worse).
+mkdir -p "$BERTH_REPO/_output"
+cp "$out/dmesg" "$BERTH_REPO/_output/test-vm-dmesg.log" 2>/dev/null || true
 # SELinux enforcing, in a VM of its own (about 75 s): TestSELinux and
 # critest's SELinux specs.
 "$BERTH_REPO/hack/test-vm-selinux.sh" || rc=1

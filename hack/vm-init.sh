@@ -66,11 +66,19 @@ stage2() {
 	for port in $(bb cat "$out/forward"); do
 		socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "TCP:10.0.2.2:$port" &
 	done
+	# The kernel boots quiet (console log level 4: errors only), which drops
+	# the stack of a soft lockup or an RCU stall (printed at the default
+	# level, 4): level 5 shows them, and warnings, not the notices (audit).
+	# Each soft lockup also dumps every CPU's stack: what the other vCPU
+	# was doing tells a stall of the emulation from a kernel path that loops.
+	echo 5 >/proc/sys/kernel/printk
+	echo 1 >/proc/sys/kernel/softlockup_all_cpu_backtrace
 	export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${SELINUX_PATH:-} HOME=/root
 	echo "berth-vm: $(bb uname -r), cgroup2 controllers: $(bb cat /sys/fs/cgroup/cgroup.subtree_control)," \
 		"LSMs: $(bb cat /sys/kernel/security/lsm)"
 	sh -c "$(bb cat "$out/cmd")" </dev/null
 	echo $? >"$out/rc"
+	bb dmesg >"$out/dmesg" # the whole kernel log, info level included
 	bb sync
 	bb poweroff -f
 }

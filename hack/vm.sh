@@ -10,7 +10,9 @@
 # networking), and the host's loopback ports in $VM_FORWARD (e.g. "5000", the
 # test registry) are forwarded to the same ports on the VM's loopback. The
 # scratch disk hides the host's /tmp but for the repo and the paths in
-# $VM_KEEP.
+# $VM_KEEP. $VM_KERNEL_ARGS adds to the kernel's command line. The kernel's
+# warnings, soft lockups and RCU stalls with their stacks show on the
+# console; its whole log ends up in the output dir's dmesg.
 #
 #   hack/vm.sh run CMD [ARG...]   boot, run CMD as root in the VM, exit with its status
 #   hack/vm.sh prepare            only fetch the kernel and build the initramfs (cached)
@@ -131,11 +133,28 @@ run() {
 	local disk="$out/scratch.img"
 	truncate -s "${VM_DISK:-8G}" "$disk"
 	mkfs.ext4 -q -F "$disk"
+	# Kernel arguments for software emulation:
+	#  - transparent_hugepage=never init_on_alloc=0: Debian's kernel backs a
+	#    first touch of anonymous memory with a 2 MiB page and zeroes it
+	#    whole at allocation, without a point to reschedule (init_on_alloc;
+	#    the fault zeroes it once more). Emulated on a busy host, that held
+	#    a new berthd's heap growing in one fault for over 20 s ("soft lockup
+	#    ... [berthd]" in clear_page_erms < get_page_from_freelist <
+	#    do_huge_pmd_anonymous_page), the whole process with it: the test
+	#    saw no answer to Version for a minute. A 4 KiB page at a time, each
+	#    fault is short and the process's other threads run.
+	#  - tsc=reliable: the emulated TSC follows the host's clock, the same
+	#    for every vCPU, but without the invariant-TSC flag the kernel takes
+	#    it for unsynchronized and reads the HPET instead: a trap to the
+	#    emulator, under its global lock, for every clock read (Go reads the
+	#    clock all the time) instead of a read in the vDSO: time.Now took
+	#    5.5-7.7 us with the HPET, 0.64 us with the TSC (a busy host).
+	local kargs="transparent_hugepage=never init_on_alloc=0 tsc=reliable"
 	log "booting the VM (cgroup v2, $VM_LSM) for: $*"
 	timeout "${VM_TIMEOUT:-1800}" qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "${VM_MEMORY:-3072}" \
 		-nographic -no-reboot -monitor none -serial stdio \
 		-kernel "$KDIR/boot/vmlinuz-$VM_KERNEL_VERSION" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic=-1 $lsm berth.out=$out" \
+		-append "console=ttyS0 quiet panic=-1 $lsm $kargs berth.out=$out ${VM_KERNEL_ARGS:-}" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
 		-virtfs "local,path=$out,mount_tag=out,security_model=passthrough" \
 		-drive "file=$disk,format=raw,if=virtio,cache=unsafe" \
