@@ -36,7 +36,13 @@ func TestCadvisorMetrics(t *testing.T) {
 			t.Fatalf("the burner used only %d ns of CPU", cpuUsage(t, cg))
 		}
 	}
+	// The container's file descriptors, read from /proc around the metrics
+	// call: a process may open or close one meanwhile (the metric must then
+	// lie between the two readings).
+	procs := util.CgroupFile(t, "pids", cg, "cgroup.procs", "cgroup.procs")
+	fdsBefore, socketsBefore := procFDs(t, procs)
 	pm, err := rc.ListPodSandboxMetrics(ctxT(t), &runtime.ListPodSandboxMetricsRequest{})
+	fdsAfter, socketsAfter := procFDs(t, procs)
 	if err != nil || len(pm.PodMetrics) != 1 || len(pm.PodMetrics[0].ContainerMetrics) != 1 {
 		t.Fatalf("ListPodSandboxMetrics = %v, %v", pm, err)
 	}
@@ -57,9 +63,10 @@ func TestCadvisorMetrics(t *testing.T) {
 	if threads, tasks := value("container_threads"), cgroupValue(t, cg, "pids", "pids.current", "pids.current", ""); threads != tasks || threads < 3 {
 		t.Errorf("container_threads %d, pids.current %d", threads, tasks)
 	}
-	fds, sockets := procFDs(t, util.CgroupFile(t, "pids", cg, "cgroup.procs", "cgroup.procs"))
-	if value("container_file_descriptors") != fds || value("container_sockets") != sockets || sockets < 1 {
-		t.Errorf("fds %d sockets %d, /proc says %d and %d", value("container_file_descriptors"), value("container_sockets"), fds, sockets)
+	if fds, sockets := value("container_file_descriptors"), value("container_sockets"); !between(fds, fdsBefore, fdsAfter) ||
+		!between(sockets, socketsBefore, socketsAfter) || sockets < 1 {
+		t.Errorf("fds %d sockets %d, /proc says %d and %d before the call, %d and %d after", fds, sockets,
+			fdsBefore, socketsBefore, fdsAfter, socketsAfter)
 	}
 	if user, sys, usage := value("container_cpu_user_seconds_total"), value("container_cpu_system_seconds_total"),
 		value("container_cpu_usage_seconds_total"); usage < 2 || absDiff(user+sys, usage) > 1 {
@@ -173,6 +180,9 @@ func limitLine(text, prefix string) []string {
 
 // procFDs counts the open descriptors of the processes listed, and the
 // sockets among them.
+// between says whether v lies between a and b (in either order).
+func between(v, a, b uint64) bool { return min(a, b) <= v && v <= max(a, b) }
+
 func procFDs(t *testing.T, procs string) (fds, sockets uint64) {
 	t.Helper()
 	for _, pid := range strings.Fields(procs) {

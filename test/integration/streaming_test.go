@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -166,28 +167,54 @@ func TestAttachSessions(t *testing.T) {
 		t.Errorf("the shell after its stdin closed: %+v", st)
 	}
 	ticker := startContainer(t, rc, pod, podCfg, "ticker", nil, "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
-	var outs [2]strings.Builder
+	// Both sessions at once, each until it has seen 5 ticks (or the call
+	// timeout passed: emulated VMs are slow).
 	var cmds [2]*exec.Cmd
+	var seen [2]chan string
 	for i := range cmds {
 		cmds[i] = crictlCmd(t, b, "attach", ticker)
-		cmds[i].Stdout = &outs[i]
+		out, err := cmds[i].StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmds[i].Start(); err != nil {
 			t.Fatal(err)
 		}
+		seen[i] = make(chan string, 1)
+		go func() { seen[i] <- firstTicks(out, 5) }()
 	}
-	time.Sleep(2 * time.Second)
+	ctx := ctxT(t)
 	for i, c := range cmds {
+		select {
+		case got := <-seen[i]:
+			if n := strings.Count(got, "tick "); n < 5 {
+				t.Errorf("attached session %d saw %d ticks before its output ended:\n%s", i, n, got)
+			}
+		case <-ctx.Done():
+			t.Errorf("attached session %d saw fewer than 5 ticks in %v", i, util.CallTimeout())
+		}
 		c.Process.Kill() // detach
 		c.Wait()
-		if n := strings.Count(outs[i].String(), "tick "); n < 5 {
-			t.Errorf("attached session %d saw %d ticks:\n%s", i, n, outs[i].String())
-		}
 	}
 	time.Sleep(300 * time.Millisecond)
 	if st := containerStatus(t, rc, ticker); st.State != runtime.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("the container after its sessions detached: %v", st.State)
 	}
 	removeLeavingNoSessions(t, b, rc, pod)
+}
+
+// firstTicks reads lines of r until n of them are ticks or r ends, and
+// returns what it read.
+func firstTicks(r io.Reader, n int) string {
+	var got strings.Builder
+	sc := bufio.NewScanner(r)
+	for ticks := 0; ticks < n && sc.Scan(); {
+		got.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "tick ") {
+			ticks++
+		}
+	}
+	return got.String()
 }
 
 // Two subscribers get a container's whole lifecycle as events, in order,
