@@ -134,6 +134,11 @@ func (s *Server) containerEvent(ch container.Change) *runtime.ContainerEventResp
 func (s *Server) GetContainerEvents(_ *runtime.GetEventsRequest, stream grpc.ServerStreamingServer[runtime.ContainerEventResponse]) error {
 	sub := s.events.subscribe(s.dispatchEvents)
 	defer s.events.unsubscribe(sub)
+	// The headers tell the client it is subscribed: events from now on
+	// reach it.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
 	for {
 		select {
 		case ev, ok := <-sub.ch:

@@ -966,9 +966,14 @@ func TestStats(t *testing.T) {
 	if wl := first.GetWritableLayer(); wl.GetUsedBytes().GetValue() < 5_000_000 || wl.GetInodesUsed().GetValue() == 0 {
 		t.Errorf("writable layer: %v", wl)
 	}
+	// Nano-cores are the CPU used between two samples over the time between
+	// them (whatever share of a CPU the busy loop gets on a loaded host).
 	time.Sleep(time.Second)
-	if cores := stats().GetCpu().GetUsageNanoCores().GetValue(); cores < 3e8 {
-		t.Errorf("a busy loop uses %d nanocores", cores)
+	second := stats().GetCpu()
+	used, took := second.GetUsageCoreNanoSeconds().GetValue()-first.GetCpu().GetUsageCoreNanoSeconds().GetValue(),
+		second.GetTimestamp()-first.GetCpu().GetTimestamp()
+	if cores, want := second.GetUsageNanoCores().GetValue(), used*1e9/uint64(took); cores == 0 || absDiff(cores, want) > want/1000+1 {
+		t.Errorf("a busy loop uses %d nanocores, its samples say %d ns of CPU in %d ns", cores, used, took)
 	}
 	list := func(f *runtime.ContainerStatsFilter) int {
 		resp, err := rc.ListContainerStats(ctxT(t), &runtime.ListContainerStatsRequest{Filter: f})

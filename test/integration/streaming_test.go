@@ -231,9 +231,12 @@ func TestContainerEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// berthd sends the headers once the subscription is made.
+		if _, err := sub.Header(); err != nil {
+			t.Fatal(err)
+		}
 		subs = append(subs, sub)
 	}
-	time.Sleep(200 * time.Millisecond) // the subscriptions reach berthd
 	id := startContainer(t, rc, pod, podCfg, "main", nil, "sleep", "100000")
 	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
