@@ -4,7 +4,8 @@
 # module; hack/selinux-policy.sh): berthd, labelled container_engine_exec_t on
 # the VM's scratch disk, runs in the container engine's domain; TestSELinux,
 # TestUserNamespaces (a user namespace and SELinux labels together),
-# TestImageVolume, the streaming tests (exec, attach, port-forward) and
+# TestImageVolume, TestImageMount (image mounts carry the pod's mount label),
+# the streaming tests (exec, attach, port-forward) and
 # critest's SELinux specs run against it. The policy's denials are printed.
 # Needs make build and the test registry serving on $BERTH_REGISTRY (make
 # test-vm starts it); hack/test-vm.sh calls it. critest's reports end up in
@@ -38,9 +39,9 @@ chcon system_u:object_r:container_engine_exec_t:s0 \$bin/berthd \$bin/berth-shim
 mkdir -p /tmp/berth-var
 chcon system_u:object_r:container_ro_file_t:s0 /tmp/berth-var
 export TMPDIR=/tmp/berth-var
-echo "== TestSELinux; user namespaces, image volumes and streaming with SELinux labels"
+echo "== TestSELinux; user namespaces, image volumes, image mounts and streaming with SELinux labels"
 BERTHD=\$bin/berthd CRICTL=$BERTH_BIN/crictl BERTH_TEST_REGISTRY=$BERTH_REGISTRY BERTH_TEST_CALL_TIMEOUT=2m \\
-	$BERTH_REPO/bin/integration.test -test.count=1 -test.timeout=15m -test.v -test.run '^(TestSELinux|TestUserNamespaces|TestImageVolume|TestExecSessions|TestAttachSessions|TestPortForward)\$' || rc=1
+	$BERTH_REPO/bin/integration.test -test.count=1 -test.timeout=15m -test.v -test.run '^(TestSELinux|TestUserNamespaces|TestImageVolume|TestImageMount|TestExecSessions|TestAttachSessions|TestPortForward)\$' || rc=1
 echo "== critest (SELinux specs)"
 BERTHD=\$bin/berthd BERTH_REGISTRY_PROVIDED=1 CRITEST_REPORT_DIR=$out/critest CRITEST_FOCUS=SELinux \\
 	CRITEST_MUST_PASS=$BERTH_REPO/test/critest/must-pass-vm-selinux.txt $BERTH_REPO/hack/critest.sh || rc=1
