@@ -57,13 +57,13 @@ func (r *Reader) addV1Extras(s *Stats, path string) {
 	s.Spec.CPUShares, _ = readUint(filepath.Join(r.v1Root, "cpu", path, "cpu.shares"))
 	// -1 (no quota) does not parse: 0.
 	s.Spec.CPUQuota, _ = readUint(filepath.Join(r.v1Root, "cpu", path, "cpu.cfs_quota_us"))
-	procs := filepath.Join(r.v1Root, "pids", path, "cgroup.procs")
-	s.FileDescriptors, s.Sockets = r.countFDs(procs)
+	pids := readFields(filepath.Join(r.v1Root, "pids", path, "cgroup.procs"))
+	s.FileDescriptors, s.Sockets = r.countFDs(pids)
 	s.Spec.MemoryReservation, s.Spec.HasMemoryReservation = memoryReservation(filepath.Join(r.v1Root, "memory", path, "memory.soft_limit_in_bytes"))
 	s.Hugetlb = hugetlb(filepath.Join(r.v1Root, "hugetlb", path), "usage_in_bytes", "max_usage_in_bytes")
 	// Kernels that give v1 cgroups PSI files put them in the cpuacct hierarchy.
 	s.Pressure = pressure(filepath.Join(r.v1Root, "cpuacct", path))
-	s.OpenFilesLimit, s.HasOpenFilesLimit = r.openFilesLimit(procs)
+	s.OpenFilesLimit, s.HasOpenFilesLimit = r.openFilesLimit(pids)
 }
 
 // addV2Extras reads the CPU and swap spec, names the block devices, counts
@@ -89,26 +89,23 @@ func (r *Reader) addV2Extras(s *Stats, dir string) {
 	for i := range s.BlockIO {
 		s.BlockIO[i].Device = r.deviceName(s.BlockIO[i].Major, s.BlockIO[i].Minor)
 	}
-	s.FileDescriptors, s.Sockets = r.countFDs(filepath.Join(dir, "cgroup.procs"))
+	pids := readFields(filepath.Join(dir, "cgroup.procs"))
+	s.FileDescriptors, s.Sockets = r.countFDs(pids)
 	s.Spec.MemoryReservation, s.Spec.HasMemoryReservation = memoryReservation(filepath.Join(dir, "memory.min"))
 	s.Hugetlb = hugetlb(dir, "current", "")
 	s.Pressure = pressure(dir)
-	s.OpenFilesLimit, s.HasOpenFilesLimit = r.openFilesLimit(filepath.Join(dir, "cgroup.procs"))
+	s.OpenFilesLimit, s.HasOpenFilesLimit = r.openFilesLimit(pids)
 }
 
 // weightToShares inverts runc's shares → weight conversion
 // (weight = 1 + (shares-2)*9999/262142).
 func weightToShares(w uint64) uint64 { return 2 + (w-1)*262142/9999 }
 
-// countFDs counts the open file descriptors of the processes listed in
-// procs, and those that are sockets. A process that exits meanwhile is
+// countFDs counts the open file descriptors of the processes
+// pids, and those that are sockets. A process that exits meanwhile is
 // skipped.
-func (r *Reader) countFDs(procs string) (fds, sockets uint64) {
-	data, err := os.ReadFile(procs)
-	if err != nil {
-		return 0, 0
-	}
-	for _, pid := range strings.Fields(string(data)) {
+func (r *Reader) countFDs(pids []string) (fds, sockets uint64) {
+	for _, pid := range pids {
 		dir := filepath.Join(r.procRoot, pid, "fd")
 		entries, err := os.ReadDir(dir)
 		if err != nil {

@@ -138,8 +138,8 @@ func memoryReservation(path string) (uint64, bool) {
 // openFilesLimit is the soft "Max open files" limit of the container's root
 // process, from /proc/<pid>/limits, as cAdvisor reports it; false when it
 // cannot be read or is unlimited (a CRI value cannot say cAdvisor's -1).
-func (r *Reader) openFilesLimit(procs string) (uint64, bool) {
-	pid := r.rootProcess(procs)
+func (r *Reader) openFilesLimit(pids []string) (uint64, bool) {
+	pid := r.rootProcess(pids)
 	if pid == "" {
 		return 0, false
 	}
@@ -163,8 +163,7 @@ func (r *Reader) openFilesLimit(procs string) (uint64, bool) {
 // rootProcess picks the container's init among the cgroup's processes: of
 // those whose parent is outside the cgroup (the init, and exec'd processes
 // that came later), the one started first.
-func (r *Reader) rootProcess(procs string) string {
-	pids := readFields(procs)
+func (r *Reader) rootProcess(pids []string) string {
 	in := map[string]bool{}
 	for _, pid := range pids {
 		in[pid] = true

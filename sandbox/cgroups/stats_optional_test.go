@@ -17,11 +17,11 @@ func TestOpenFilesLimitOfRootProcess(t *testing.T) {
 	})
 	writeTree(t, cg, map[string]string{"cgroup.procs": "20\n12\n5\n9\n"})
 	r := &Reader{procRoot: proc}
-	if v, ok := r.openFilesLimit(filepath.Join(cg, "cgroup.procs")); !ok || v != 1024 {
+	if v, ok := r.openFilesLimit(readFields(filepath.Join(cg, "cgroup.procs"))); !ok || v != 1024 {
 		t.Fatalf("open files limit = %d, %v; want the init's 1024", v, ok)
 	}
 	writeTree(t, proc, map[string]string{"9/limits": "Max open files            unlimited            unlimited            files\n"})
-	if v, ok := r.openFilesLimit(filepath.Join(cg, "cgroup.procs")); ok {
+	if v, ok := r.openFilesLimit(readFields(filepath.Join(cg, "cgroup.procs"))); ok {
 		t.Fatalf("unlimited open files reported as %d", v)
 	}
 }
@@ -40,7 +40,7 @@ func TestOptionalFiguresAbsent(t *testing.T) {
 	if v, ok := memoryReservation(filepath.Join(dir, "memory.min")); ok {
 		t.Errorf("memory reservation = %d", v)
 	}
-	if v, ok := r.openFilesLimit(filepath.Join(dir, "cgroup.procs")); ok {
+	if v, ok := r.openFilesLimit(readFields(filepath.Join(dir, "cgroup.procs"))); ok {
 		t.Errorf("open files limit = %d", v)
 	}
 }
