@@ -94,23 +94,25 @@ func (m *Manager) Setup(ctx context.Context, p Pod) (*Attachment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w: %w", p.ID, ErrNotReady, err)
 	}
-	c := m.config()
 	rt := runtimeConf(p, PodInterface)
+	if err := m.notePending(list, rt); err != nil {
+		return nil, err
+	}
 	addCtx, cancel := m.pluginContext(ctx)
-	res, err := c.AddNetworkList(addCtx, list, rt)
+	res, err := m.config().AddNetworkList(addCtx, list, rt)
 	cancel()
 	if err != nil {
-		// libcni caches only successful ADDs: undo this one by hand, then
-		// whatever is cached.
+		// libcni caches only successful ADDs: Teardown undoes this one by
+		// its pending note, and whatever is cached.
 		undo, cancel := m.undoContext(ctx)
 		defer cancel()
-		delCtx, cancelDel := m.pluginContext(undo)
-		derr := errors.Join(c.DelNetworkList(delCtx, list, rt), m.Teardown(undo, p))
-		cancelDel()
-		if derr != nil {
+		if derr := m.Teardown(undo, p); derr != nil {
 			log.G(ctx).WithError(derr).WithField("pod", p.ID).Warn("undo of a failed CNI ADD failed")
 		}
 		return nil, fmt.Errorf("attach pod %s to network %q: %w", p.ID, list.Name, err)
+	}
+	if err := m.settlePending(p.ID, PodInterface); err != nil {
+		log.G(ctx).WithError(err).WithField("pod", p.ID).Warn("drop the note of a cached network ADD")
 	}
 	att, err := attachment(list.Name, res)
 	if err != nil {
@@ -142,7 +144,8 @@ func attachment(network string, res types.Result) (*Attachment, error) {
 	return a, nil
 }
 
-// Teardown detaches the pod from the network it was attached to (the cached
+// Teardown detaches the pod from the network it was attached to, or was
+// being attached to when an ADD failed or berthd died (the cached or noted
 // config is used, so a changed conf dir does not strand IPs). It is
 // idempotent: a missing netns, attachment or cache entry is fine.
 func (m *Manager) Teardown(ctx context.Context, p Pod) error {
@@ -152,6 +155,15 @@ func (m *Manager) Teardown(ctx context.Context, p Pod) error {
 	var errs []error
 	for _, cached := range m.cachedAttachments(ctx, p.ID) {
 		if err := m.del(ctx, cached, p.NetNS); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, pending := range m.pendingAttachments(ctx, p.ID) {
+		err := m.del(ctx, pending, p.NetNS)
+		if err == nil {
+			err = m.settlePending(pending.ContainerID, pending.IfName)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -29,9 +29,25 @@ type cached struct {
 // cachedAttachments lists the cached attachments of one pod, or of every pod
 // when podID is "". Unreadable entries are logged and skipped.
 func (m *Manager) cachedAttachments(ctx context.Context, podID string) []cached {
-	files, _ := filepath.Glob(filepath.Join(m.opts.CacheDir, "results", "*"))
+	return readAttachments(ctx, filepath.Join(m.opts.CacheDir, "results"), podID)
+}
+
+// pendingAttachments lists the ADDs in flight (pending.go) as
+// cachedAttachments lists the cached ones.
+func (m *Manager) pendingAttachments(ctx context.Context, podID string) []cached {
+	if m.opts.CacheDir == "" {
+		return nil
+	}
+	return readAttachments(ctx, m.pendingDir(), podID)
+}
+
+func readAttachments(ctx context.Context, dir, podID string) []cached {
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
 	var out []cached
 	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), ".") {
+			continue // a temp file
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			continue
@@ -69,27 +85,41 @@ func (m *Manager) del(ctx context.Context, c cached, netns string) error {
 	return nil
 }
 
-// Collect detaches every cached attachment whose pod is not in live (pods
-// that vanished in a crash between ADD and their record, or whose removal was
-// interrupted), then asks the pod network's plugins to GC (CNI 1.1), which
+// Collect detaches every cached or pending attachment whose pod is not in
+// live (pods that vanished in a crash between ADD and their record, or whose
+// removal was interrupted), then asks the pod network's plugins to GC (CNI 1.1), which
 // also frees what a crash in the middle of an ADD left uncached: no IP stays
 // allocated for a pod that is gone. Failures are logged; the next start tries
 // again.
 func (m *Manager) Collect(ctx context.Context, live map[string]bool) {
 	defer m.gc(ctx, live)
 	for _, c := range m.cachedAttachments(ctx, "") {
-		if live[c.ContainerID] {
-			continue
-		}
-		netns := c.NetNS
-		if _, err := os.Stat(netns); err != nil {
-			netns = ""
-		}
-		log.G(ctx).WithField("pod", c.ContainerID).Info("detaching the network of a pod that is gone")
-		if err := m.del(ctx, c, netns); err != nil {
-			log.G(ctx).WithError(err).WithField("pod", c.ContainerID).Warn("could not detach a gone pod")
+		if !live[c.ContainerID] {
+			m.collect(ctx, c)
 		}
 	}
+	for _, c := range m.pendingAttachments(ctx, "") {
+		if !live[c.ContainerID] && m.collect(ctx, c) {
+			if err := m.settlePending(c.ContainerID, c.IfName); err != nil {
+				log.G(ctx).WithError(err).Warn("drop the note of a network ADD")
+			}
+		}
+	}
+}
+
+// collect detaches the attachment of a pod that is gone; it says whether it
+// did.
+func (m *Manager) collect(ctx context.Context, c cached) bool {
+	netns := c.NetNS
+	if _, err := os.Stat(netns); err != nil {
+		netns = ""
+	}
+	log.G(ctx).WithField("pod", c.ContainerID).Info("detaching the network of a pod that is gone")
+	if err := m.del(ctx, c, netns); err != nil {
+		log.G(ctx).WithError(err).WithField("pod", c.ContainerID).Warn("could not detach a gone pod")
+		return false
+	}
+	return true
 }
 
 // gc runs CNI GC on the pod network with the live pods as valid attachments.

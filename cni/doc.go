@@ -14,7 +14,9 @@
 // that is killed whole at the deadline. A failed ADD is undone on a fresh
 // bounded context.
 //
-// On disk: libcni's cache of attachments (CacheDir/results), the default
+// On disk: libcni's cache of attachments (CacheDir/results), Berth's notes of
+// the ADDs in flight (CacheDir/pending, written before the plugins run, so
+// that an ADD cut short by a crash is DELeted too: pending.go), the default
 // network's host-local leases (DataDir/berth-default), and the kubelet's pod
 // CIDRs (PodCIDRFile, written temp → fsync → rename). The pod CIDRs are
 // guarded by a mutex; everything else is read per call.

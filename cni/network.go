@@ -24,7 +24,8 @@ type Options struct {
 	// kubelet's pod CIDR (SetPodCIDR) is, else FallbackSubnet.
 	DefaultSubnet string
 	// CacheDir keeps libcni's record of each attachment (results/), used to
-	// detach with the config the pod was attached with.
+	// detach with the config the pod was attached with, and the notes of the
+	// ADDs in flight (pending/); berthd always sets it.
 	CacheDir string
 	// DataDir is where the default network's host-local IPAM keeps its leases.
 	DataDir string

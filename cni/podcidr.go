@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -92,31 +91,12 @@ func (m *Manager) loadPodCIDRLocked(ctx context.Context) {
 	m.podCIDRs = list
 }
 
-// savePodCIDRLocked writes the pod CIDRs: temp file, fsync, rename.
+// savePodCIDRLocked writes the pod CIDRs durably.
 func (m *Manager) savePodCIDRLocked(list []string) error {
 	if m.opts.PodCIDRFile == "" {
 		return nil
 	}
-	dir := filepath.Dir(m.opts.PodCIDRFile)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".pod-cidr-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.WriteString(strings.Join(list, "\n") + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), m.opts.PodCIDRFile)
-	}
-	if err != nil {
+	if err := writeFileDurably(m.opts.PodCIDRFile, []byte(strings.Join(list, "\n")+"\n")); err != nil {
 		return fmt.Errorf("keep the pod CIDR: %w", err)
 	}
 	return nil

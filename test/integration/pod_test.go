@@ -17,6 +17,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/test/util"
+	"github.com/berth-cri/berth/test/wait"
 )
 
 func podConfig(name string) *runtime.PodSandboxConfig {
@@ -190,9 +191,9 @@ func TestPodNetwork(t *testing.T) {
 func assertNetworkClean(t *testing.T, b *util.Berthd) {
 	t.Helper()
 	leases, _ := filepath.Glob(filepath.Join(b.Root, "cni", "networks", "*", "10.*"))
-	cache, _ := filepath.Glob(filepath.Join(b.Root, "cni", "cache", "results", "*"))
+	cache, _ := filepath.Glob(filepath.Join(b.Root, "cni", "cache", "*", "*"))
 	if len(leases) != 0 || len(cache) != 0 {
-		t.Fatalf("left: leases %v, cached attachments %v", leases, cache)
+		t.Fatalf("left: leases %v, cached or pending attachments %v", leases, cache)
 	}
 	if out, _ := exec.Command("ip", "-o", "link", "show", "master", util.TestBridge).CombinedOutput(); strings.TrimSpace(string(out)) != "" {
 		t.Fatalf("veths left on %s:\n%s", util.TestBridge, out)
@@ -215,7 +216,8 @@ esac
 exit 0
 `
 
-// pluginNetwork gives b a CNI network named name: the test bridge, then a
+// pluginNetwork gives b a CNI network named name: the test bridge (with
+// masquerading, as the default network has it), then a
 // plugin of the test's own (script, installed as plugin), in a bin dir of
 // its own (returned) beside the real bridge, host-local and loopback.
 func pluginNetwork(t *testing.T, b *util.Berthd, name, plugin, script string) (binDir string) {
@@ -232,7 +234,7 @@ func pluginNetwork(t *testing.T, b *util.Berthd, name, plugin, script string) (b
 		}
 	}
 	conf := `{"cniVersion":"1.0.0","name":"` + name + `","plugins":[
-		{"type":"bridge","bridge":"` + util.TestBridge + `","ipam":{"type":"host-local","subnet":"` + util.TestSubnet +
+		{"type":"bridge","bridge":"` + util.TestBridge + `","ipMasq":true,"ipam":{"type":"host-local","subnet":"` + util.TestSubnet +
 		`","dataDir":"` + filepath.Join(b.Root, "cni", "networks") + `"}},
 		{"type":"` + plugin + `"}]}`
 	if err := os.WriteFile(filepath.Join(binDir, plugin), []byte(script), 0o755); err != nil {
@@ -259,6 +261,55 @@ func TestFailedAttachLeavesNothing(t *testing.T) {
 	list, _ := rc.ListPodSandbox(ctxT(t), &runtime.ListPodSandboxRequest{})
 	if len(list.GetItems()) != 0 {
 		t.Fatalf("pods left: %v", list.Items)
+	}
+	if m := util.MountsUnder(b.Dir); len(m) != 0 {
+		t.Fatalf("mounts left: %v", m)
+	}
+	assertNetworkClean(t, b)
+}
+
+// gatePlugin marks its ADD started (<gate>.started), then waits until
+// <gate>.open exists and fails; it accepts everything else.
+const gatePlugin = `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) touch "%[1]s.started"; while [ ! -e "%[1]s.open" ]; do sleep 0.05; done; exit 1 ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`
+
+// berthd killed in the middle of a pod's network ADD (after the bridge
+// plugin attached the pod and masqueraded its address, before libcni cached
+// the attachment): once it is back and the pod removed, no lease, veth or
+// nat rule of the pod is left.
+func TestKilledDuringAttachLeavesNothing(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	gate := filepath.Join(b.Dir, "gate")
+	binDir := pluginNetwork(t, b, "gatenet", "gate", fmt.Sprintf(gatePlugin, gate))
+	b.DropIn(t, "10-cni.toml", "[cni]\nbin_dirs = [\""+binDir+"\"]\n")
+	t.Cleanup(func() { os.WriteFile(gate+".open", nil, 0o600) })
+	b.Start(t, bin)
+	rc, _ := b.Clients(t)
+	go rc.RunPodSandbox(ctxT(t), &runtime.RunPodSandboxRequest{Config: podConfig("cut")})
+	wait.ForFile(t, gate+".started")
+	if nat, _ := exec.Command("iptables", "-w", "-t", "nat", "-S").Output(); !strings.Contains(string(nat), strings.TrimSuffix(util.TestSubnet, "0/24")) {
+		t.Fatalf("the bridge plugin masqueraded nothing before the gate: the test proves nothing\n%s", nat)
+	}
+	b.Kill(t)
+	if err := os.WriteFile(gate+".open", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t, bin)
+	rc, _ = b.Clients(t)
+	list, err := rc.ListPodSandbox(ctxT(t), &runtime.ListPodSandboxRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.GetItems() {
+		if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			t.Fatalf("remove pod %s: %v", p.Id, err)
+		}
 	}
 	if m := util.MountsUnder(b.Dir); len(m) != 0 {
 		t.Fatalf("mounts left: %v", m)

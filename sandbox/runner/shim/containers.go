@@ -42,10 +42,13 @@ type Containers struct {
 	waited map[int]bool
 	// sessions are the interactive execs, by exec ID.
 	sessions map[string]*session
-	// startMu is held from a helper's start to its registration, and from
-	// a create helper's start to its init's registration, so that the orphan
-	// reaper never takes either for an orphan (reap.go).
-	startMu sync.Mutex
+	// starting counts the processes between their start and their
+	// registration in waited: a helper until its pid is registered, a
+	// create's init until it is adopted. While any is, the orphan reaper
+	// leaves unknown zombies alone, and reaps again once none is (reap.go).
+	starting     int
+	reapDeferred bool
+	reapAgain    chan struct{}
 	// creating is read-held by each Create, so that listing waits for the
 	// creates in flight: after a crash of berthd, its successor must see
 	// what the creates it never heard back from made.
@@ -83,7 +86,8 @@ func NewContainers(root, runtime string) (*Containers, error) {
 		return nil, err
 	}
 	return &Containers{root: root, runtime: runtime, ctrs: map[string]*container{}, changed: make(chan struct{}), waited: map[int]bool{},
-		sessions: map[string]*session{}, deleted: map[string]bool{}}, nil
+		reapAgain: make(chan struct{}, 1),
+		sessions:  map[string]*session{}, deleted: map[string]bool{}}, nil
 }
 
 // Create makes the container and its init process, stopped before exec, with
@@ -144,13 +148,14 @@ func privatePIDNamespace(spec *specs.Spec) bool {
 	})
 }
 
-// startInit runs the create helper and adopts the init it started, all
-// under startMu, so that the orphan reaper never takes the init; with a
-// terminal, it receives the init's pty master.
+// startInit runs the create helper and adopts the init it started, counted
+// as starting until then, so that the orphan reaper never takes the init;
+// with a terminal, it receives the init's pty master. It holds no lock
+// across the create: the pod's other containers are served meanwhile.
 func (cs *Containers) startInit(req runner.HelperRequest, files []*os.File, st *stdio) (*container, error) {
-	cs.startMu.Lock()
-	defer cs.startMu.Unlock()
-	h, err := cs.startHelperLocked(runner.HelperCreate, req, files)
+	cs.beginStart()
+	defer cs.endStart()
+	h, err := cs.startHelper(runner.HelperCreate, req, files)
 	st.closeChildEnds()
 	if err != nil {
 		st.close()
@@ -179,9 +184,7 @@ func (cs *Containers) startInit(req runner.HelperRequest, files []*os.File, st *
 		}
 		// The init dies with its container; the orphan reaper reaps it.
 		cs.setWaited(reply.PID, false)
-		if h, err := cs.startHelperLocked(runner.HelperDelete, runner.HelperRequest{ID: req.ID}, nil); err == nil {
-			_, _ = cs.waitHelper(h)
-		}
+		_, _ = cs.helper(runner.HelperDelete, runner.HelperRequest{ID: req.ID})
 		return nil, fmt.Errorf("adopt init of %s: %w", req.ID, err)
 	}
 	return c, nil

@@ -213,17 +213,7 @@ func TestOrphansAreReaped(t *testing.T) {
 	if err != nil || !done || exit.Code != 5 {
 		t.Fatalf("init exit = %+v, %v, %v", exit, done, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		zombies := zombieChildren(os.Getpid())
-		if len(zombies) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zombies left: %v", zombies)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	awaitNoZombies(t)
 	cs.Delete("c3")
 }
 

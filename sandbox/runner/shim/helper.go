@@ -20,15 +20,10 @@ type helperCall struct {
 
 // startHelper starts "<runtime> op" on req, the files as its descriptors
 // from 3 on (req names them by number), and registers its pid so that the
-// orphan reaper leaves it to finish: both under startMu.
+// orphan reaper leaves it to finish; it counts as starting until then.
 func (cs *Containers) startHelper(op string, req runner.HelperRequest, files []*os.File) (*helperCall, error) {
-	cs.startMu.Lock()
-	defer cs.startMu.Unlock()
-	return cs.startHelperLocked(op, req, files)
-}
-
-// startHelperLocked is startHelper for a caller that holds startMu.
-func (cs *Containers) startHelperLocked(op string, req runner.HelperRequest, files []*os.File) (*helperCall, error) {
+	cs.beginStart()
+	defer cs.endStart()
 	req.Root = cs.root
 	data, err := json.Marshal(req)
 	if err != nil {

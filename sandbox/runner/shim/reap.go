@@ -2,7 +2,6 @@ package shim
 
 import (
 	"bytes"
-	"maps"
 	"os"
 	"os/signal"
 	"strconv"
@@ -18,7 +17,8 @@ import (
 // them). A blanket wait(-1) would steal them, so the reaper looks for zombie
 // children in /proc and reaps only those that are neither.
 
-// ReapOrphans reaps orphaned zombies whenever a child exits, until stop closes.
+// ReapOrphans reaps orphaned zombies whenever a child exits, until stop
+// closes; and again when a reap was deferred for processes starting.
 func (cs *Containers) ReapOrphans(stop <-chan struct{}) {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGCHLD)
@@ -28,27 +28,57 @@ func (cs *Containers) ReapOrphans(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-sigs:
-			cs.reapOnce()
+		case <-cs.reapAgain:
 		}
+		cs.reapOnce()
 	}
 }
 
+// reapOnce reaps the zombie children that no waiter of the shim's waits
+// for. A zombie that is not registered may still be a process between its
+// start and its registration (a helper, or an init whose create helper has
+// just exited): while any is starting, it defers to endStart. The zombies
+// are listed without a lock; a pid listed, reaped by its waiter and reused
+// meanwhile is either registered or starting by the time cs.mu is taken.
 func (cs *Containers) reapOnce() {
-	cs.startMu.Lock() // no helper or init is between its start and registration
-	defer cs.startMu.Unlock()
-	waited := cs.waitedPids()
-	for _, pid := range zombieChildren(os.Getpid()) {
-		if !waited[pid] {
+	zombies := zombieChildren(os.Getpid())
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.starting > 0 {
+		cs.reapDeferred = true
+		return
+	}
+	for _, pid := range zombies {
+		if !cs.waited[pid] {
 			var ws unix.WaitStatus
 			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		}
 	}
 }
 
-func (cs *Containers) waitedPids() map[int]bool {
+// beginStart counts a process as starting, until endStart.
+func (cs *Containers) beginStart() {
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return maps.Clone(cs.waited)
+	cs.starting++
+	cs.mu.Unlock()
+}
+
+// endStart ends a beginStart, and has the reaper run again if it deferred
+// while processes were starting.
+func (cs *Containers) endStart() {
+	cs.mu.Lock()
+	cs.starting--
+	again := cs.starting == 0 && cs.reapDeferred
+	if again {
+		cs.reapDeferred = false
+	}
+	cs.mu.Unlock()
+	if again {
+		select {
+		case cs.reapAgain <- struct{}{}:
+		default: // one is pending already
+		}
+	}
 }
 
 // zombieChildren lists the zombie processes whose parent is ppid.
