@@ -155,10 +155,16 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 	if err := openImageVolumes(imgVolumes, pod.Spec.UserNS != nil, labels.mount); err != nil {
 		return nil, err
 	}
-	host, err := s.hostLimits(sc.GetPrivileged())
+	handler, err := s.runtimeHandler(pod.Spec.RuntimeHandler)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s runs on runtime handler %q, which berth.toml no longer configures: %w",
+			pod.ID, pod.Spec.RuntimeHandler, errdefs.ErrFailedPrecondition)
+	}
+	host, err := s.hostLimits(sc.GetPrivileged() && !handler.PrivilegedWithoutHostDevices)
 	if err != nil {
 		return nil, err
 	}
+	host.PrivilegedWithoutHostDevices = handler.PrivilegedWithoutHostDevices
 	profile, err := seccompProfile(sc)
 	if err != nil {
 		return nil, err

@@ -25,9 +25,10 @@ func (s *Server) PullImage(ctx context.Context, req *runtime.PullImageRequest) (
 	if ref == "" {
 		return nil, fmt.Errorf("image reference is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	if h := req.GetImage().GetRuntimeHandler(); h != "" {
-		// As RunPodSandbox: an image pulled for a handler no pod can use.
-		return nil, fmt.Errorf("image.runtime_handler %q is not configured (only the default handler exists): %w", h, errdefs.ErrInvalidArgument)
+	// As RunPodSandbox: no image is pulled for a handler no pod can use.
+	// Every handler shares the one image store.
+	if _, err := s.runtimeHandler(req.GetImage().GetRuntimeHandler()); err != nil {
+		return nil, err
 	}
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("image", ref))
 	log.G(ctx).Info("pulling image")

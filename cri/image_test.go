@@ -207,6 +207,10 @@ func TestPullImage(t *testing.T) {
 	if status.Code(toGRPC(err)) != codes.InvalidArgument || !strings.Contains(err.Error(), "runtime_handler") || p.ref != "" {
 		t.Fatalf("a pull for an unknown runtime handler: %v (puller got %q)", err, p.ref)
 	}
+	s.config.RuntimeHandlers = map[string]config.RuntimeHandler{"test-handler": {}}
+	if _, err := s.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: "busybox", RuntimeHandler: "test-handler"}}); err != nil || p.ref != "busybox" {
+		t.Fatalf("a pull for a configured runtime handler: %v (puller got %q)", err, p.ref)
+	}
 	p.err = fmt.Errorf("pull x: registry unreachable: connection refused: %w", errdefs.ErrUnavailable)
 	_, err = s.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: "x"}})
 	st, _ := status.FromError(toGRPC(err))

@@ -2,24 +2,49 @@ package cri
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // Reasons of not-ready conditions, as the kubelet and crictl show them.
 const networkNotReadyReason = "NetworkPluginNotReady"
 
-// runtimeHandlers lists the one handler Berth has (the default, "") with what
-// it supports, so that the kubelet uses recursive read-only mounts and user
-// namespaces where the host has them.
+// runtimeHandlers lists the default handler ("") and the configured ones,
+// by name, with what they support, so that the kubelet uses recursive
+// read-only mounts and user namespaces where the host has them: the same
+// for every handler, which all run Berth's own runtime.
 func (s *Server) runtimeHandlers() []*runtime.RuntimeHandler {
 	s.rroOnce.Do(func() { s.rro = container.RecursiveReadOnlySupported() })
-	return []*runtime.RuntimeHandler{{Name: "", Features: &runtime.RuntimeHandlerFeatures{
-		RecursiveReadOnlyMounts: s.rro, UserNamespaces: s.userNamespaces()}}}
+	names := append([]string{""}, slices.Sorted(maps.Keys(s.config.RuntimeHandlers))...)
+	out := make([]*runtime.RuntimeHandler, 0, len(names))
+	for _, name := range names {
+		out = append(out, &runtime.RuntimeHandler{Name: name, Features: &runtime.RuntimeHandlerFeatures{
+			RecursiveReadOnlyMounts: s.rro, UserNamespaces: s.userNamespaces()}})
+	}
+	return out
+}
+
+// runtimeHandler returns the options of the handler named name: the
+// default's ("") or a configured one's; another name is InvalidArgument.
+func (s *Server) runtimeHandler(name string) (config.RuntimeHandler, error) {
+	if name == "" {
+		return config.RuntimeHandler{}, nil
+	}
+	h, ok := s.config.RuntimeHandlers[name]
+	if !ok {
+		return h, fmt.Errorf("runtime handler %q is not configured (berth.toml [runtime_handlers.%s]): %w", name, name, errdefs.ErrInvalidArgument)
+	}
+	return h, nil
 }
 
 // userNamespaces says (probed once) whether pods may have user namespaces of

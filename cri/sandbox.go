@@ -53,9 +53,6 @@ func podSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
 	if md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
 		return sandbox.Spec{}, fmt.Errorf("pod metadata needs a name, a namespace and a uid: %w", errdefs.ErrInvalidArgument)
 	}
-	if h := req.GetRuntimeHandler(); h != "" {
-		return sandbox.Spec{}, fmt.Errorf("runtime handler %q is not configured (only the default handler exists): %w", h, errdefs.ErrInvalidArgument)
-	}
 	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	userns, err := podUserNamespace(ns.GetUsernsOptions())
 	if err != nil {
@@ -72,9 +69,10 @@ func podSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
 		NetworkMode: namespaceModes[ns.GetNetwork()], PIDMode: namespaceModes[ns.GetPid()], IPCMode: namespaceModes[ns.GetIpc()],
 		DNS: sandbox.DNS{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(),
 			Options: cfg.GetDnsConfig().GetOptions()},
-		Sysctls: cfg.GetLinux().GetSysctls(),
-		UserNS:  userns,
-		Config:  raw,
+		Sysctls:        cfg.GetLinux().GetSysctls(),
+		UserNS:         userns,
+		Config:         raw,
+		RuntimeHandler: req.GetRuntimeHandler(),
 	}
 	if userns != nil {
 		if err := userns.Validate(spec); err != nil {

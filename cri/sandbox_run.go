@@ -19,6 +19,9 @@ import (
 // error nothing is left and the name is free again. The pod network (CNI)
 // comes with the networking issue: the network namespace is ready for it.
 func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+	if _, err := s.runtimeHandler(req.GetRuntimeHandler()); err != nil {
+		return nil, err
+	}
 	spec, err := podSpec(req)
 	if err != nil {
 		return nil, err

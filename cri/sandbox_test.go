@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -180,6 +181,35 @@ func TestRunPodSandboxBadInput(t *testing.T) {
 	}
 	if _, err := s.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{}); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("stop with empty id: %v", err)
+	}
+}
+
+// A configured runtime handler runs pods, which report it; Status lists it
+// after the default one; images are pulled for it.
+func TestRuntimeHandlers(t *testing.T) {
+	s := newPodServer(t, memOS{})
+	s.config.RuntimeHandlers = map[string]config.RuntimeHandler{"test-handler": {}, "b-handler": {PrivilegedWithoutHostDevices: true}}
+	ctx := context.Background()
+	req := runReq("web")
+	req.RuntimeHandler = "test-handler"
+	run, err := s.RunPodSandbox(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: run.PodSandboxId})
+	if err != nil || st.GetStatus().GetRuntimeHandler() != "test-handler" {
+		t.Fatalf("status = %v, %v; want the handler", st.GetStatus(), err)
+	}
+	list, _ := s.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+	if len(list.GetItems()) != 1 || list.Items[0].RuntimeHandler != "test-handler" {
+		t.Fatalf("list = %v", list.GetItems())
+	}
+	var names []string
+	for _, h := range s.runtimeHandlers() {
+		names = append(names, h.Name)
+	}
+	if !slices.Equal(names, []string{"", "b-handler", "test-handler"}) {
+		t.Fatalf("handlers %q", names)
 	}
 }
 

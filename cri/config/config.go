@@ -31,6 +31,9 @@ type Config struct {
 	Metrics Metrics `toml:"metrics" json:"metrics"`
 	// Registries holds per-registry-host settings, keyed by host[:port].
 	Registries map[string]Registry `toml:"registries" json:"registries,omitempty"`
+	// RuntimeHandlers are the CRI runtime handlers besides the default one
+	// (""), keyed by name: a pod names one through its RuntimeClass.
+	RuntimeHandlers map[string]RuntimeHandler `toml:"runtime_handlers" json:"runtime_handlers,omitempty"`
 
 	// sources maps a dotted key to where its value came from (a file or a
 	// flag), so that validation errors can name it.
@@ -95,6 +98,16 @@ type Registry struct {
 	Insecure bool `toml:"insecure" json:"insecure"`
 	// CAFile is a PEM bundle trusted for this host and its mirrors.
 	CAFile string `toml:"ca_file" json:"ca_file,omitempty"`
+}
+
+// RuntimeHandler is one [runtime_handlers.<name>] table. Every handler runs
+// its pods' containers with Berth's own runtime; handlers differ in these
+// options.
+type RuntimeHandler struct {
+	// PrivilegedWithoutHostDevices: a privileged container of the handler's
+	// pods gets neither the host's devices nor access to every device, as
+	// containerd's option of that name does for sandboxed runtimes.
+	PrivilegedWithoutHostDevices bool `toml:"privileged_without_host_devices" json:"privileged_without_host_devices"`
 }
 
 // Cgroup drivers.

@@ -190,6 +190,8 @@ func TestValidateBadValues(t *testing.T) {
 		{"mirror host", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {Mirrors: []string{"http://"}}} }, `registries.\"gcr.io\".mirrors`, "URL"},
 		{"mirrors only", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {MirrorsOnly: true}} }, `registries.\"gcr.io\".mirrors_only`, "at least one mirror"},
 		{"ca file", func(c *Config) { c.Registries = map[string]Registry{"gcr.io": {CAFile: "ca.pem"}} }, `registries.\"gcr.io\".ca_file`, "absolute"},
+		{"handler name", func(c *Config) { c.RuntimeHandlers = map[string]RuntimeHandler{"Kata_Fast": {}} }, `runtime_handlers.\"Kata_Fast\"`, "RFC 1123"},
+		{"empty handler name", func(c *Config) { c.RuntimeHandlers = map[string]RuntimeHandler{"": {}} }, `runtime_handlers.\"\"`, "RFC 1123"},
 		{"streaming address", func(c *Config) { c.Streaming.Address = "localhost" }, "streaming.address", "IP address"},
 		{"streaming port", func(c *Config) { c.Streaming.Port = "http" }, "streaming.port", "port number"},
 		{"metrics address", func(c *Config) { c.Metrics.Address = "localhost:9813" }, "metrics.address", "ip:port"},
@@ -278,6 +280,30 @@ func TestRegistriesExampleLoads(t *testing.T) {
 	}
 	if c.Image.PullProgressTimeout.String() != "1m30s" || c.Image.PullMinRate != 4096 || c.Image.MaxConcurrentDownloads != 3 || len(c.Image.PinnedImages) != 1 {
 		t.Fatalf("image = %+v", c.Image)
+	}
+}
+
+// The runtime handlers example in the default TOML, uncommented, is valid
+// config.
+func TestRuntimeHandlersExampleLoads(t *testing.T) {
+	var example []string
+	for _, l := range strings.Split(DefaultTOML(), "\n") {
+		if strings.HasPrefix(l, "# [runtime_handlers.") || len(example) > 0 && strings.HasPrefix(l, "# ") {
+			example = append(example, strings.TrimPrefix(l, "# "))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "berth.toml")
+	writeFile(t, path, strings.Join(example, "\n")+"\n[runtime_handlers.sandboxed]\nprivileged_without_host_devices = true\n")
+	c, err := Load(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]RuntimeHandler{"test-handler": {}, "sandboxed": {PrivilegedWithoutHostDevices: true}}
+	if !reflect.DeepEqual(c.RuntimeHandlers, want) {
+		t.Fatalf("runtime handlers = %+v, want %+v", c.RuntimeHandlers, want)
 	}
 }
 

@@ -109,6 +109,14 @@ address = {{q .Metrics.Address}}
 # ca_file = ""                         # PEM CA bundle trusted for this host and its mirrors
 #
 # Registries on loopback may always use plain HTTP, as with Docker.
+
+# CRI runtime handlers besides the default one (""), one table per name; none
+# by default. A pod asks for one through its RuntimeClass's handler; an
+# unknown name is refused. Every handler runs containers with Berth's own
+# runtime. Example (node e2e's RuntimeClass tests use "test-handler"):
+#
+# [runtime_handlers.test-handler]
+# privileged_without_host_devices = false  # true: privileged containers get no host devices
 `))
 
 // DefaultTOML returns the complete default configuration as TOML, every key

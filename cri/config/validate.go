@@ -6,12 +6,17 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 )
+
+// handlerName is what Kubernetes takes as a RuntimeClass handler: a
+// lowercase RFC 1123 label.
+var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // maxSocketPath is the longest unix socket path the kernel accepts
 // (sizeof(sun_path) - 1).
@@ -43,6 +48,11 @@ func (c *Config) Validate() error {
 	}
 	c.validateCNI(bad)
 	c.validateImage(bad)
+	for name := range c.RuntimeHandlers {
+		if !handlerName.MatchString(name) {
+			bad(fmt.Sprintf("runtime_handlers.%q", name), name, "must be a lowercase RFC 1123 label of at most 63 characters, as a RuntimeClass handler is")
+		}
+	}
 	if net.ParseIP(c.Streaming.Address) == nil {
 		bad("streaming.address", c.Streaming.Address, "must be an IP address such as 127.0.0.1")
 	}

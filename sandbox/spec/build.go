@@ -100,7 +100,8 @@ func Build(in Input) (*Built, error) {
 		}
 		s.Process.SelinuxLabel, s.Linux.MountLabel = in.SELinuxProcessLabel, in.SELinuxMountLabel
 	}
-	if err := applyDevices(s, cfg.GetDevices(), in.ResolveDevice, sc.GetPrivileged()); err != nil {
+	allDevices := sc.GetPrivileged() && !in.Host.PrivilegedWithoutHostDevices
+	if err := applyDevices(s, cfg.GetDevices(), in.ResolveDevice, allDevices); err != nil {
 		return nil, err
 	}
 	if _, joinsUTS := in.Namespaces[specs.UTSNamespace]; !joinsUTS {

@@ -31,7 +31,7 @@ type ResolveDevice func(hostPath, containerPath string) ([]specs.LinuxDevice, er
 // others (its capabilities do not reach an inode whose owner it does not
 // map), and the device cgroup, set from the host, still applies. Nothing is
 // granted beyond what a container of the host's user namespace gets.
-func applyDevices(s *specs.Spec, devs []*runtime.Device, resolve ResolveDevice, privileged bool) error {
+func applyDevices(s *specs.Spec, devs []*runtime.Device, resolve ResolveDevice, allDevices bool) error {
 	for _, d := range devs {
 		access, err := deviceAccess(d.GetPermissions())
 		if err != nil {
@@ -50,7 +50,7 @@ func applyDevices(s *specs.Spec, devs []*runtime.Device, resolve ResolveDevice, 
 		}
 		for _, n := range nodes {
 			addDevice(s, n)
-			if !privileged {
+			if !allDevices {
 				major, minor := n.Major, n.Minor
 				s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{
 					Allow: true, Type: n.Type, Major: &major, Minor: &minor, Access: access,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -163,4 +164,31 @@ func showRules(rules []specs.LinuxDeviceCgroup) string {
 		out = append(out, fmt.Sprintf("%v %s %s:%s %s", r.Allow, r.Type, n(r.Major), n(r.Minor), r.Access))
 	}
 	return strings.Join(out, ", ")
+}
+
+// A privileged container of a runtime handler with
+// privileged_without_host_devices gets no host device and no access to every
+// device: only what its config lists, with cgroup rules for it.
+func TestPrivilegedWithoutHostDevices(t *testing.T) {
+	in := baseInput()
+	in.Config.Devices = []*runtime.Device{{HostPath: "/host/zero", ContainerPath: "/dev/mydev", Permissions: "r"}}
+	in.ResolveDevice = fakeDevices
+	in.Config.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{Privileged: true}}
+	in.Host.Devices = []specs.LinuxDevice{{Path: "/dev/sda", Type: "b", Major: 8, Minor: 0}}
+	in.Host.PrivilegedWithoutHostDevices = true
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := b.Spec
+	if len(s.Linux.Devices) != 1 || s.Linux.Devices[0].Path != "/dev/mydev" {
+		t.Fatalf("devices %v, want only /dev/mydev", s.Linux.Devices)
+	}
+	want := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}, rule("c", 1, 5, "r")}
+	if !reflect.DeepEqual(s.Linux.Resources.Devices, want) {
+		t.Fatalf("device rules %v, want %v", s.Linux.Resources.Devices, want)
+	}
+	if len(s.Linux.MaskedPaths) != 0 {
+		t.Fatalf("masked paths %v: the container is privileged otherwise", s.Linux.MaskedPaths)
+	}
 }

@@ -19,6 +19,10 @@ type Host struct {
 	// NoHugetlb: the host's cgroups cannot limit huge pages (no hugetlb
 	// controller), so hugepage limits are left out, as the peers do.
 	NoHugetlb bool
+	// PrivilegedWithoutHostDevices: a privileged container gets neither the
+	// host's devices nor access to every device (the pod's runtime handler
+	// says so), only the devices its config lists.
+	PrivilegedWithoutHostDevices bool
 }
 
 // capabilities is the container's capability set: the defaults, or all the
@@ -82,12 +86,15 @@ func capNames(in []string) ([]string, error) {
 	return out, nil
 }
 
-// applyPrivileged gives a privileged container the host's devices, a
-// writable /sys and cgroupfs, and no masked or read-only paths.
+// applyPrivileged gives a privileged container the host's devices (unless
+// host.PrivilegedWithoutHostDevices), a writable /sys and cgroupfs, and no
+// masked or read-only paths.
 func applyPrivileged(s *specs.Spec, host Host) {
 	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
-	s.Linux.Devices = append(s.Linux.Devices, host.Devices...)
-	s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	if !host.PrivilegedWithoutHostDevices {
+		s.Linux.Devices = append(s.Linux.Devices, host.Devices...)
+		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	}
 	for i, m := range s.Mounts {
 		if m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup" {
 			s.Mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
