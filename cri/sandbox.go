@@ -20,6 +20,7 @@ type PodManager interface {
 	Find(idOrPrefix string) (*sandbox.Pod, error)
 	List() []*sandbox.Pod
 	SetNetwork(id string, n *sandbox.Network) error
+	MarkReady(id string) error
 	Stop(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
 	ProbeUserNamespace(fn func(userns string) error) error

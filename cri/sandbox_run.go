@@ -55,8 +55,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 
-// createPod makes the pod and attaches its network; a failed attach removes
-// the pod again, so nothing is left.
+// createPod makes the pod, attaches its network and then records it READY;
+// a failure removes the pod again, so nothing is left (and a crash meanwhile
+// leaves a pod that the next start removes: sandbox.Pod.Creating).
 func (s *Server) createPod(ctx context.Context, id string, spec sandbox.Spec, cfg *runtime.PodSandboxConfig) error {
 	if err := s.podSELinux(cfg, &spec); err != nil {
 		return err
@@ -67,17 +68,32 @@ func (s *Server) createPod(ctx context.Context, id string, spec sandbox.Spec, cf
 		return err
 	}
 	if err := s.attachNetwork(ctx, p, cfg); err != nil {
+		s.undoPod(ctx, p)
+		return err
+	}
+	if err := s.pods.MarkReady(id); err != nil {
 		undo, cancel := cleanupContext(ctx)
 		defer cancel()
-		if rerr := s.pods.Remove(undo, id); rerr != nil {
-			log.G(ctx).WithError(rerr).Error("remove after a failed network attach; the pod stays NOTREADY")
-			_ = s.pods.Stop(undo, id)
-		} else {
-			container.ReleaseSELinuxLabel(spec.SELinuxProcessLabel)
+		if derr := s.detachNetwork(undo, p); derr != nil {
+			log.G(ctx).WithError(derr).Error("detach after a failed record")
 		}
+		s.undoPod(ctx, p)
 		return err
 	}
 	return nil
+}
+
+// undoPod removes a pod whose RunPodSandbox failed; one that cannot be
+// removed is left NOTREADY (and listed) for the kubelet to remove.
+func (s *Server) undoPod(ctx context.Context, p *sandbox.Pod) {
+	undo, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := s.pods.Remove(undo, p.ID); err != nil {
+		log.G(ctx).WithError(err).Error("remove after a failed RunPodSandbox; the pod stays NOTREADY")
+		_ = s.pods.Stop(undo, p.ID)
+		return
+	}
+	container.ReleaseSELinuxLabel(p.Spec.SELinuxProcessLabel)
 }
 
 // podSetupTimeout bounds making a pod: a CNI ADD (at most the plugin

@@ -49,8 +49,9 @@ func NewManager(osys OS, root, state string) (*Manager, error) {
 	return &Manager{os: osys, store: st, stateDir: filepath.Join(state, "pods"), hostDNS: "/etc/resolv.conf", pods: map[string]*entry{}, unreadable: map[string]bool{}}, nil
 }
 
-// Create makes the pod's namespaces and files and records it READY. On error
-// nothing is left: no pin, no mount, no dir, no record.
+// Create makes the pod's namespaces and files and records it as creating
+// (NOTREADY, not listed) until MarkReady. On error nothing is left: no pin,
+// no mount, no dir, no record.
 func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, retErr error) {
 	if err := ValidateSysctls(spec.Sysctls, spec); err != nil {
 		return nil, err
@@ -58,7 +59,7 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (_ *Pod, ret
 	if m.isUnreadable(id) { // its dir is another pod's: a rollback must not release it
 		return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrAlreadyExists)
 	}
-	p := &Pod{ID: id, Spec: spec, State: Ready, CreatedAt: time.Now().UTC(), Dir: filepath.Join(m.stateDir, id)}
+	p := &Pod{ID: id, Spec: spec, State: NotReady, Creating: true, CreatedAt: time.Now().UTC(), Dir: filepath.Join(m.stateDir, id)}
 	if err := os.MkdirAll(p.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", id, err)
 	}
@@ -170,7 +171,30 @@ func (m *Manager) Find(idOrPrefix string) (*Pod, error) {
 	return m.Get(match[0])
 }
 
-// List returns copies of every pod's record, newest first.
+// MarkReady records a created pod READY once the rest of RunPodSandbox (its
+// network) is done; from then on it is listed. A pod stopped meanwhile is
+// FailedPrecondition.
+func (m *Manager) MarkReady(id string) error {
+	e, err := m.entry(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.pod.Creating {
+		return fmt.Errorf("pod %s was stopped before it was ready: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	next := e.pod
+	next.State, next.Creating = Ready, false
+	if err := m.store.Put(id, &next); err != nil {
+		return err
+	}
+	e.pod = next
+	return nil
+}
+
+// List returns copies of every pod's record, newest first; pods still being
+// created are not listed.
 func (m *Manager) List() []*Pod {
 	m.mu.RLock()
 	entries := make([]*entry, 0, len(m.pods))
@@ -183,7 +207,9 @@ func (m *Manager) List() []*Pod {
 		e.mu.Lock()
 		p := e.pod
 		e.mu.Unlock()
-		out = append(out, &p)
+		if !p.Creating {
+			out = append(out, &p)
+		}
 	}
 	slices.SortFunc(out, func(a, b *Pod) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out
@@ -206,7 +232,8 @@ func (m *Manager) SetNetwork(id string, n *Network) error {
 	return nil
 }
 
-// Stop marks the pod NOTREADY (containers are stopped by the caller first).
+// Stop marks the pod NOTREADY (containers are stopped by the caller first);
+// a pod being created is listed from then on, and MarkReady refuses it.
 // Stopping a stopped pod is a no-op.
 func (m *Manager) Stop(ctx context.Context, id string) error {
 	e, err := m.entry(id)
@@ -215,11 +242,11 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.pod.State == NotReady {
+	if e.pod.State == NotReady && !e.pod.Creating {
 		return nil
 	}
 	next := e.pod
-	next.State = NotReady
+	next.State, next.Creating = NotReady, false
 	if err := m.store.Put(id, &next); err != nil {
 		return err
 	}

@@ -86,7 +86,14 @@ func TestCreateStopRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.State != Ready || len(p.Pins) != 3 || p.ShmPath == "" || !f.mounted[p.ShmPath] {
+	if p.State != NotReady || !p.Creating || len(m.List()) != 0 {
+		t.Fatalf("a pod being created is %s (creating %v) and listed %v", p.State, p.Creating, m.List())
+	}
+	if err := m.MarkReady("pod1"); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = m.Get("pod1")
+	if p.State != Ready || p.Creating || len(m.List()) != 1 || len(p.Pins) != 3 || p.ShmPath == "" || !f.mounted[p.ShmPath] {
 		t.Fatalf("pod = %+v", p)
 	}
 	resolv, _ := os.ReadFile(p.ResolvConfPath())
@@ -118,6 +125,25 @@ func TestCreateStopRemove(t *testing.T) {
 		t.Fatalf("left pinned %v mounted %v", f.pinned, f.mounted)
 	}
 	assertEmpty(t, filepath.Join(state, "pods"), filepath.Join(root, "pods"))
+}
+
+// A pod stopped while it is being created is listed (NOTREADY) from then on,
+// and its creator cannot mark it READY.
+func TestStopWhileCreating(t *testing.T) {
+	m, _, _ := newTestManager(t, newFakeOS())
+	ctx := context.Background()
+	if _, err := m.Create(ctx, "pod1", testSpec()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(ctx, "pod1"); err != nil {
+		t.Fatal(err)
+	}
+	if l := m.List(); len(l) != 1 || l[0].State != NotReady {
+		t.Fatalf("list after a stop while creating: %v", l)
+	}
+	if err := m.MarkReady("pod1"); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("MarkReady of a stopped pod = %v, want FailedPrecondition", err)
+	}
 }
 
 func assertEmpty(t *testing.T, dirs ...string) {
@@ -170,9 +196,16 @@ func TestRecover(t *testing.T) {
 	f := newFakeOS()
 	m, root, state := newTestManager(t, f)
 	ctx := context.Background()
-	m.Create(ctx, "intact", testSpec())
-	lost, _ := m.Create(ctx, "lost", testSpec())
-	m.Create(ctx, "stopped", testSpec())
+	for _, id := range []string{"intact", "lost", "stopped", "cut"} {
+		if _, err := m.Create(ctx, id, testSpec()); err != nil {
+			t.Fatal(err)
+		}
+		if id != "cut" { // berthd died in its RunPodSandbox
+			m.MarkReady(id)
+		}
+	}
+	lost, _ := m.Get("lost")
+	cut, _ := m.Get("cut")
 	m.Stop(ctx, "stopped")
 	// The "lost" pod's namespaces vanished (reboot); a half-created pod left a dir.
 	f.UnpinNamespaces(lost.Pins)
@@ -197,6 +230,12 @@ func TestRecover(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "pods", "half")); !os.IsNotExist(err) {
 		t.Fatal("half-created pod dir kept")
+	}
+	if _, err := m2.Get("cut"); !errdefs.IsNotFound(err) {
+		t.Fatalf("the pod whose RunPodSandbox was cut short: %v, want it gone", err)
+	}
+	if _, err := os.Stat(cut.Dir); !os.IsNotExist(err) || f.mounted[cut.ShmPath] || f.pinned[cut.Pins[NetNS]] {
+		t.Fatalf("the cut pod left its dir (%v), shm or pins", err)
 	}
 	if p, err := m2.Find("int"); err != nil || p.ID != "intact" {
 		t.Fatalf("Find by prefix = %v, %v", p, err)

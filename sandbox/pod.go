@@ -81,6 +81,10 @@ type Pod struct {
 	// Network is the pod's network attachment, recorded before
 	// RunPodSandbox returns.
 	Network *Network `json:"network,omitempty"`
+	// Creating says RunPodSandbox has not finished with the pod (its network
+	// is being attached): it is NOTREADY and not listed, and a restart of
+	// berthd removes it, network included (MarkReady ends it).
+	Creating bool `json:"creating,omitempty"`
 }
 
 // Network is a pod's network attachment: its IPs (the pod IP first) and the

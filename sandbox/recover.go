@@ -6,8 +6,10 @@ package sandbox
 //   - pins and shm mounts live under <state>/pods/<id>/ and nothing else does.
 // So: every record is loaded; a READY pod whose pins or shm are no longer
 // mounted (the node rebooted, /run was wiped) becomes NOTREADY, for the kubelet
-// to stop and remove; pod dirs without a record are half-created pods, whose
-// mounts and files are removed. A record that exists but does not decode
+// to stop and remove; a pod whose RunPodSandbox never finished (Creating) loses
+// its record, and with it, like pod dirs without a record (half-created pods),
+// its network attachment (the caller's, while its namespace exists), mounts
+// and files. A record that exists but does not decode
 // (corrupt, or a newer Berth's schema) still says the pod was made: the pod
 // is not listed, but its dir, pins and shm are kept, its file left as it is,
 // and Unreadable names it so that the network and the shim are kept too.
@@ -36,6 +38,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 			m.unreadable[id] = true
 			m.mu.Unlock()
 			return nil
+		}
+		if p.Creating {
+			log.G(ctx).WithField("pod", id).Info("removing a pod whose RunPodSandbox was cut short")
+			return m.store.Remove(id)
 		}
 		if p.State == Ready && !m.intact(&p) {
 			log.G(ctx).WithField("pod", id).Warn("pod lost its namespaces or shm; marking it NOTREADY")
