@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,10 +218,10 @@ exit 0
 `
 
 // pluginNetwork gives b a CNI network named name: the test bridge (with
-// masquerading, as the default network has it), then a
-// plugin of the test's own (script, installed as plugin), in a bin dir of
-// its own (returned) beside the real bridge, host-local and loopback.
-func pluginNetwork(t *testing.T, b *util.Berthd, name, plugin, script string) (binDir string) {
+// masquerading, as the default network has it, if masq), then a plugin of
+// the test's own (script, installed as plugin), in a bin dir of its own
+// (returned) beside the real bridge, host-local and loopback.
+func pluginNetwork(t *testing.T, b *util.Berthd, name, plugin, script string, masq bool) (binDir string) {
 	t.Helper()
 	binDir, confDir := filepath.Join(b.Dir, "cni-bin"), filepath.Join(b.Dir, "net.d")
 	for _, d := range []string{binDir, confDir} {
@@ -234,7 +235,7 @@ func pluginNetwork(t *testing.T, b *util.Berthd, name, plugin, script string) (b
 		}
 	}
 	conf := `{"cniVersion":"1.0.0","name":"` + name + `","plugins":[
-		{"type":"bridge","bridge":"` + util.TestBridge + `","ipMasq":true,"ipam":{"type":"host-local","subnet":"` + util.TestSubnet +
+		{"type":"bridge","bridge":"` + util.TestBridge + `","ipMasq":` + strconv.FormatBool(masq) + `,"ipam":{"type":"host-local","subnet":"` + util.TestSubnet +
 		`","dataDir":"` + filepath.Join(b.Root, "cni", "networks") + `"}},
 		{"type":"` + plugin + `"}]}`
 	if err := os.WriteFile(filepath.Join(binDir, plugin), []byte(script), 0o755); err != nil {
@@ -250,7 +251,7 @@ func pluginNetwork(t *testing.T, b *util.Berthd, name, plugin, script string) (b
 func TestFailedAttachLeavesNothing(t *testing.T) {
 	bin := util.RequireIntegration(t)
 	b := util.NewBerthd(t, "")
-	binDir := pluginNetwork(t, b, "failnet", "failpoint", failpointPlugin)
+	binDir := pluginNetwork(t, b, "failnet", "failpoint", failpointPlugin, true)
 	b.DropIn(t, "10-cni.toml", "[cni]\nbin_dirs = [\""+binDir+"\"]\n")
 	b.Start(t, bin)
 	rc, _ := b.Clients(t)
@@ -286,7 +287,7 @@ func TestKilledDuringAttachLeavesNothing(t *testing.T) {
 	bin := util.RequireIntegration(t)
 	b := util.NewBerthd(t, "")
 	gate := filepath.Join(b.Dir, "gate")
-	binDir := pluginNetwork(t, b, "gatenet", "gate", fmt.Sprintf(gatePlugin, gate))
+	binDir := pluginNetwork(t, b, "gatenet", "gate", fmt.Sprintf(gatePlugin, gate), true)
 	b.DropIn(t, "10-cni.toml", "[cni]\nbin_dirs = [\""+binDir+"\"]\n")
 	t.Cleanup(func() { os.WriteFile(gate+".open", nil, 0o600) })
 	b.Start(t, bin)
