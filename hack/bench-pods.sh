@@ -5,9 +5,12 @@
 # own, p50/p90 and ratios, and Berth's network share (CNI ADD and DEL p50/p90,
 # from its log). Then hack/benchcri over the CRI socket: pod start with a
 # busybox sleep container (run + create + start), stop+remove, ExecSync of
-# /bin/true, and the RSS of the daemon and of each shim with 10 pods running. containerd (Debian's 1.6, unpacked, with Debian's runc) runs
-# with its own temp root, state, socket, CNI dir, bridge and cgroup parent;
-# its sandbox image is the local berth-test/pause:1.
+# /bin/true, and the RSS of the daemon and of each shim with 10 pods running.
+# Two containerds, one after the other: Debian's 1.6 (unpacked, with Debian's
+# runc) and the current peer, 2.4 with runc 1.4 (built from the Go module
+# proxy: build_current_peer in lib.sh); each runs with its own temp root,
+# state, socket, CNI dir, bridge and cgroup parent, NRI off, and the local
+# berth-test/pause:1 as its sandbox image.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -19,6 +22,10 @@ WORK=$(mktemp -d /tmp/berth-benchpods.XXXXXX)
 FORWARD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
 PORTMAP_BEFORE=no
 portmap_chains_present && PORTMAP_BEFORE=yes
+# Every containerd puts its shims' sockets in /run/containerd/s, whatever
+# its config says; the dir is removed afterwards unless it was there before.
+CTRD_RUN_BEFORE=no
+[[ -e /run/containerd ]] && CTRD_RUN_BEFORE=yes
 
 stop_daemon() {
 	[[ -n $DAEMON_PID ]] || return 0
@@ -38,7 +45,7 @@ cleanup() {
 	done
 	unmount_under "$WORK"
 	local br cg
-	for br in berthbn0 ctrdbn0; do
+	for br in berthbn0 ctrdbn0 ctrdbn1; do
 		if [[ -d /sys/class/net/$br ]]; then ip link del "$br"; fi
 	done
 	for cg in /sys/fs/cgroup/*/berth-bench-*; do
@@ -46,6 +53,7 @@ cleanup() {
 	done
 	echo "$FORWARD_BEFORE" >/proc/sys/net/ipv4/ip_forward
 	if [[ $PORTMAP_BEFORE != yes ]]; then remove_portmap_chains; fi
+	if [[ $CTRD_RUN_BEFORE != yes && -d /run/containerd ]]; then find /run/containerd -depth -type d -empty -delete; fi
 	rm -rf "$WORK"
 	exit "$rc"
 }
@@ -83,15 +91,32 @@ SH
 	echo "$dir"
 }
 
-start_containerd() {
-	local d="$WORK/containerd"
-	mkdir -p "$d/net.d"
-	cat >"$d/net.d/10-bench.conflist" <<JSON
+# containerd_net DIR BRIDGE SUBNET: a CNI conf dir for a containerd under DIR,
+# on a bridge and subnet of its own.
+containerd_net() {
+	mkdir -p "$1/net.d"
+	cat >"$1/net.d/10-bench.conflist" <<JSON
 {"cniVersion":"1.0.0","name":"bench","plugins":[
- {"type":"bridge","bridge":"ctrdbn0","isGateway":true,"ipMasq":true,"hairpinMode":true,
-  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.204.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$d/ipam"}},
+ {"type":"bridge","bridge":"$2","isGateway":true,"ipMasq":true,"hairpinMode":true,
+  "ipam":{"type":"host-local","ranges":[[{"subnet":"$3"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$1/ipam"}},
  {"type":"portmap","capabilities":{"portMappings":true}}]}
 JSON
+}
+
+# run_containerd DIR BIN RUNTIME_PATH: containerd BIN on DIR/config.toml,
+# then the sandbox image pulled.
+run_containerd() {
+	PATH="$3:$PATH" "$2" --config "$1/config.toml" >"$1/log" 2>&1 &
+	DAEMON_PID=$!
+	SOCK="$1/containerd.sock"
+	wait_cri "$SOCK" "$1/log"
+	"$CRICTL" -r "unix://$SOCK" -i "unix://$SOCK" --timeout 60s pull "$BERTH_REGISTRY/berth-test/pause:1" >/dev/null
+}
+
+# start_containerd16: Debian's containerd 1.6 and runc (config version 2).
+start_containerd16() {
+	local d="$WORK/containerd16"
+	containerd_net "$d" ctrdbn0 10.204.0.0/24
 	cat >"$d/config.toml" <<TOML
 version = 2
 root = "$d/root"
@@ -115,14 +140,53 @@ state = "$d/state"
   runtime_type = "io.containerd.runc.v2"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
   BinaryName = "$CTRD_DIR/usr/sbin/runc"
+  Root = "$d/runc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$BERTH_REGISTRY"]
   endpoint = ["http://$BERTH_REGISTRY"]
 TOML
-	PATH="$CTRD_DIR/usr/bin:$CTRD_DIR/usr/sbin:$PATH" "$CTRD_DIR/usr/bin/containerd" --config "$d/config.toml" >"$d/log" 2>&1 &
-	DAEMON_PID=$!
-	SOCK="$d/containerd.sock"
-	wait_cri "$SOCK" "$d/log"
-	"$CRICTL" -r "unix://$SOCK" -i "unix://$SOCK" --timeout 60s pull "$BERTH_REGISTRY/berth-test/pause:1" >/dev/null
+	run_containerd "$d" "$CTRD_DIR/usr/bin/containerd" "$CTRD_DIR/usr/bin:$CTRD_DIR/usr/sbin"
+}
+
+# start_containerd24: the current peer, containerd 2.4 with runc 1.4 built
+# from the Go module proxy (config version 4; registry hosts from certs.d;
+# NRI off: its socket is node-wide).
+start_containerd24() {
+	local d="$WORK/containerd24"
+	containerd_net "$d" ctrdbn1 10.205.0.0/24
+	mkdir -p "$d/certs.d/$BERTH_REGISTRY"
+	printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' \
+		"$BERTH_REGISTRY" "$BERTH_REGISTRY" >"$d/certs.d/$BERTH_REGISTRY/hosts.toml"
+	cat >"$d/config.toml" <<TOML
+version = 4
+root = "$d/root"
+state = "$d/state"
+[debug]
+  level = "warn"
+[plugins.'io.containerd.server.v1.grpc']
+  address = "$d/containerd.sock"
+[plugins.'io.containerd.server.v1.ttrpc']
+  address = "$d/containerd.sock.ttrpc"
+[plugins.'io.containerd.internal.v1.opt']
+  path = "$d/opt"
+[plugins.'io.containerd.nri.v1.nri']
+  disable = true
+[plugins.'io.containerd.cri.v1.images']
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "$BERTH_REGISTRY/berth-test/pause:1"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "$d/certs.d"
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["$(timed_cni_dir)"]
+    conf_dir = "$d/net.d"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+    BinaryName = "$PEER_DIR/bin/runc"
+    Root = "$d/runc"
+TOML
+	run_containerd "$d" "$PEER_DIR/bin/containerd" "$PEER_DIR/bin"
 }
 
 now_ms() { date +%s%N | awk '{printf "%.3f", $1 / 1e6}'; }
@@ -160,6 +224,7 @@ percentiles() {
 [[ -x $BERTH_REPO/bin/berthd ]] || die "run make build first"
 "$BERTH_REPO/hack/registry.sh" status >/dev/null || die "start the registry first: hack/registry.sh start && hack/test-images.sh"
 fetch_peer_binaries
+build_current_peer
 (cd "$BERTH_REPO" && go build -o "$WORK/benchcri" ./hack/benchcri)
 log "$PODS pods on each runtime"
 start_berthd
@@ -168,23 +233,26 @@ bench_cri berth "berth-shim serve" "berth-runtime pause" "berth-runtime serve" >
 grep -o 'cni_add=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_add=//' >"$WORK/add" || true
 grep -o 'cni_del=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_del=//' >"$WORK/del" || true
 stop_daemon
-start_containerd
-bench containerd >>"$WORK/results"
-# containerd's CNI time per pod and command: the sum of its plugin calls.
-awk '$1 == "ADD" {t[$2] += $3} END {for (id in t) print t[id] / 1000}' "$WORK/cni-times" >"$WORK/ctrd-add-ms"
-awk '$1 == "DEL" {t[$2] += $3} END {for (id in t) print t[id] / 1000}' "$WORK/cni-times" >"$WORK/ctrd-del-ms"
-# containerd runs a pause container (here the test image berth-test/pause:1,
-# a busybox sleep, not Kubernetes' pause binary) in every pod.
-bench_cri containerd "containerd-shim-runc-v2" "sleep 2147483647" >>"$WORK/cri"
-stop_daemon
+for c in containerd16 containerd24; do
+	rm -f "$WORK/cni-times"
+	"start_$c"
+	bench "$c" >>"$WORK/results"
+	# containerd's CNI time per pod and command: the sum of its plugin calls.
+	awk '$1 == "ADD" {t[$2] += $3} END {for (id in t) print t[id] / 1000}' "$WORK/cni-times" >"$WORK/$c-add-ms"
+	awk '$1 == "DEL" {t[$2] += $3} END {for (id in t) print t[id] / 1000}' "$WORK/cni-times" >"$WORK/$c-del-ms"
+	# containerd runs a pause container (here the test image berth-test/pause:1,
+	# a busybox sleep, not Kubernetes' pause binary) in every pod.
+	bench_cri "$c" "containerd-shim-runc-v2" "sleep 2147483647" >>"$WORK/cri"
+	stop_daemon
+done
 
 to_ms() { awk '/µs$/ {sub("µs", ""); print $1 / 1000; next} /ms$/ {sub("ms", ""); print $1; next} /s$/ {sub("s", ""); print $1 * 1000}' "$1"; }
-for r in berth containerd; do
+for r in berth containerd16 containerd24; do
 	awk -v r=$r '$1 == r {print $2}' "$WORK/results" >"$WORK/$r-run"
 	awk -v r=$r '$1 == r {print $3}' "$WORK/results" >"$WORK/$r-stop"
 	read -r rp50 rp90 <<<"$(percentiles "$WORK/$r-run")"
 	read -r sp50 sp90 <<<"$(percentiles "$WORK/$r-stop")"
-	printf 'pods %-10s RunPodSandbox p50 %6.1f ms p90 %6.1f ms | Stop+Remove p50 %6.1f ms p90 %6.1f ms\n' "$r" "$rp50" "$rp90" "$sp50" "$sp90"
+	printf 'pods %-12s RunPodSandbox p50 %6.1f ms p90 %6.1f ms | Stop+Remove p50 %6.1f ms p90 %6.1f ms\n' "$r" "$rp50" "$rp90" "$sp50" "$sp90"
 	declare "run_$r=$rp50" "stop_$r=$sp50"
 done
 to_ms "$WORK/add" >"$WORK/add-ms"
@@ -192,25 +260,33 @@ to_ms "$WORK/del" >"$WORK/del-ms"
 read -r ap50 ap90 <<<"$(percentiles "$WORK/add-ms")"
 read -r dp50 dp90 <<<"$(percentiles "$WORK/del-ms")"
 printf 'berth network share: CNI ADD p50 %.1f ms p90 %.1f ms, CNI DEL p50 %.1f ms p90 %.1f ms\n' "$ap50" "$ap90" "$dp50" "$dp90"
-read -r cap50 cap90 <<<"$(percentiles "$WORK/ctrd-add-ms")"
-read -r cdp50 cdp90 <<<"$(percentiles "$WORK/ctrd-del-ms")"
-printf 'containerd network share: CNI ADD p50 %.1f ms p90 %.1f ms, CNI DEL p50 %.1f ms p90 %.1f ms (sum of its plugin calls per pod, timed by wrappers)\n' \
-	"$cap50" "$cap90" "$cdp50" "$cdp90"
-printf 'pod start berth/containerd p50: %.2fx; stop+remove: %.2fx\n' \
-	"$(echo "$run_berth / $run_containerd" | bc -l)" "$(echo "$stop_berth / $stop_containerd" | bc -l)"
+for c in containerd16 containerd24; do
+	read -r cap50 cap90 <<<"$(percentiles "$WORK/$c-add-ms")"
+	read -r cdp50 cdp90 <<<"$(percentiles "$WORK/$c-del-ms")"
+	printf '%s network share: CNI ADD p50 %.1f ms p90 %.1f ms, CNI DEL p50 %.1f ms p90 %.1f ms (sum of its plugin calls per pod, timed by wrappers)\n' \
+		"$c" "$cap50" "$cap90" "$cdp50" "$cdp90"
+	run_c="run_$c" stop_c="stop_$c"
+	printf 'pod start berth/%s p50: %.2fx; stop+remove: %.2fx\n' "$c" \
+		"$(echo "$run_berth / ${!run_c}" | bc -l)" "$(echo "$stop_berth / ${!stop_c}" | bc -l)"
+done
 
 # Containers: "<runtime> <metric> p50 <ms> p90 <ms>" and RSS lines from benchcri.
 cri() { awk -v r="$1" -v m="$2" -v f="$3" '$1 == r && $2 == m {print $f}' "$WORK/cri"; }
-for m in pod_start stop_remove exec_sync list_container_stats_100 list_pod_stats_10; do
-	printf '%-24s berth p50 %6.1f ms p90 %6.1f ms | containerd p50 %6.1f ms p90 %6.1f ms | p50 ratio %.2fx\n' "$m" \
-		"$(cri berth $m 4)" "$(cri berth $m 6)" "$(cri containerd $m 4)" "$(cri containerd $m 6)" \
-		"$(echo "$(cri berth $m 4) / $(cri containerd $m 4)" | bc -l)"
+for c in containerd16 containerd24; do
+	for m in pod_start stop_remove exec_sync list_container_stats_100 list_pod_stats_10; do
+		printf '%-24s berth p50 %6.1f ms p90 %6.1f ms | %s p50 %6.1f ms p90 %6.1f ms | p50 ratio %.2fx\n' "$m" \
+			"$(cri berth $m 4)" "$(cri berth $m 6)" "$c" "$(cri $c $m 4)" "$(cri $c $m 6)" \
+			"$(echo "$(cri berth $m 4) / $(cri $c $m 4)" | bc -l)"
+	done
 done
-printf 'memory with 10 pods: berthd RSS %d KiB, berth-shim RSS %d KiB PSS %d KiB (avg of %s) | containerd RSS %d KiB, containerd-shim-runc-v2 RSS %d KiB PSS %d KiB (avg of %s)\n' \
-	"$(cri berth daemon_rss_kib 3)" "$(cri berth shims 5)" "$(cri berth shims 7)" "$(cri berth shims 3)" \
-	"$(cri containerd daemon_rss_kib 3)" "$(cri containerd shims 5)" "$(cri containerd shims 7)" "$(cri containerd shims 3)"
+printf 'memory with 10 pods: berthd RSS %d KiB, berth-shim RSS %d KiB PSS %d KiB (avg of %s)\n' \
+	"$(cri berth daemon_rss_kib 3)" "$(cri berth shims 5)" "$(cri berth shims 7)" "$(cri berth shims 3)"
 printf "berth's runtime server (berthd's child, answers ExecSync; one per node): RSS %d KiB PSS %d KiB\n" \
 	"$(cri berth servers 5)" "$(cri berth servers 7)"
-printf 'pause, in a pod sharing its PID namespace: berth RSS %d KiB PSS %d KiB (avg of %s) | containerd pause container RSS %d KiB PSS %d KiB (avg of %s, one per pod)\n' \
-	"$(cri berth pauses 5)" "$(cri berth pauses 7)" "$(cri berth pauses 3)" \
-	"$(cri containerd pauses 5)" "$(cri containerd pauses 7)" "$(cri containerd pauses 3)"
+printf 'pause, in a pod sharing its PID namespace: berth RSS %d KiB PSS %d KiB (avg of %s)\n' \
+	"$(cri berth pauses 5)" "$(cri berth pauses 7)" "$(cri berth pauses 3)"
+for c in containerd16 containerd24; do
+	printf '%s with 10 pods: containerd RSS %d KiB, containerd-shim-runc-v2 RSS %d KiB PSS %d KiB (avg of %s); pause container RSS %d KiB PSS %d KiB (avg of %s, one per pod)\n' \
+		"$c" "$(cri $c daemon_rss_kib 3)" "$(cri $c shims 5)" "$(cri $c shims 7)" "$(cri $c shims 3)" \
+		"$(cri $c pauses 5)" "$(cri $c pauses 7)" "$(cri $c pauses 3)"
+done

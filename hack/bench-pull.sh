@@ -53,6 +53,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   level = "warn"
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$BERTH_REGISTRY"]
   endpoint = ["http://$BERTH_REGISTRY"]
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
 TOML
 	sed -i '/^disabled_plugins/d' "$d/config.toml"
 	PATH="$CTRD_DIR/usr/bin:$PATH" "$CTRD_DIR/usr/bin/containerd" --config "$d/config.toml" >"$d/log" 2>&1 &

@@ -85,6 +85,25 @@ fetch_peer_binaries() {
 	for deb in "$CTRD_DIR"/debs/*.deb; do dpkg-deb -x "$deb" "$CTRD_DIR"; done
 }
 
+# The current peer, built from the Go module proxy (build_current_peer):
+# containerd with its runc shim, and runc with seccomp (libseccomp-dev), into
+# $PEER_DIR/bin. Nothing is installed: benchmarks run it on a root, state
+# dir, socket, bridge and cgroup parent of their own.
+PEER_CONTAINERD_VERSION=v2.4.2
+PEER_RUNC_VERSION=v1.4.4
+PEER_DIR="$BERTH_CACHE/containerd-${PEER_CONTAINERD_VERSION#v}"
+build_current_peer() {
+	local v="$PEER_CONTAINERD_VERSION runc $PEER_RUNC_VERSION" bin="$PEER_DIR/bin"
+	if stamp_ok current-peer "$v" && [[ -x $bin/containerd && -x $bin/containerd-shim-runc-v2 && -x $bin/runc ]]; then
+		return
+	fi
+	log "building containerd $PEER_CONTAINERD_VERSION and runc $PEER_RUNC_VERSION from the Go module proxy into $bin"
+	go_build_tool containerd github.com/containerd/containerd/v2 "$PEER_CONTAINERD_VERSION" "$bin" \
+		github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+	go_build_tool runc github.com/opencontainers/runc "$PEER_RUNC_VERSION" "$bin" -tags seccomp github.com/opencontainers/runc
+	stamp_set current-peer "$v"
+}
+
 # Benchmarks run one daemon at a time: its pid in DAEMON_PID, its socket in SOCK.
 DAEMON_PID=""
 SOCK=""
