@@ -25,11 +25,12 @@ const networkNotReadyReason = "NetworkPluginNotReady"
 // for every handler, which all run Berth's own runtime.
 func (s *Server) runtimeHandlers() []*runtime.RuntimeHandler {
 	s.rroOnce.Do(func() { s.rro = container.RecursiveReadOnlySupported() })
+	rro, userns := s.rro, s.userNamespaces()
 	names := append([]string{""}, slices.Sorted(maps.Keys(s.config.RuntimeHandlers))...)
 	out := make([]*runtime.RuntimeHandler, 0, len(names))
 	for _, name := range names {
-		out = append(out, &runtime.RuntimeHandler{Name: name, Features: &runtime.RuntimeHandlerFeatures{
-			RecursiveReadOnlyMounts: s.rro, UserNamespaces: s.userNamespaces()}})
+		out = append(out, &runtime.RuntimeHandler{Name: name,
+			Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: rro, UserNamespaces: userns}})
 	}
 	return out
 }

@@ -175,17 +175,29 @@ func (m *Manager) Find(idOrPrefix string) (*Pod, error) {
 // network) is done; from then on it is listed. A pod stopped meanwhile is
 // FailedPrecondition.
 func (m *Manager) MarkReady(id string) error {
+	return m.update(id, func(next *Pod) (bool, error) {
+		if !next.Creating {
+			return false, fmt.Errorf("pod %s was stopped before it was ready: %w", id, errdefs.ErrFailedPrecondition)
+		}
+		next.State, next.Creating = Ready, false
+		return true, nil
+	})
+}
+
+// update has edit change a copy of the pod's record and, if it did, stores
+// the copy before the pod takes it, all under the pod's lock.
+func (m *Manager) update(id string, edit func(next *Pod) (changed bool, err error)) error {
 	e, err := m.entry(id)
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.pod.Creating {
-		return fmt.Errorf("pod %s was stopped before it was ready: %w", id, errdefs.ErrFailedPrecondition)
-	}
 	next := e.pod
-	next.State, next.Creating = Ready, false
+	changed, err := edit(&next)
+	if err != nil || !changed {
+		return err
+	}
 	if err := m.store.Put(id, &next); err != nil {
 		return err
 	}
@@ -217,41 +229,23 @@ func (m *Manager) List() []*Pod {
 
 // SetNetwork records the pod's network attachment.
 func (m *Manager) SetNetwork(id string, n *Network) error {
-	e, err := m.entry(id)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	next := e.pod
-	next.Network = n
-	if err := m.store.Put(id, &next); err != nil {
-		return err
-	}
-	e.pod = next
-	return nil
+	return m.update(id, func(next *Pod) (bool, error) {
+		next.Network = n
+		return true, nil
+	})
 }
 
 // Stop marks the pod NOTREADY (containers are stopped by the caller first);
 // a pod being created is listed from then on, and MarkReady refuses it.
 // Stopping a stopped pod is a no-op.
 func (m *Manager) Stop(ctx context.Context, id string) error {
-	e, err := m.entry(id)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.pod.State == NotReady && !e.pod.Creating {
-		return nil
-	}
-	next := e.pod
-	next.State, next.Creating = NotReady, false
-	if err := m.store.Put(id, &next); err != nil {
-		return err
-	}
-	e.pod = next
-	return nil
+	return m.update(id, func(next *Pod) (bool, error) {
+		if next.State == NotReady && !next.Creating {
+			return false, nil
+		}
+		next.State, next.Creating = NotReady, false
+		return true, nil
+	})
 }
 
 // Remove releases the pod's namespaces, mounts and files, then its record.
