@@ -158,8 +158,14 @@ run() {
 	# rcu_preempt stalls), while its clock, the host's, ran on: CRI calls
 	# in the VM hit their 2-minute deadlines. Without the privilege, nice
 	# warns and the VM runs at the default priority.
+	# Its memory is allocated whole at boot (-mem-prealloc): here a host
+	# page's first touch can be slow (this host is a VM too, its memory
+	# backed lazily: 3 GiB took 0.04-5.4 s to touch), and a guest that
+	# first touched a page while the host was busy stood in one 4 KiB
+	# clear_page for over 20 s ("soft lockup ... [berthd]" in
+	# clear_page_erms < get_page_from_freelist, the other vCPU idle).
 	log "booting the VM (cgroup v2, $VM_LSM) for: $*"
-	timeout "${VM_TIMEOUT:-1800}" nice -n "${VM_NICE:--10}" qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "${VM_MEMORY:-3072}" \
+	timeout "${VM_TIMEOUT:-1800}" nice -n "${VM_NICE:--10}" qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "${VM_MEMORY:-3072}" -mem-prealloc \
 		-nographic -no-reboot -monitor none -serial stdio \
 		-kernel "$KDIR/boot/vmlinuz-$VM_KERNEL_VERSION" -initrd "$INITRD" \
 		-append "console=ttyS0 quiet panic=-1 $lsm $kargs berth.out=$out ${VM_KERNEL_ARGS:-}" \
