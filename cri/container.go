@@ -11,6 +11,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/sandbox/claim"
 	"github.com/berth-cri/berth/sandbox/container"
 	"github.com/berth-cri/berth/sandbox/runner"
 )
@@ -23,6 +24,10 @@ type ContainerStore interface {
 	List(keep func(*container.Container) bool) []*container.Container
 	Update(id string, fn func(*container.Container) error) (*container.Container, error)
 	Delete(id string) error
+	// Claim waits until op may work on the container (a stop beside other
+	// stops, a start or a remove alone) and returns its record then, with
+	// the release.
+	Claim(ctx context.Context, id string, op claim.Op) (*container.Container, func(), error)
 	// SetNotify makes fn hear of every recorded change of state.
 	SetNotify(fn func(container.Change))
 	// Unreadable lists the containers whose records could not be read at
@@ -131,6 +136,21 @@ func (s *Server) waitExit(ctx context.Context, shim *runner.Client, c *container
 	}
 	s.refresh(ctx, c)
 	return true, nil
+}
+
+// withContainer claims a container for op, runs fn on its record as it is
+// under the claim, and releases it. A container removed meanwhile is no
+// error: stop and remove are idempotent.
+func (s *Server) withContainer(ctx context.Context, id string, op claim.Op, fn func(*container.Container) error) error {
+	c, release, err := s.containers.Claim(ctx, id, op)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(c)
 }
 
 func isTerminal(st container.State) bool {

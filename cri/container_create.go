@@ -17,7 +17,8 @@ import (
 	"github.com/berth-cri/berth/sandbox/spec"
 )
 
-// CreateContainer makes a container in a READY pod: its name is reserved, its
+// CreateContainer makes a container in a READY pod, which it claims (a stop
+// or remove of the pod waits for the create, and one begun refuses it): its name is reserved, its
 // writable rootfs prepared and mounted, its OCI spec built, its init created
 // by the pod's shim, then its record written. Any failure undoes every step.
 // Image mounts (Mount.image) are mounted read-only from pulled images
@@ -27,10 +28,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if cfg.GetMetadata().GetName() == "" || cfg.GetImage().GetImage() == "" {
 		return nil, fmt.Errorf("container config needs a name and an image: %w", errdefs.ErrInvalidArgument)
 	}
-	pod, err := s.readyPod(req.GetPodSandboxId())
+	pod, release, err := s.usePod(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
 	}
+	defer release() // the pod is not stopped under the create
 	if pod.Spec.UserNS != nil && cfg.GetLinux().GetSecurityContext().GetPrivileged() {
 		return nil, fmt.Errorf("a pod with its own user namespace cannot have privileged containers: %w", errdefs.ErrInvalidArgument)
 	}

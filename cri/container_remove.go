@@ -8,12 +8,14 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox/cgroups"
+	"github.com/berth-cri/berth/sandbox/claim"
 	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // RemoveContainer stops a container if it runs, deletes it from its shim,
 // unmounts and removes its rootfs, then its record and name. Removing an
-// unknown container succeeds.
+// unknown container succeeds. The container is claimed: a start or stop in
+// flight ends first, and what waits for it meanwhile finds it gone.
 func (s *Server) RemoveContainer(ctx context.Context, req *runtime.RemoveContainerRequest) (*runtime.RemoveContainerResponse, error) {
 	c, err := s.containers.Find(req.GetContainerId())
 	if errdefs.IsNotFound(err) {
@@ -22,7 +24,7 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtime.RemoveContain
 	if err != nil {
 		return nil, err
 	}
-	if err := s.removeContainer(ctx, c); err != nil {
+	if err := s.withContainer(ctx, c.ID, claim.Removing, func(c *container.Container) error { return s.removeContainer(ctx, c) }); err != nil {
 		return nil, err
 	}
 	return &runtime.RemoveContainerResponse{}, nil

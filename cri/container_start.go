@@ -9,15 +9,28 @@ import (
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-cri/berth/sandbox/claim"
 	"github.com/berth-cri/berth/sandbox/container"
 )
 
-// StartContainer runs a created container's command.
+// StartContainer runs a created container's command. It claims the
+// container (a remove or stop of it waits; a start or remove in flight is
+// waited for) and its READY pod (a pod being stopped refuses it).
 func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainerRequest) (*runtime.StartContainerResponse, error) {
 	c, err := s.containers.Find(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
+	_, releasePod, err := s.pods.Use(c.PodID)
+	if err != nil {
+		return nil, err
+	}
+	defer releasePod()
+	c, release, err := s.containers.Claim(ctx, c.ID, claim.Starting)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if c.State != container.Created {
 		return nil, fmt.Errorf("container %s is %s, not CREATED: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}

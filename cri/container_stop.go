@@ -9,12 +9,14 @@ import (
 	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-cri/berth/sandbox/claim"
 	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // StopContainer sends the container's stop signal (SIGTERM unless the image
 // or the config names another), waits up to the timeout, then SIGKILL. Stopping
-// an unknown or exited container succeeds (CRI: Stop is idempotent).
+// an unknown or exited container succeeds (CRI: Stop is idempotent). Stops
+// go together; a start or remove in flight is waited for.
 func (s *Server) StopContainer(ctx context.Context, req *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
 	c, err := s.containers.Find(req.GetContainerId())
 	if errdefs.IsNotFound(err) {
@@ -23,7 +25,10 @@ func (s *Server) StopContainer(ctx context.Context, req *runtime.StopContainerRe
 	if err != nil {
 		return nil, err
 	}
-	if err := s.stopContainer(ctx, c, time.Duration(req.GetTimeout())*time.Second); err != nil {
+	err = s.withContainer(ctx, c.ID, claim.Stopping, func(c *container.Container) error {
+		return s.stopContainer(ctx, c, time.Duration(req.GetTimeout())*time.Second)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &runtime.StopContainerResponse{}, nil

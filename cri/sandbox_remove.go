@@ -9,24 +9,26 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox/cgroups"
+	"github.com/berth-cri/berth/sandbox/claim"
 	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // RemovePodSandbox removes a pod: it is stopped if needed, its namespaces,
 // mounts and files go, then its record and its name. Removing an unknown pod
-// succeeds.
+// succeeds. The pod is claimed first, as StopPodSandbox does.
 func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSandboxRequest) (*runtime.RemovePodSandboxResponse, error) {
 	id := req.GetPodSandboxId()
 	if id == "" {
 		return nil, fmt.Errorf("pod sandbox id is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	p, err := s.pods.Find(id)
+	p, release, err := s.claimPod(ctx, id, claim.Removing)
 	if errdefs.IsNotFound(err) {
 		return &runtime.RemovePodSandboxResponse{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	log.G(ctx).WithField("pod", p.ID).Info("removing pod sandbox")
 	if err := s.removePodContainers(ctx, p.ID); err != nil {
 		return nil, err
@@ -52,7 +54,7 @@ func (s *Server) removePodContainers(ctx context.Context, podID string) error {
 		return nil
 	}
 	for _, c := range s.containers.List(func(c *container.Container) bool { return c.PodID == podID }) {
-		if err := s.removeContainer(ctx, c); err != nil {
+		if err := s.withContainer(ctx, c.ID, claim.Removing, func(c *container.Container) error { return s.removeContainer(ctx, c) }); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
+	"github.com/berth-cri/berth/sandbox/claim"
 	"github.com/berth-cri/berth/sandbox/store"
 )
 
@@ -141,6 +142,8 @@ func (s *Store) tell(ch Change) {
 type entry struct {
 	mu sync.Mutex
 	c  Container
+	// gate is the container's claim: which operation works on it.
+	gate claim.Gate
 }
 
 // NewStore opens the records in dir.
@@ -262,6 +265,25 @@ func (s *Store) Find(idOrPrefix string) (*Container, error) {
 	return s.Get(match[0])
 }
 
+// Claim waits until op may work on the container and claims it: a stop
+// beside other stops, a start or a remove alone. It returns the record as it
+// is under the claim, and the release. A container removed meanwhile is
+// NotFound; the context's end while waiting is its error.
+func (s *Store) Claim(ctx context.Context, id string, op claim.Op) (*Container, func(), error) {
+	e, err := s.entry(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, err := e.gate.Take(ctx, op, op == claim.Stopping)
+	if err != nil {
+		return nil, nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	e.mu.Lock()
+	c := e.c
+	e.mu.Unlock()
+	return &c, release, nil
+}
+
 // List returns copies of the records that keep returns true for, newest first.
 func (s *Store) List(keep func(*Container) bool) []*Container {
 	s.mu.RLock()
@@ -326,6 +348,7 @@ func (s *Store) Delete(id string) error {
 	delete(s.ctrs, id)
 	s.mu.Unlock()
 	if ok {
+		e.gate.Gone()
 		e.mu.Lock()
 		c := e.c
 		e.mu.Unlock()
