@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -120,6 +121,9 @@ type Store struct {
 	unreadable map[string]bool
 	// notify, when set, hears of every change of state (see SetNotify).
 	notify func(Change)
+	// order keeps each container's changes and their notifications in one
+	// order (see changeLocks).
+	order changeLocks
 }
 
 // Change is a container's change of state, once recorded: added (CREATED),
@@ -130,7 +134,8 @@ type Change struct {
 }
 
 // SetNotify makes fn hear of every change of state, after it is recorded
-// and outside the store's locks. Set it before the store is used.
+// and outside the record's lock, in the order of the changes (fn must not
+// change containers itself). Set it before the store is used.
 func (s *Store) SetNotify(fn func(Change)) { s.notify = fn }
 
 func (s *Store) tell(ch Change) {
@@ -200,6 +205,9 @@ func (s *Store) Hold(id string) {
 
 // Add records a new container in CREATED state.
 func (s *Store) Add(c Container) error {
+	mu := s.order.of(c.ID)
+	mu.Lock()
+	defer mu.Unlock()
 	c.State = Created
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now().UTC()
@@ -309,6 +317,9 @@ func (s *Store) List(keep func(*Container) bool) []*Container {
 // be a legal transition; the record is written before memory changes. An fn
 // error leaves everything as it was.
 func (s *Store) Update(id string, fn func(c *Container) error) (*Container, error) {
+	mu := s.order.of(id)
+	mu.Lock()
+	defer mu.Unlock()
 	e, err := s.entry(id)
 	if err != nil {
 		return nil, err
@@ -339,6 +350,9 @@ func (s *Store) Update(id string, fn func(c *Container) error) (*Container, erro
 
 // Delete removes a container's record; a missing one is not an error.
 func (s *Store) Delete(id string) error {
+	mu := s.order.of(id)
+	mu.Lock()
+	defer mu.Unlock()
 	s.mu.Lock()
 	if err := s.disk.Remove(id); err != nil {
 		s.mu.Unlock()
@@ -355,4 +369,20 @@ func (s *Store) Delete(id string) error {
 		s.tell(Change{Container: c, Deleted: true})
 	}
 	return nil
+}
+
+// changeLocks order each container's recorded changes with their
+// notifications. The store tells of a change after it has released the
+// record's lock, so two changes of one container made at once
+// (StartContainer's RUNNING and the exit watcher's EXITED for a command that
+// ends at once) could be told in the reverse order, and an event subscriber
+// would see a stopped container start. Every change holds one of these
+// locks, chosen by the container's ID, from the change to its notification;
+// the section is a record write, as the record's own lock is.
+type changeLocks [32]sync.Mutex
+
+func (l *changeLocks) of(id string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &l[h.Sum32()%uint32(len(l))]
 }
