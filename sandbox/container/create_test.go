@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -34,7 +35,10 @@ func newHarness(t *testing.T) *harness {
 	}
 	h := &harness{t: t, os: newFakeOS(t), snaps: newFakeSnapshots(), run: newFakeRunner(), store: st, dir: dir}
 	h.svc = NewService(Options{Store: st, Runner: h.run, Snapshots: h.snaps, OS: h.os, StateDir: stateDir})
-	t.Cleanup(h.svc.Close)
+	t.Cleanup(func() { // before the store's dir goes
+		h.svc.Close()
+		h.svc.watchers.Wait()
+	})
 	return h
 }
 
@@ -159,7 +163,7 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 		{"log dir", func(h *harness, in *CreateInput) { h.os.inject("mkdir", "/var/log/pods") }, nil},
 		{"shim create", func(h *harness, in *CreateInput) { h.run.inject("create", "c1") }, nil},
 		{"shim create, answer lost", func(h *harness, in *CreateInput) { h.run.createLost = true }, nil},
-		{"record", func(h *harness, in *CreateInput) { os.RemoveAll(h.dir) }, func(err error) bool { return err != nil }},
+		{"record", func(h *harness, in *CreateInput) { h.removeStoreDir() }, func(err error) bool { return err != nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -243,5 +247,15 @@ func TestSnapshotOwner(t *testing.T) {
 		if got := snapshotOwner(key); got != want {
 			t.Errorf("snapshotOwner(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+func secs(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// removeStoreDir makes every record write fail from now on.
+func (h *harness) removeStoreDir() {
+	h.t.Helper()
+	if err := os.RemoveAll(h.dir); err != nil {
+		h.t.Fatal(err)
 	}
 }

@@ -28,7 +28,11 @@ func (s *Service) Watch(pod Pod) {
 		return
 	}
 	s.watching[pod.ID] = true
-	go s.followExits(pod)
+	s.watchers.Add(1)
+	go func() {
+		defer s.watchers.Done()
+		s.followExits(pod)
+	}()
 }
 
 func (s *Service) followExits(pod Pod) {

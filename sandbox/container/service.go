@@ -30,6 +30,7 @@ type Service struct {
 	stopBg   context.CancelFunc
 	watchMu  sync.Mutex
 	watching map[string]bool // pods whose shim has a watcher
+	watchers sync.WaitGroup  // for tests: Close does not wait
 }
 
 // Options are what a Service is made of.
@@ -54,7 +55,8 @@ func NewService(o Options) *Service {
 	return s
 }
 
-// Close stops the exit watchers; the shims and their containers go on.
+// Close stops the exit watchers; the shims and their containers go on. It
+// does not wait for a watcher busy settling a dead shim's containers.
 func (s *Service) Close() { s.stopBg() }
 
 // Pod is what the service needs to know of a container's pod, as plain
