@@ -10,7 +10,6 @@ import (
 
 	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/claim"
-	"github.com/berth-cri/berth/sandbox/container"
 )
 
 // StopPodSandbox stops a pod; it keeps its record. CRI: stopping an unknown or
@@ -49,13 +48,7 @@ func (s *Server) stopPodContainers(ctx context.Context, podID string) error {
 	if s.containers == nil {
 		return nil
 	}
-	for _, c := range s.containers.List(func(c *container.Container) bool { return c.PodID == podID }) {
-		err := s.withContainer(ctx, c.ID, claim.Stopping, func(c *container.Container) error { return s.stopContainer(ctx, c, 0) })
-		if err != nil && !errdefs.IsNotFound(err) {
-			return err
-		}
-	}
-	return nil
+	return s.containers.StopPod(ctx, podID)
 }
 
 // claimPod finds a pod by ID or unique prefix and waits until op (a stop or
