@@ -168,7 +168,7 @@ func (s *Service) waitExit(ctx context.Context, shim Shim, c *Container, timeout
 	return true, nil
 }
 
-// Resources are a resource update: the cgroup settings for the shim, the
+// ResourceUpdate is a change of resources: the cgroup settings for the shim, the
 // record's form of them, and the settings to put back if the record cannot
 // be written (nil: none recorded before).
 type ResourceUpdate struct {

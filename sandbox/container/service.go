@@ -121,9 +121,6 @@ func (s *Service) imageMountsDir(id string) string {
 	return filepath.Join(s.dir(id), "image-mounts")
 }
 
-// Dir is a container's state dir (its rootfs mount point is under it).
-func (s *Service) Dir(id string) string { return s.dir(id) }
-
 func imageMountKey(id string, n int) string { return id + ".image" + strconv.Itoa(n) }
 
 // snapshotOwner is the container a snapshot key belongs to: the key itself
