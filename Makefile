@@ -64,6 +64,11 @@ test-integration: build images ## integration tests against a real berthd and th
 		BERTH_TEST_ROOTFS=$(BERTH_CACHE)/test-images/stage/busybox \
 		$(GO) test -count=1 -p 1 ./test/... ./sandbox/runner/...
 
+.PHONY: test-crash
+test-crash: build images ## berthd killed at random points during pod churn, then the host checked for leftovers (root; test/crash)
+	BERTHD=$(CURDIR)/bin/berthd BERTH_SHIM=$(CURDIR)/bin/berth-shim BERTH_TEST_REGISTRY=$(BERTH_REGISTRY) \
+		$(GO) test -count=1 -v ./test/crash
+
 .PHONY: critest
 critest: build ## run critest against berthd and check test/critest/must-pass.txt (root)
 	hack/critest.sh
@@ -82,6 +87,11 @@ bench: deps build ## Go benchmarks, then pull and pod benchmarks against contain
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	hack/registry.sh start
 	trap 'hack/registry.sh stop' EXIT; hack/test-images.sh && hack/bench-pull.sh && hack/bench-pods.sh
+
+.PHONY: soak
+soak: deps build ## 20 clients churn pods on berthd for BENCH_SOAK (10m): memory and fds, first minute against last (root)
+	hack/registry.sh start
+	trap 'hack/registry.sh stop' EXIT; hack/test-images.sh && hack/bench-pods.sh soak
 
 .PHONY: run
 run: deps build ## install deps, build, and run berthd in the foreground (root)

@@ -6,48 +6,52 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/errdefs"
-	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/images"
+	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/container"
 	"github.com/berth-cri/berth/sandbox/runner"
 )
 
-// ContainerStore keeps container records (container.Store).
-type ContainerStore interface {
-	Add(c container.Container) error
+// ContainerService is the container domain (container.Service): records,
+// root filesystems, the containers' inits in their pods' shims, exits,
+// cleanup and recovery. Start, Stop and Remove claim the container; cri
+// claims the pod around them.
+type ContainerService interface {
 	Get(id string) (*container.Container, error)
 	Find(idOrPrefix string) (*container.Container, error)
 	List(keep func(*container.Container) bool) []*container.Container
-	Update(id string, fn func(*container.Container) error) (*container.Container, error)
-	Delete(id string) error
-	// SetNotify makes fn hear of every recorded change of state.
+	// SetNotify makes fn hear of every recorded change of state, in order.
 	SetNotify(fn func(container.Change))
-	// Unreadable lists the containers whose records could not be read at
-	// start-up: recovery keeps everything of theirs.
-	Unreadable() []string
-	// Hold takes a container out of the lists, kept whole as an
-	// unreadable one is (the containers of a pod whose record is unreadable).
-	Hold(id string)
+
+	Create(ctx context.Context, in container.CreateInput) (*container.Container, error)
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	Remove(ctx context.Context, id, cgroupParent string) error
+	UpdateResources(ctx context.Context, id string, u container.ResourceUpdate) error
+	// StopPod kills a pod's containers; RemovePod removes them and stops
+	// the pod's shim.
+	StopPod(ctx context.Context, pod string) error
+	RemovePod(ctx context.Context, pod, cgroupParent string) error
+	// Recover reconciles the containers with the pods (before serving).
+	Recover(ctx context.Context, in container.RecoverInput)
+	// Close stops the exit watchers.
+	Close()
 }
 
-// Shims gives each pod its berth-shim (runner.Pool).
+// Shims gives each pod its berth-shim (runner.Pool): what exec, attach and
+// port-forward sessions need of it.
 type Shims interface {
-	Get(ctx context.Context, pod string) (*runner.Client, error)
 	Lookup(ctx context.Context, pod string) (*runner.Client, error)
-	Stop(ctx context.Context, pod string) error
-	// RecordedExit is a container's exit as its shim recorded it; it
-	// outlives the shim.
-	RecordedExit(pod, id string) (runner.Exit, error)
 	// Pods lists the pods that have shim files.
 	Pods() []string
 	// Exec runs a process in a running container of pod (ExecSync).
 	Exec(ctx context.Context, pod, id string, args []string, timeout time.Duration, limit int) (runner.ExecReply, error)
 }
 
-// Snapshots prepares containers' root filesystems (images.Service).
+// Snapshots are the image store's snapshots (images.Service): the container
+// domain prepares them (through ContainerSnapshots), stats measure them.
 type Snapshots interface {
 	PrepareSnapshot(ctx context.Context, key, image string, readOnly bool) (*images.Rootfs, error)
 	RemoveSnapshot(ctx context.Context, key string) error
@@ -58,12 +62,52 @@ type Snapshots interface {
 	SnapshotsDir() string
 }
 
+// ContainerSnapshots gives the container domain the image store's snapshots
+// (container.Snapshots), which it knows only as plain dirs and options.
+type ContainerSnapshots struct{ Images Snapshots }
+
+// Prepare prepares a snapshot (images.Service.PrepareSnapshot).
+func (c ContainerSnapshots) Prepare(ctx context.Context, key, image string, readOnly bool) (*container.Snapshot, error) {
+	r, err := c.Images.PrepareSnapshot(ctx, key, image, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	opts, chdir := r.MountOptions()
+	return &container.Snapshot{Lower: r.Lower, Upper: r.Upper, Work: r.Work, Options: opts, Chdir: chdir}, nil
+}
+
+// Remove removes a snapshot (images.Service.RemoveSnapshot).
+func (c ContainerSnapshots) Remove(ctx context.Context, key string) error {
+	return c.Images.RemoveSnapshot(ctx, key)
+}
+
+// Keys lists the snapshots (images.Service.SnapshotKeys).
+func (c ContainerSnapshots) Keys() ([]string, error) { return c.Images.SnapshotKeys() }
+
 func containerName(md *runtime.ContainerMetadata, pod *runtime.PodSandboxMetadata) string {
 	return fmt.Sprintf("%s_%s_%s_%s_%d", md.GetName(), pod.GetName(), pod.GetNamespace(), pod.GetUid(), md.GetAttempt())
 }
 
-// containerDir holds a container's rootfs mount point and image volumes.
-func (s *Server) containerDir(id string) string { return s.stateDir + "/containers/" + id }
+// containerPod is what the container domain knows of a pod, or false for a
+// pod that is gone.
+func (s *Server) containerPod(id string) (container.Pod, bool) {
+	p, err := s.pods.Get(id)
+	if err != nil {
+		return container.Pod{}, false
+	}
+	return podFacts(p), true
+}
+
+// podFacts are the facts about a pod that its containers need.
+func podFacts(p *sandbox.Pod) container.Pod {
+	out := container.Pod{ID: p.ID, CgroupParent: cgroupParent(p), LogDirectory: p.Spec.LogDirectory,
+		SELinuxProcessLabel: p.Spec.SELinuxProcessLabel, SELinuxMountLabel: p.Spec.SELinuxMountLabel}
+	if u := p.Spec.UserNS; u != nil {
+		out.UserNS = p.Pins[sandbox.UserNS]
+		out.RootUID, out.RootGID = u.Root()
+	}
+	return out
+}
 
 func criState(st container.State) runtime.ContainerState {
 	switch st {
@@ -75,66 +119,6 @@ func criState(st container.State) runtime.ContainerState {
 		return runtime.ContainerState_CONTAINER_EXITED
 	}
 	return runtime.ContainerState_CONTAINER_UNKNOWN
-}
-
-// refresh asks the shim whether a started container exited meanwhile and
-// records how. A lost shim makes the container UNKNOWN.
-func (s *Server) refresh(ctx context.Context, c *container.Container) *container.Container {
-	if c.State != container.Running {
-		return c
-	}
-	shim, err := s.shims.Lookup(ctx, c.PodID)
-	if err != nil {
-		return s.markUnknown(ctx, c, "the pod's shim is gone")
-	}
-	w, err := shim.Wait(ctx, c.ID, 0)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return s.markUnknown(ctx, c, "the shim does not know the container")
-		}
-		return c
-	}
-	if !w.Exited {
-		return c
-	}
-	updated, err := s.updateContainer(c.ID, func(c *container.Container) error {
-		c.State, c.ExitCode, c.FinishedAt = container.Exited, int32(w.Exit.Code), w.Exit.At
-		c.Reason = "Completed"
-		if w.Exit.Code != 0 {
-			c.Reason = "Error"
-		}
-		return nil
-	})
-	if err != nil {
-		log.G(ctx).WithError(err).WithField("container", c.ID).Warn("record the exit")
-		return c
-	}
-	return updated
-}
-
-func (s *Server) markUnknown(ctx context.Context, c *container.Container, why string) *container.Container {
-	updated, err := s.updateContainer(c.ID, func(c *container.Container) error {
-		c.State, c.Message = container.Unknown, why
-		return nil
-	})
-	if err != nil {
-		return c
-	}
-	return updated
-}
-
-// waitExit waits up to timeout for a container to exit and records it.
-func (s *Server) waitExit(ctx context.Context, shim *runner.Client, c *container.Container, timeout time.Duration) (bool, error) {
-	w, err := shim.Wait(ctx, c.ID, timeout)
-	if err != nil || !w.Exited {
-		return false, err
-	}
-	s.refresh(ctx, c)
-	return true, nil
-}
-
-func isTerminal(st container.State) bool {
-	return st == container.Exited || st == container.Unknown
 }
 
 func trimSlash(s string) string { return "/" + strings.Trim(s, "/") }

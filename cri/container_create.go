@@ -3,11 +3,11 @@ package cri
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/encoding/protojson"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -17,20 +17,22 @@ import (
 	"github.com/berth-cri/berth/sandbox/spec"
 )
 
-// CreateContainer makes a container in a READY pod: its name is reserved, its
-// writable rootfs prepared and mounted, its OCI spec built, its init created
-// by the pod's shim, then its record written. Any failure undoes every step.
-// Image mounts (Mount.image) are mounted read-only from pulled images
-// (container_imagemount.go).
+// CreateContainer makes a container in a READY pod, which it claims (a stop
+// or remove of the pod waits for the create, and one begun refuses it): the
+// request is checked and its images found, its name reserved, then the
+// container domain makes it (rootfs, image mounts, the spec built here from
+// the CRI config, the init in the pod's shim, the record). Any failure
+// undoes every step and frees the name.
 func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (_ *runtime.CreateContainerResponse, retErr error) {
 	cfg := req.GetConfig()
 	if cfg.GetMetadata().GetName() == "" || cfg.GetImage().GetImage() == "" {
 		return nil, fmt.Errorf("container config needs a name and an image: %w", errdefs.ErrInvalidArgument)
 	}
-	pod, err := s.readyPod(req.GetPodSandboxId())
+	pod, release, err := s.usePod(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
 	}
+	defer release() // the pod is not stopped under the create
 	if pod.Spec.UserNS != nil && cfg.GetLinux().GetSecurityContext().GetPrivileged() {
 		return nil, fmt.Errorf("a pod with its own user namespace cannot have privileged containers: %w", errdefs.ErrInvalidArgument)
 	}
@@ -39,6 +41,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		return nil, fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
 	}
 	stopSignal, err := stopSignal(cfg, img)
+	if err != nil {
+		return nil, err
+	}
+	sharedPID, err := sharedPIDNamespace(pod, cfg)
+	if err != nil {
+		return nil, err
+	}
+	imageMounts, err := s.imageMounts(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -56,42 +66,33 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if err != nil {
 		return nil, err
 	}
-	rootfs, err := s.mountRootfs(ctx, id, img, pod, labels.mount)
+	_, err = s.containers.Create(ctx, container.CreateInput{
+		Pod: podFacts(pod), Record: containerRecord(id, pod, cfg, img, stopSignal, imageMounts),
+		MountLabel: labels.mount, ImageMounts: imageMounts, LogPath: cfg.GetLogPath(), SharedPID: sharedPID,
+		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
+		Build: func(b container.BuildInput) (*specs.Spec, error) {
+			return s.buildSpec(ctx, id, pod, img, cfg, b, labels)
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if retErr != nil {
-			undo, cancel := cleanupContext(ctx)
-			defer cancel()
-			s.unmountRootfs(undo, id)
-		}
-	}()
-	// The rootfs's rollback above unmounts these too.
-	specCfg, imageRefs, err := s.mountImages(ctx, id, cfg, pod, labels.mount)
-	if err != nil {
-		return nil, err
-	}
-	logPath, user, err := s.createInShim(ctx, id, pod, img, specCfg, rootfs, labels)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { // before the rootfs is unmounted
-		if retErr != nil {
-			s.deleteInShim(ctx, pod.ID, id)
-		}
-	}()
-	raw, _ := protojson.Marshal(cfg)
-	rec := container.Container{ID: id, PodID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
-		Image: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: imageRef(img), Labels: cfg.GetLabels(),
-		Annotations: cfg.GetAnnotations(), LogPath: logPath, StopSignal: int(stopSignal), Mounts: recordMounts(cfg.GetMounts(), imageRefs),
-		Resources: recordResources(cfg.GetLinux().GetResources()), User: user,
-		Config: raw}
-	if err := s.addContainer(rec); err != nil {
-		return nil, err
-	}
-	log.G(ctx).Info("created container")
 	return &runtime.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// containerRecord is the record of a new container, as the CRI config and
+// the image give it (the container domain adds its log path and user).
+func containerRecord(id string, pod *sandbox.Pod, cfg *runtime.ContainerConfig, img *images.Image, stop syscall.Signal,
+	imageMounts []container.ImageMount) container.Container {
+	raw, _ := protojson.Marshal(cfg)
+	refs := map[int]string{}
+	for _, m := range imageMounts {
+		refs[m.Index] = m.ImageID
+	}
+	return container.Container{ID: id, PodID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
+		Image: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: imageRef(img), Labels: cfg.GetLabels(),
+		Annotations: cfg.GetAnnotations(), StopSignal: int(stop), Mounts: recordMounts(cfg.GetMounts(), refs),
+		Resources: recordResources(cfg.GetLinux().GetResources()), Config: raw}
 }
 
 // stopSignal is the signal that stops the container: the CRI config's, else
@@ -123,46 +124,4 @@ func imageRef(img *images.Image) string {
 		return img.RepoDigests[0]
 	}
 	return img.ID
-}
-
-// mountRootfs prepares the container's writable layer and mounts its rootfs
-// (its files labelled mountLabel on a host with SELinux); in a pod with its
-// own user namespace the layers are idmapped into it.
-func (s *Server) mountRootfs(ctx context.Context, id string, img *images.Image, pod *sandbox.Pod, mountLabel string) (string, error) {
-	snap, err := s.snapshots.PrepareSnapshot(ctx, id, img.ID, false)
-	if err != nil {
-		return "", err
-	}
-	target := filepath.Join(s.containerDir(id), "rootfs")
-	if u := pod.Spec.UserNS; u != nil {
-		uid, gid := u.Root()
-		err = container.MountRootfsMapped(container.Layers{Lower: snap.Lower, Upper: snap.Upper, Work: snap.Work, MountLabel: mountLabel},
-			target, pod.Pins[sandbox.UserNS], uid, gid)
-	} else {
-		opts, dir := snap.MountOptions()
-		err = container.MountRootfs(container.WithMountLabel(opts, mountLabel), dir, target)
-	}
-	if err != nil {
-		undo, cancel := cleanupContext(ctx)
-		defer cancel()
-		_ = s.snapshots.RemoveSnapshot(undo, id)
-		return "", err
-	}
-	return target, nil
-}
-
-// unmountRootfs unmounts a container's rootfs and image mounts, removes
-// their snapshots and the container's dir.
-func (s *Server) unmountRootfs(ctx context.Context, id string) {
-	dir := s.containerDir(id)
-	if err := s.unmountImages(ctx, id); err != nil {
-		log.G(ctx).WithError(err).Warn("unmount image mounts")
-		return
-	}
-	if err := container.UnmountRootfs(filepath.Join(dir, "rootfs")); err != nil {
-		log.G(ctx).WithError(err).Warn("unmount rootfs")
-		return
-	}
-	_ = s.snapshots.RemoveSnapshot(ctx, id)
-	_ = container.RemoveDir(dir)
 }

@@ -32,7 +32,7 @@ func newListServer(tb testing.TB, n int) *Server {
 			tb.Fatal(err)
 		}
 	}
-	return New(Options{Containers: store})
+	return New(Options{Containers: container.NewService(container.Options{Store: store})})
 }
 
 func TestListContainersFilters(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -16,113 +14,118 @@ import (
 	"github.com/berth-cri/berth/sandbox"
 	"github.com/berth-cri/berth/sandbox/cgroups"
 	"github.com/berth-cri/berth/sandbox/container"
-	"github.com/berth-cri/berth/sandbox/runner"
 	"github.com/berth-cri/berth/sandbox/spec"
 	"github.com/berth-cri/berth/volumes"
 )
 
-// createInShim builds the container's spec and has the pod's shim create its
-// init. It returns the container's log path and user.
-func (s *Server) createInShim(ctx context.Context, id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig,
-	rootfs string, labels selinuxLabels) (_ string, _ *container.User, retErr error) {
-	shim, err := s.shims.Get(ctx, pod.ID)
+// buildSpec builds the container's OCI spec from its CRI config, its image
+// and its pod, once the container domain has mounted its rootfs (the user is
+// looked up in it) and image mounts (b).
+func (s *Server) buildSpec(ctx context.Context, id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig,
+	b container.BuildInput, labels selinuxLabels) (*specs.Spec, error) {
+	cfg, err := withImageMounts(cfg, b.ImageMounts)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	nsPaths, err := s.namespacePaths(ctx, pod, cfg)
+	in, err := s.specInput(id, pod, img, cfg, b, labels)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	built, err := s.buildSpec(id, pod, img, cfg, rootfs, nsPaths, labels)
+	built, err := spec.Build(in)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	for _, w := range built.Warnings {
 		log.G(ctx).Warn(w)
 	}
-	logPath, err := containerLogPath(s.containerDir(id), pod.Spec.LogDirectory, cfg.GetLogPath())
-	if err != nil {
-		return "", nil, err
-	}
-	if err := container.PrepareLogPath(logPath); err != nil {
-		return "", nil, err
-	}
-	s.watchShim(pod.ID)
-	// From here the shim may hold the container whatever Create answers.
-	defer func() {
-		if retErr != nil {
-			s.deleteInShim(ctx, pod.ID, id)
+	return built.Spec, nil
+}
+
+// sharedPIDNamespace says whether the container joins its pod's shared PID
+// namespace (whose PID 1 is the pod's pause), and refuses the modes Berth
+// does not give.
+func sharedPIDNamespace(pod *sandbox.Pod, cfg *runtime.ContainerConfig) (bool, error) {
+	switch mode := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid(); mode {
+	case runtime.NamespaceMode_CONTAINER:
+		return false, nil
+	case runtime.NamespaceMode_NODE:
+		if pod.Spec.UserNS != nil {
+			return false, fmt.Errorf("a container of a pod with its own user namespace cannot use the host's PID namespace: %w", errdefs.ErrInvalidArgument)
 		}
-	}()
-	if err := shim.Create(ctx, id, built.Spec, runner.IO{LogPath: logPath, Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce()}); err != nil {
-		return "", nil, err
+		return false, nil
+	case runtime.NamespaceMode_POD:
+		return true, nil
+	default:
+		return false, fmt.Errorf("PID namespace mode %v is not supported yet: %w", mode, errdefs.ErrInvalidArgument)
 	}
-	return logPath, processUser(built.Spec.Process.User), nil
-}
-
-// processUser is the user a spec's process runs as, its primary group among
-// its groups, as ContainerStatus reports it.
-func processUser(u specs.User) *container.User {
-	groups := append([]uint32{u.GID}, u.AdditionalGids...)
-	slices.Sort(groups)
-	return &container.User{UID: u.UID, GID: u.GID, Groups: slices.Compact(groups)}
-}
-
-// containerLogPath is the pod's log directory joined with the container's
-// log path, which must stay inside it; without either, the log goes into the
-// container's state dir.
-func containerLogPath(ctrDir, podLogDir, logPath string) (string, error) {
-	if podLogDir == "" || logPath == "" {
-		return filepath.Join(ctrDir, "container.log"), nil
-	}
-	p := filepath.Join(podLogDir, logPath)
-	if !strings.HasPrefix(p, filepath.Clean(podLogDir)+"/") {
-		return "", fmt.Errorf("log path %q leaves the pod's log directory: %w", logPath, errdefs.ErrInvalidArgument)
-	}
-	return p, nil
 }
 
 // namespacePaths maps each namespace the container joins to its path: the
-// pod's pins, the pause's PID namespace, or "" for the host's.
-func (s *Server) namespacePaths(ctx context.Context, pod *sandbox.Pod, cfg *runtime.ContainerConfig) (map[specs.LinuxNamespaceType]string, error) {
+// pod's pins, the pod's shared PID namespace (pidNS), or "" for the host's.
+func namespacePaths(pod *sandbox.Pod, cfg *runtime.ContainerConfig, pidNS string) map[specs.LinuxNamespaceType]string {
 	ns := map[specs.LinuxNamespaceType]string{
 		specs.NetworkNamespace: pod.Pins[sandbox.NetNS],
 		specs.IPCNamespace:     pod.Pins[sandbox.IPCNS],
 		specs.UTSNamespace:     pod.Pins[sandbox.UTSNS],
 		specs.UserNamespace:    pod.Pins[sandbox.UserNS],
 	}
-	opts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	switch opts.GetPid() {
-	case runtime.NamespaceMode_CONTAINER:
+	switch cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() {
 	case runtime.NamespaceMode_NODE:
-		if pod.Spec.UserNS != nil {
-			return nil, fmt.Errorf("a container of a pod with its own user namespace cannot use the host's PID namespace: %w", errdefs.ErrInvalidArgument)
-		}
 		ns[specs.PIDNamespace] = ""
 	case runtime.NamespaceMode_POD:
-		shim, err := s.shims.Get(ctx, pod.ID)
-		if err != nil {
-			return nil, err
-		}
-		pid, err := shim.Pause(ctx, runner.PauseArgs{UserNS: pod.Pins[sandbox.UserNS],
-			ProcessLabel: pod.Spec.SELinuxProcessLabel, MountLabel: pod.Spec.SELinuxMountLabel})
-		if err != nil {
-			return nil, err
-		}
-		ns[specs.PIDNamespace] = fmt.Sprintf("/proc/%d/ns/pid", pid)
-	default:
-		return nil, fmt.Errorf("PID namespace mode %v is not supported yet: %w", opts.GetPid(), errdefs.ErrInvalidArgument)
+		ns[specs.PIDNamespace] = pidNS
 	}
-	return ns, nil
+	return ns
 }
 
-func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig, rootfs string,
-	ns map[specs.LinuxNamespaceType]string, labels selinuxLabels) (*spec.Built, error) {
-	passwd, group, err := container.UserFiles(rootfs)
+// specInput is what sandbox/spec builds the container's spec from.
+func (s *Server) specInput(id string, pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig,
+	b container.BuildInput, labels selinuxLabels) (spec.Input, error) {
+	passwd, group, err := container.UserFiles(b.Rootfs)
 	if err != nil {
-		return nil, err
+		return spec.Input{}, err
 	}
 	sc := cfg.GetLinux().GetSecurityContext()
+	user, err := spec.ResolveUser(userSpec(sc, img), passwd, group)
+	if err != nil {
+		return spec.Input{}, err
+	}
+	mounts, err := s.containerMounts(pod, img, cfg, b, labels)
+	if err != nil {
+		return spec.Input{}, err
+	}
+	handler, err := s.runtimeHandler(pod.Spec.RuntimeHandler)
+	if err != nil {
+		return spec.Input{}, fmt.Errorf("pod %s runs on runtime handler %q, which berth.toml no longer configures: %w",
+			pod.ID, pod.Spec.RuntimeHandler, errdefs.ErrFailedPrecondition)
+	}
+	host, err := s.hostLimits(sc.GetPrivileged() && !handler.PrivilegedWithoutHostDevices)
+	if err != nil {
+		return spec.Input{}, err
+	}
+	host.PrivilegedWithoutHostDevices = handler.PrivilegedWithoutHostDevices
+	profile, err := seccompProfile(sc)
+	if err != nil {
+		return spec.Input{}, err
+	}
+	return spec.Input{
+		Config: cfg, User: user, Hostname: pod.Spec.Hostname, Rootfs: b.Rootfs, Namespaces: namespacePaths(pod, cfg, b.PIDNamespace),
+		Image:  spec.ImageConfig{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, Env: img.Config.Env, WorkingDir: img.Config.WorkingDir},
+		Mounts: mounts,
+		Pod: spec.PodFiles{Hostname: pod.HostnamePath(), Hosts: pod.HostsPath(), ResolvConf: pod.ResolvConfPath(),
+			Shm: pod.ShmPath},
+		CgroupsPath:         container.CgroupPath(cgroupParent(pod), id),
+		MinOOMScoreAdj:      container.OwnOOMScoreAdj(),
+		Host:                host,
+		ResolveDevice:       container.DeviceNodes,
+		Seccomp:             profile,
+		LSM:                 s.hostLSM(),
+		SELinuxProcessLabel: labels.process, SELinuxMountLabel: labels.mount,
+	}, nil
+}
+
+// userSpec is who the container asks to run as, and the image's user.
+func userSpec(sc *runtime.LinuxContainerSecurityContext, img *images.Image) spec.UserSpec {
 	us := spec.UserSpec{RunAsUsername: sc.GetRunAsUsername(), ImageUser: img.Config.User,
 		SupplementalGroups: sc.GetSupplementalGroups(),
 		StrictGroups:       sc.GetSupplementalGroupsPolicy() == runtime.SupplementalGroupsPolicy_Strict}
@@ -134,10 +137,14 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 		v := sc.GetRunAsGroup().GetValue()
 		us.RunAsGroup = &v
 	}
-	user, err := spec.ResolveUser(us, passwd, group)
-	if err != nil {
-		return nil, err
-	}
+	return us
+}
+
+// containerMounts are the container's OCI mounts: its CRI mounts (relabelled
+// where they ask; idmapped in a pod with its own user namespace) and the
+// image's VOLUMEs, dirs under the container's state dir.
+func (s *Server) containerMounts(pod *sandbox.Pod, img *images.Image, cfg *runtime.ContainerConfig,
+	b container.BuildInput, labels selinuxLabels) ([]specs.Mount, error) {
 	mounts, err := volumes.FromCRI(cfg.GetMounts(), volumes.HostMountInfo)
 	if err != nil {
 		return nil, err
@@ -148,41 +155,14 @@ func (s *Server) buildSpec(id string, pod *sandbox.Pod, img *images.Image, cfg *
 	if u := pod.Spec.UserNS; u != nil {
 		volumes.UseContainerUserNS(mounts, linuxIDMappings(u.UIDs), linuxIDMappings(u.GIDs))
 	}
-	imgVolumes, err := volumes.ImageVolumes(img.Config.Volumes, mounts, filepath.Join(s.containerDir(id), "volumes"))
+	imgVolumes, err := volumes.ImageVolumes(img.Config.Volumes, mounts, filepath.Join(b.Dir, "volumes"))
 	if err != nil {
 		return nil, err
 	}
 	if err := openImageVolumes(imgVolumes, pod.Spec.UserNS != nil, labels.mount); err != nil {
 		return nil, err
 	}
-	handler, err := s.runtimeHandler(pod.Spec.RuntimeHandler)
-	if err != nil {
-		return nil, fmt.Errorf("pod %s runs on runtime handler %q, which berth.toml no longer configures: %w",
-			pod.ID, pod.Spec.RuntimeHandler, errdefs.ErrFailedPrecondition)
-	}
-	host, err := s.hostLimits(sc.GetPrivileged() && !handler.PrivilegedWithoutHostDevices)
-	if err != nil {
-		return nil, err
-	}
-	host.PrivilegedWithoutHostDevices = handler.PrivilegedWithoutHostDevices
-	profile, err := seccompProfile(sc)
-	if err != nil {
-		return nil, err
-	}
-	return spec.Build(spec.Input{
-		Config: cfg, User: user, Hostname: pod.Spec.Hostname, Rootfs: rootfs, Namespaces: ns,
-		Image:  spec.ImageConfig{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, Env: img.Config.Env, WorkingDir: img.Config.WorkingDir},
-		Mounts: append(mounts, imgVolumes...),
-		Pod: spec.PodFiles{Hostname: pod.HostnamePath(), Hosts: pod.HostsPath(), ResolvConf: pod.ResolvConfPath(),
-			Shm: pod.ShmPath},
-		CgroupsPath:         cgroupParent(pod) + "/" + id,
-		MinOOMScoreAdj:      container.OwnOOMScoreAdj(),
-		Host:                host,
-		ResolveDevice:       container.DeviceNodes,
-		Seccomp:             profile,
-		LSM:                 s.hostLSM(),
-		SELinuxProcessLabel: labels.process, SELinuxMountLabel: labels.mount,
-	})
+	return append(mounts, imgVolumes...), nil
 }
 
 // openImageVolumes lets the container write to its image volumes, dirs that

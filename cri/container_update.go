@@ -2,12 +2,9 @@ package cri
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 
-	"github.com/containerd/errdefs"
-	"github.com/containerd/log"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox/container"
@@ -27,30 +24,13 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 	if r == nil {
 		return &runtime.UpdateContainerResourcesResponse{}, nil
 	}
-	if c.State != container.Created && c.State != container.Running {
-		return nil, fmt.Errorf("container %s is %s: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	u := container.ResourceUpdate{Linux: s.resources(r), Record: recordResources(r)}
+	if c.Resources != nil {
+		u.Previous = s.resources(criResources(c.Resources))
 	}
-	shim, err := s.shims.Lookup(ctx, c.PodID)
-	if err != nil {
-		return nil, fmt.Errorf("container %s: %w", c.ID, err)
-	}
-	if err := shim.Update(ctx, c.ID, s.resources(r)); err != nil {
+	if err := s.containers.UpdateResources(ctx, c.ID, u); err != nil {
 		return nil, err
 	}
-	if _, err := s.updateContainer(c.ID, func(c *container.Container) error {
-		c.Resources = recordResources(r)
-		return nil
-	}); err != nil {
-		if c.Resources != nil {
-			undo, cancel := cleanupContext(ctx)
-			defer cancel()
-			if uerr := shim.Update(undo, c.ID, s.resources(criResources(c.Resources))); uerr != nil {
-				log.G(ctx).WithError(uerr).WithField("container", c.ID).Warn("set the previous resources back")
-			}
-		}
-		return nil, err
-	}
-	log.G(ctx).WithField("container", c.ID).Info("updated container resources")
 	return &runtime.UpdateContainerResourcesResponse{}, nil
 }
 

@@ -2,7 +2,6 @@ package cri
 
 import (
 	"fmt"
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -155,44 +154,4 @@ func (s *Server) GetContainerEvents(_ *runtime.GetEventsRequest, stream grpc.Ser
 			return fmt.Errorf("berthd is stopping: %w", errdefs.ErrUnavailable)
 		}
 	}
-}
-
-// changeLocks order each container's recorded changes with their events. The
-// store tells of a change after it has released the record's lock, so two
-// changes of one container made at once (StartContainer's RUNNING and the
-// exit watcher's EXITED for a command that ends at once) could be queued in
-// the reverse order, and a subscriber would see a stopped container start.
-// Every change cri makes goes through one of these locks, chosen by the
-// container's ID, held from the change to its queued event; the section is
-// a record write, as the store's own lock is.
-type changeLocks [32]sync.Mutex
-
-func (l *changeLocks) of(id string) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return &l[h.Sum32()%uint32(len(l))]
-}
-
-// updateContainer is containers.Update with its event queued in order.
-func (s *Server) updateContainer(id string, fn func(*container.Container) error) (*container.Container, error) {
-	mu := s.changeLocks.of(id)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.containers.Update(id, fn)
-}
-
-// addContainer is containers.Add with its event queued in order.
-func (s *Server) addContainer(c container.Container) error {
-	mu := s.changeLocks.of(c.ID)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.containers.Add(c)
-}
-
-// deleteContainer is containers.Delete with its event queued in order.
-func (s *Server) deleteContainer(id string) error {
-	mu := s.changeLocks.of(id)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.containers.Delete(id)
 }

@@ -11,6 +11,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/claim"
 )
 
 // PodManager is what the pod RPCs need of the sandbox domain (sandbox.Manager).
@@ -21,6 +22,10 @@ type PodManager interface {
 	List() []*sandbox.Pod
 	SetNetwork(id string, n *sandbox.Network) error
 	MarkReady(id string) error
+	// Use claims a READY pod for a create or start of one of its
+	// containers; Claim waits until a stop or remove has it alone.
+	Use(id string) (*sandbox.Pod, func(), error)
+	Claim(ctx context.Context, id string, op claim.Op) (*sandbox.Pod, func(), error)
 	Stop(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
 	ProbeUserNamespace(fn func(userns string) error) error
@@ -114,6 +119,18 @@ func (s *Server) readyPod(idOrPrefix string) (*sandbox.Pod, error) {
 		return nil, fmt.Errorf("pod %s is not ready: %w", p.ID, errdefs.ErrFailedPrecondition)
 	}
 	return p, nil
+}
+
+// usePod finds a READY pod by ID or unique prefix and claims it for a
+// create or a start of one of its containers: a stop or remove of the pod
+// waits for the release, and one that has begun makes this
+// FailedPrecondition.
+func (s *Server) usePod(idOrPrefix string) (*sandbox.Pod, func(), error) {
+	p, err := s.pods.Find(idOrPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.pods.Use(p.ID)
 }
 
 // podUserNamespace is the user namespace a pod asks for: nil for the host's

@@ -32,12 +32,12 @@ type Options struct {
 	Puller ImagePuller
 	// Pods are the pod sandboxes.
 	Pods PodManager
-	// Containers are the container records; Shims run them; Snapshots hold
-	// their root filesystems.
-	Containers ContainerStore
+	// Containers are the container domain; Shims serve exec and attach
+	// sessions; Snapshots are measured for stats.
+	Containers ContainerService
 	Shims      Shims
 	Snapshots  Snapshots
-	// StateDir is berthd's volatile state dir (rootfs mount points).
+	// StateDir is berthd's volatile state dir (the sessions' FIFOs).
 	StateDir string
 	// Stats reads cgroups and pod network counters.
 	Stats StatsReader
@@ -55,7 +55,7 @@ type Server struct {
 	puller  ImagePuller
 	pods    PodManager
 
-	containers  ContainerStore
+	containers  ContainerService
 	shims       Shims
 	snapshots   Snapshots
 	stateDir    string
@@ -64,15 +64,12 @@ type Server struct {
 	streaming   *streaming.Server
 	metricsHTTP *http.Server
 	events      *eventHub
-	changeLocks changeLocks
 
 	podNames, containerNames *names
 
-	// bg lives as long as the server: the shims' exit watchers run in it.
-	bg       context.Context
-	stopBg   context.CancelFunc
-	watchMu  sync.Mutex
-	watching map[string]bool // pods whose shim has a watcher
+	// bg lives as long as the server: the event dispatch runs in it.
+	bg     context.Context
+	stopBg context.CancelFunc
 
 	rroOnce sync.Once
 	rro     bool
@@ -96,7 +93,7 @@ func New(opts Options) *Server {
 	s := &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images,
 		puller: opts.Puller, pods: opts.Pods, podNames: newNames(), containerNames: newNames(),
 		containers: opts.Containers, shims: opts.Shims, snapshots: opts.Snapshots, stateDir: opts.StateDir, stats: opts.Stats,
-		watching: map[string]bool{}, events: newEventHub()}
+		events: newEventHub()}
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if opts.Pods != nil {
 		for _, p := range opts.Pods.List() {
@@ -126,6 +123,9 @@ var (
 // streaming sessions); the shims and their containers go on.
 func (s *Server) Close() {
 	s.stopBg()
+	if s.containers != nil {
+		s.containers.Close()
+	}
 	if s.streaming != nil {
 		_ = s.streaming.Stop()
 	}

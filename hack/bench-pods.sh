@@ -5,7 +5,13 @@
 # own, p50/p90 and ratios, and Berth's network share (CNI ADD and DEL p50/p90,
 # from its log). Then hack/benchcri over the CRI socket: pod start with a
 # busybox sleep container (run + create + start), stop+remove, ExecSync of
-# /bin/true, and the RSS of the daemon and of each shim with 10 pods running.
+# /bin/true, and the RSS of the daemon and of each shim with 10 pods running;
+# then density: BENCH_DENSITY (110) pods with a busybox container each,
+# started at once by 10 clients (wall time, per-pod p50 / p99, errors, relist
+# and stats latency, RSS and PSS of all the runtime's processes, concurrent
+# stop + remove, what is left). `hack/bench-pods.sh soak` (make soak) runs
+# only the soak: 20 clients churn pods on berthd for BENCH_SOAK (10m), its
+# and its shims' memory and open fds reported first minute against last.
 # Two containerds, one after the other: Debian's 1.6 (unpacked, with Debian's
 # runc) and the current peer, 2.4 with runc 1.4 (built from the Go module
 # proxy: build_current_peer in lib.sh); each runs with its own temp root,
@@ -216,6 +222,15 @@ bench_cri() {
 		-daemon-pid "$DAEMON_PID" -shim "$2" -under "$WORK" -pause "$3" -server "${4:-}" | sed "s/^/$1 /"
 }
 
+# bench_density NAME SHIM_MATCH PAUSE_MATCH [SERVER_MATCH]: BENCH_DENSITY
+# (default 110) pods started at once by 10 clients, measured, removed
+# (hack/benchcri -density); lines "NAME metric ..." to $WORK/density.
+bench_density() {
+	"$WORK/benchcri" -socket "$SOCK" -image "$BERTH_REGISTRY/e2e-test-images/busybox:1.29-2" \
+		-cgroup-parent "/berth-bench-dense-$1" -density "${BENCH_DENSITY:-110}" -clients 10 \
+		-daemon-pid "$DAEMON_PID" -shim "$2" -under "$WORK" -pause "$3" -server "${4:-}" | sed "s/^/$1 /" >>"$WORK/density"
+}
+
 # percentiles FILE COLUMN: "p50 p90" of a column of numbers.
 percentiles() {
 	sort -n "$1" | awk '{v[NR] = $1} END {printf "%.1f %.1f", v[int((NR + 1) * 0.5)], v[int(NR * 0.9 + 0.5)]}'
@@ -223,13 +238,23 @@ percentiles() {
 
 [[ -x $BERTH_REPO/bin/berthd ]] || die "run make build first"
 "$BERTH_REPO/hack/registry.sh" status >/dev/null || die "start the registry first: hack/registry.sh start && hack/test-images.sh"
+(cd "$BERTH_REPO" && go build -o "$WORK/benchcri" ./hack/benchcri)
+if [[ ${1:-} == soak ]]; then
+	# make soak: Berth alone, 20 clients churning pods for BENCH_SOAK (10m).
+	log "soak: 20 clients churn pods on berthd for ${BENCH_SOAK:-10m}"
+	start_berthd
+	"$CRICTL" -r "unix://$SOCK" -i "unix://$SOCK" --timeout 60s pull "$BERTH_REGISTRY/e2e-test-images/busybox:1.29-2" >/dev/null
+	"$WORK/benchcri" -socket "$SOCK" -image "$BERTH_REGISTRY/e2e-test-images/busybox:1.29-2" -cgroup-parent /berth-bench-soak \
+		-soak "${BENCH_SOAK:-10m}" -clients 20 -daemon-pid "$DAEMON_PID" -shim "berth-shim serve" -under "$WORK"
+	exit 0
+fi
 fetch_peer_binaries
 build_current_peer
-(cd "$BERTH_REPO" && go build -o "$WORK/benchcri" ./hack/benchcri)
 log "$PODS pods on each runtime"
 start_berthd
 bench berth >"$WORK/results"
 bench_cri berth "berth-shim serve" "berth-runtime pause" "berth-runtime serve" >"$WORK/cri"
+bench_density berth "berth-shim serve" "berth-runtime pause" "berth-runtime serve"
 grep -o 'cni_add=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_add=//' >"$WORK/add" || true
 grep -o 'cni_del=[0-9.]*[mµ]*s' "$WORK/berth/log" | sed 's/cni_del=//' >"$WORK/del" || true
 stop_daemon
@@ -243,6 +268,7 @@ for c in containerd16 containerd24; do
 	# containerd runs a pause container (here the test image berth-test/pause:1,
 	# a busybox sleep, not Kubernetes' pause binary) in every pod.
 	bench_cri "$c" "containerd-shim-runc-v2" "sleep 2147483647" >>"$WORK/cri"
+	bench_density "$c" "containerd-shim-runc-v2" "sleep 2147483647"
 	stop_daemon
 done
 
@@ -289,4 +315,21 @@ for c in containerd16 containerd24; do
 	printf '%s with 10 pods: containerd RSS %d KiB, containerd-shim-runc-v2 RSS %d KiB PSS %d KiB (avg of %s); pause container RSS %d KiB PSS %d KiB (avg of %s, one per pod)\n' \
 		"$c" "$(cri $c daemon_rss_kib 3)" "$(cri $c shims 5)" "$(cri $c shims 7)" "$(cri $c shims 3)" \
 		"$(cri $c pauses 5)" "$(cri $c pauses 7)" "$(cri $c pauses 3)"
+done
+
+# Density: "<runtime> <metric> ..." lines from benchcri -density.
+den() { awk -v r="$1" -v m="$2" -v f="$3" '$1 == r && $2 == m {print $f}' "$WORK/density"; }
+for r in berth containerd16 containerd24; do
+	printf 'density %-12s %s pods from 10 clients: errors %s, start-all %.0f ms, per pod p50 %.1f ms p99 %.1f ms; relist p50 %.1f ms; stats p50 %.1f ms (containers) %.1f ms (pods); memory of all %s processes RSS %d KiB PSS %d KiB; stop+remove-all %.0f ms; left: %s pods %s containers %s shims\n' \
+		"$r" "$(den $r density_pods 3)" "$(den $r density_pods 7)" "$(den $r density_start_wall_ms 3)" \
+		"$(den $r density_pod_start 4)" "$(den $r density_pod_start 6)" "$(den $r density_relist 4)" \
+		"$(den $r density_list_container_stats 4)" "$(den $r density_list_pod_stats 4)" "$(den $r density_runtime_procs 3)" \
+		"$(den $r density_runtime_procs 5)" "$(den $r density_runtime_procs 7)" "$(den $r density_remove_wall_ms 3)" \
+		"$(den $r density_left_pods 3)" "$(den $r density_left_pods 5)" "$(den $r density_left_pods 7)"
+done
+for c in containerd16 containerd24; do
+	printf 'density berth/%s: start-all %.2fx, memory (PSS) %.2fx, memory (RSS) %.2fx\n' "$c" \
+		"$(echo "$(den berth density_start_wall_ms 3) / $(den $c density_start_wall_ms 3)" | bc -l)" \
+		"$(echo "$(den berth density_runtime_procs 7) / $(den $c density_runtime_procs 7)" | bc -l)" \
+		"$(echo "$(den berth density_runtime_procs 5) / $(den $c density_runtime_procs 5)" | bc -l)"
 done

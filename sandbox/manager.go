@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
+	"github.com/berth-cri/berth/sandbox/claim"
 	"github.com/berth-cri/berth/sandbox/store"
 )
 
@@ -38,6 +39,9 @@ type Manager struct {
 type entry struct {
 	mu  sync.Mutex
 	pod Pod
+	// gate is the pod's claim: a stop or remove alone, or the creates and
+	// starts of its containers that use it.
+	gate claim.Gate
 }
 
 // NewManager opens the pod records under root and the pod files under state.
@@ -171,6 +175,48 @@ func (m *Manager) Find(idOrPrefix string) (*Pod, error) {
 	return m.Get(match[0])
 }
 
+// Use claims a READY pod for a create or a start of one of its containers:
+// the pod stays READY until the release, and a stop or remove of it waits
+// for that. A pod that is not READY, or that a stop or remove holds or
+// awaits, is FailedPrecondition.
+func (m *Manager) Use(id string) (*Pod, func(), error) {
+	e, err := m.entry(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, err := e.gate.TryShare(claim.Using)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pod %s: %w", id, err)
+	}
+	e.mu.Lock()
+	p := e.pod
+	e.mu.Unlock()
+	if p.State != Ready || p.Creating {
+		release()
+		return nil, nil, fmt.Errorf("pod %s is not ready: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	return &p, release, nil
+}
+
+// Claim waits until op (a stop or a remove) has the pod to itself: the
+// creates and starts that use it end first, new ones are refused meanwhile,
+// and another stop or remove waits its turn. It returns the record as it is
+// under the claim, and the release. A pod removed meanwhile is NotFound.
+func (m *Manager) Claim(ctx context.Context, id string, op claim.Op) (*Pod, func(), error) {
+	e, err := m.entry(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, err := e.gate.Take(ctx, op, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pod %s: %w", id, err)
+	}
+	e.mu.Lock()
+	p := e.pod
+	e.mu.Unlock()
+	return &p, release, nil
+}
+
 // MarkReady records a created pod READY once the rest of RunPodSandbox (its
 // network) is done; from then on it is listed. A pod stopped meanwhile is
 // FailedPrecondition.
@@ -270,6 +316,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	m.mu.Lock()
 	delete(m.pods, id)
 	m.mu.Unlock()
+	e.gate.Gone()
 	return nil
 }
 

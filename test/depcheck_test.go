@@ -95,10 +95,14 @@ var rules = []rule{
 		func(p string) bool { return p != module+"/sandbox" }},
 	{"sandbox/container does not import sandbox/", func(imp string) bool { return imp == module+"/sandbox" },
 		func(p string) bool { return !under(p, "sandbox/container") }},
+	// The container service knows snapshots through its own small
+	// interface (container.Snapshots), not the image store.
+	{"sandbox/container does not import images/", berth("images"),
+		func(p string) bool { return !under(p, "sandbox/container") }},
 }
 
 // leaves may import Berth packages only inside their own subtree.
-var leaves = []string{"images", "cni", "volumes", "sandbox/runner", "sandbox/store", "sandbox/cgroups", "sandbox/spec"}
+var leaves = []string{"images", "cni", "volumes", "sandbox/runner", "sandbox/store", "sandbox/cgroups", "sandbox/spec", "sandbox/claim"}
 
 func TestDependencyRules(t *testing.T) {
 	for _, p := range listPackages(t) {
@@ -150,6 +154,9 @@ func TestDependencyRulesCatchViolations(t *testing.T) {
 		{module + "/cri", module + "/cmd/berthd"},
 		{module + "/sandbox", module + "/sandbox/container"},
 		{module + "/sandbox/container", module + "/sandbox"},
+		{module + "/sandbox/container", module + "/images"},
+		{module + "/sandbox/container", "k8s.io/cri-api/pkg/apis/runtime/v1"},
+		{module + "/sandbox/container", "google.golang.org/grpc"},
 	}
 	for _, b := range bad {
 		caught := false

@@ -65,10 +65,13 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 		imageStore.Close()
 		return nil, nil, err
 	}
+	shims := runner.NewPool(runner.Binaries{Shim: besideBerthd("berth-shim"), Runtime: besideBerthd("berth-runtime")},
+		filepath.Join(cfg.State, "shims"))
+	ctrs := container.NewService(container.Options{Store: containers, Runner: container.PoolRunner{Pool: shims},
+		Snapshots: cri.ContainerSnapshots{Images: imageStore}, OS: container.HostOS{}, StateDir: cfg.State})
 	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network,
-		Images: imageStore, Puller: imageStore, Pods: pods, Containers: containers, Snapshots: imageStore,
-		Shims: runner.NewPool(runner.Binaries{Shim: besideBerthd("berth-shim"), Runtime: besideBerthd("berth-runtime")},
-			filepath.Join(cfg.State, "shims")), StateDir: cfg.State, Stats: stats})
+		Images: imageStore, Puller: imageStore, Pods: pods, Containers: ctrs, Snapshots: imageStore,
+		Shims: shims, StateDir: cfg.State, Stats: stats})
 	srv.Recover(ctx)
 	if err := startServers(srv, cfg); err != nil {
 		srv.Close()

@@ -1,6 +1,6 @@
 // Command benchcri measures a CRI runtime the way the kubelet uses it, over
 // its gRPC socket, so that Berth and its peers are measured alike
-// (hack/bench-containers.sh runs it against each):
+// (hack/bench-pods.sh runs it against each):
 //
 //   - pod start: RunPodSandbox + CreateContainer + StartContainer of a busybox
 //     "sleep" container (StartContainer returns once it runs), per cycle;
@@ -14,6 +14,13 @@
 //     -pause) with one more pod whose containers share a PID namespace;
 //   - ListContainerStats and ListPodSandboxStats with -stats containers
 //     running in the held pods (the kubelet polls them).
+//
+// With -density N it measures instead N pods started at once by -clients
+// clients (wall time, per-pod p50 / p99, errors, relist and stats latency,
+// the memory of all the runtime's processes, concurrent stop + remove, what
+// is left); with -soak D it churns pods from -clients clients for D and
+// reports the daemon's and shims' memory and open fds, first minute against
+// last.
 //
 // Each figure is printed as "<metric> p50 <ms> p90 <ms>" or "<metric> <KiB>".
 package main
@@ -57,6 +64,9 @@ func main() {
 	server := flag.String("server", "", "substring of the command line of a runtime's node-wide helper server")
 	under := flag.String("under", "", "path a shim's command line holds")
 	statsFor := flag.Int("stats", 100, "containers running while stats are listed")
+	density := flag.Int("density", 0, "instead: start this many pods at once from -clients clients, measure, remove them")
+	soak := flag.Duration("soak", 0, "instead: churn pods from -clients clients this long, sampling memory and fds")
+	clients := flag.Int("clients", 10, "concurrent clients of -density and -soak")
 	flag.Parse()
 	conn, err := grpc.NewClient("unix://"+*socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -67,6 +77,15 @@ func main() {
 	defer cancel()
 	b := &bench{ctx: c, rc: runtime.NewRuntimeServiceClient(conn), image: *image, parent: *parent,
 		configs: map[string]*runtime.PodSandboxConfig{}}
+	p := procs{daemon: *daemon, shim: *shim, server: *server, pause: *pause, under: *under}
+	switch {
+	case *density > 0:
+		b.density(*density, *clients, p)
+		return
+	case *soak > 0:
+		b.soak(*soak, 10*time.Second, *clients, p)
+		return
+	}
 	var start, stop []time.Duration
 	for range *cycles {
 		pod, ctr, took := b.startPod()

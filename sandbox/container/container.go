@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
+	"github.com/berth-cri/berth/sandbox/claim"
 	"github.com/berth-cri/berth/sandbox/store"
 )
 
@@ -119,6 +121,9 @@ type Store struct {
 	unreadable map[string]bool
 	// notify, when set, hears of every change of state (see SetNotify).
 	notify func(Change)
+	// order keeps each container's changes and their notifications in one
+	// order (see changeLocks).
+	order changeLocks
 }
 
 // Change is a container's change of state, once recorded: added (CREATED),
@@ -129,7 +134,8 @@ type Change struct {
 }
 
 // SetNotify makes fn hear of every change of state, after it is recorded
-// and outside the store's locks. Set it before the store is used.
+// and outside the record's lock, in the order of the changes (fn must not
+// change containers itself). Set it before the store is used.
 func (s *Store) SetNotify(fn func(Change)) { s.notify = fn }
 
 func (s *Store) tell(ch Change) {
@@ -141,6 +147,8 @@ func (s *Store) tell(ch Change) {
 type entry struct {
 	mu sync.Mutex
 	c  Container
+	// gate is the container's claim: which operation works on it.
+	gate claim.Gate
 }
 
 // NewStore opens the records in dir.
@@ -197,6 +205,9 @@ func (s *Store) Hold(id string) {
 
 // Add records a new container in CREATED state.
 func (s *Store) Add(c Container) error {
+	mu := s.order.of(c.ID)
+	mu.Lock()
+	defer mu.Unlock()
 	c.State = Created
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now().UTC()
@@ -262,6 +273,25 @@ func (s *Store) Find(idOrPrefix string) (*Container, error) {
 	return s.Get(match[0])
 }
 
+// Claim waits until op may work on the container and claims it: a stop
+// beside other stops, a start or a remove alone. It returns the record as it
+// is under the claim, and the release. A container removed meanwhile is
+// NotFound; the context's end while waiting is its error.
+func (s *Store) Claim(ctx context.Context, id string, op claim.Op) (*Container, func(), error) {
+	e, err := s.entry(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, err := e.gate.Take(ctx, op, op == claim.Stopping)
+	if err != nil {
+		return nil, nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	e.mu.Lock()
+	c := e.c
+	e.mu.Unlock()
+	return &c, release, nil
+}
+
 // List returns copies of the records that keep returns true for, newest first.
 func (s *Store) List(keep func(*Container) bool) []*Container {
 	s.mu.RLock()
@@ -287,6 +317,9 @@ func (s *Store) List(keep func(*Container) bool) []*Container {
 // be a legal transition; the record is written before memory changes. An fn
 // error leaves everything as it was.
 func (s *Store) Update(id string, fn func(c *Container) error) (*Container, error) {
+	mu := s.order.of(id)
+	mu.Lock()
+	defer mu.Unlock()
 	e, err := s.entry(id)
 	if err != nil {
 		return nil, err
@@ -317,6 +350,9 @@ func (s *Store) Update(id string, fn func(c *Container) error) (*Container, erro
 
 // Delete removes a container's record; a missing one is not an error.
 func (s *Store) Delete(id string) error {
+	mu := s.order.of(id)
+	mu.Lock()
+	defer mu.Unlock()
 	s.mu.Lock()
 	if err := s.disk.Remove(id); err != nil {
 		s.mu.Unlock()
@@ -326,10 +362,27 @@ func (s *Store) Delete(id string) error {
 	delete(s.ctrs, id)
 	s.mu.Unlock()
 	if ok {
+		e.gate.Gone()
 		e.mu.Lock()
 		c := e.c
 		e.mu.Unlock()
 		s.tell(Change{Container: c, Deleted: true})
 	}
 	return nil
+}
+
+// changeLocks order each container's recorded changes with their
+// notifications. The store tells of a change after it has released the
+// record's lock, so two changes of one container made at once
+// (StartContainer's RUNNING and the exit watcher's EXITED for a command that
+// ends at once) could be told in the reverse order, and an event subscriber
+// would see a stopped container start. Every change holds one of these
+// locks, chosen by the container's ID, from the change to its notification;
+// the section is a record write, as the record's own lock is.
+type changeLocks [32]sync.Mutex
+
+func (l *changeLocks) of(id string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &l[h.Sum32()%uint32(len(l))]
 }

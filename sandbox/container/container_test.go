@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/berth-cri/berth/sandbox/claim"
+	"github.com/berth-cri/berth/test/wait"
 )
 
 func newStore(t *testing.T) (*Store, string) {
@@ -177,5 +180,63 @@ func TestLoadKeepsUnreadableRecords(t *testing.T) {
 		if b, _ := os.ReadFile(filepath.Join(dir, id+".json")); string(b) != content {
 			t.Fatalf("record %s rewritten: %q", id, b)
 		}
+	}
+}
+
+// A claim returns the record as it is once the claim is held; a container
+// deleted under a claim ends the claims that wait for it with NotFound.
+func TestClaimSeesTheStateOfItsTurn(t *testing.T) {
+	s, _ := newStore(t)
+	if err := s.Add(Container{ID: "c1", PodID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, release, err := s.Claim(ctx, "c1", claim.Starting)
+	if err != nil || c.State != Created {
+		t.Fatalf("claim: %v, %v", c, err)
+	}
+	// Two stops hold the container at once, once the start is done.
+	stops, both := make(chan *Container, 2), make(chan struct{})
+	for range 2 {
+		go func() {
+			c, done, err := s.Claim(ctx, "c1", claim.Stopping)
+			if err != nil {
+				t.Error(err)
+				stops <- nil
+				return
+			}
+			stops <- c
+			<-both
+			done()
+		}()
+	}
+	if _, err := s.Update("c1", func(c *Container) error { c.State = Running; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	for range 2 {
+		if c := wait.Receive(t, "a stop", stops); c == nil || c.State != Running {
+			t.Fatalf("a stop's claim saw %v, want the container RUNNING", c)
+		}
+	}
+	close(both)
+	_, release, err = s.Claim(ctx, "c1", claim.Removing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() {
+		_, done, err := s.Claim(ctx, "c1", claim.Starting)
+		if err == nil {
+			done()
+		}
+		started <- err
+	}()
+	if err := s.Delete("c1"); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := wait.Receive(t, "the start", started); !errdefs.IsNotFound(err) {
+		t.Fatalf("a start that waited for the removal: %v, want NotFound", err)
 	}
 }

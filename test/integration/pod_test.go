@@ -187,24 +187,12 @@ func TestPodNetwork(t *testing.T) {
 	assertNetworkClean(t, b)
 }
 
-// assertNetworkClean checks that no IP lease, cached attachment or veth on
-// the test bridge is left.
+// assertNetworkClean checks that no IP lease, cached attachment, veth on
+// the test bridge or nat rule for the test subnet is left.
 func assertNetworkClean(t *testing.T, b *util.Berthd) {
 	t.Helper()
-	leases, _ := filepath.Glob(filepath.Join(b.Root, "cni", "networks", "*", "10.*"))
-	cache, _ := filepath.Glob(filepath.Join(b.Root, "cni", "cache", "*", "*"))
-	if len(leases) != 0 || len(cache) != 0 {
-		t.Fatalf("left: leases %v, cached or pending attachments %v", leases, cache)
-	}
-	if out, _ := exec.Command("ip", "-o", "link", "show", "master", util.TestBridge).CombinedOutput(); strings.TrimSpace(string(out)) != "" {
-		t.Fatalf("veths left on %s:\n%s", util.TestBridge, out)
-	}
-	nat, _ := exec.Command("iptables", "-w", "-t", "nat", "-S").Output()
-	prefix := strings.TrimSuffix(util.TestSubnet, "0/24") // "10.201.0."
-	for _, rule := range strings.Split(string(nat), "\n") {
-		if strings.Contains(rule, prefix) {
-			t.Fatalf("nat rule left for the test subnet: %s", rule)
-		}
+	if left := util.NetworkLeftovers(b, nil); len(left) > 0 {
+		t.Fatalf("network left:\n%s", strings.Join(left, "\n"))
 	}
 }
 

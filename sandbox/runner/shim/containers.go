@@ -64,9 +64,10 @@ type container struct {
 	pid         int
 	pidfd       *os.File
 	cgroupPaths map[string]string
-	// privatePID says the container has a PID namespace of its own.
-	privatePID bool
-	stdio      *stdio
+	// privatePID says the container has a PID namespace of its own;
+	// poststop that its spec has poststop hooks (see destroy.go).
+	privatePID, poststop bool
+	stdio                *stdio
 	// taps copy each output stream to attached sessions; stdinOnce closes
 	// stdin after the first attached session's stdin ends.
 	taps      map[string]*tap
@@ -125,7 +126,7 @@ func (cs *Containers) Create(id string, spec *specs.Spec, wiring runner.IO) (ret
 	if err != nil {
 		return err
 	}
-	ctr.privatePID = privatePIDNamespace(spec)
+	ctr.privatePID, ctr.poststop = privatePIDNamespace(spec), hasPoststop(spec)
 	ctr.logPath, ctr.logw, ctr.spec = wiring.LogPath, &logWriter{out: logf, now: time.Now, name: id}, spec.Process
 	ctr.stdinOnce, ctr.taps = wiring.StdinOnce, map[string]*tap{}
 	var copying sync.WaitGroup
@@ -489,8 +490,8 @@ func (cs *Containers) Delete(id string) error {
 	}
 	_ = cs.Signal(id, syscall.SIGKILL)
 	<-c.exited
-	if _, err := cs.helper(runner.HelperDelete, runner.HelperRequest{ID: id}); err != nil {
-		return fmt.Errorf("destroy container %s: %w", id, err)
+	if err := cs.destroy(id, c); err != nil {
+		return err
 	}
 	cs.mu.Lock()
 	delete(cs.ctrs, id)

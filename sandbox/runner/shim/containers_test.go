@@ -154,6 +154,9 @@ func TestContainerRunsAndLogs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "state", "c1")); !os.IsNotExist(err) {
 		t.Fatalf("state left: %v", err)
 	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*" + cgroupParent + "/c1"); len(left) > 0 {
+		t.Fatalf("cgroups left: %v", left)
+	}
 }
 
 func TestContainerKilled(t *testing.T) {

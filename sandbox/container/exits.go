@@ -1,4 +1,4 @@
-package cri
+package container
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
-	"github.com/berth-cri/berth/sandbox/cgroups"
-	"github.com/berth-cri/berth/sandbox/container"
 	"github.com/berth-cri/berth/sandbox/runner"
 )
 
@@ -21,28 +19,33 @@ import (
 // exitPoll is how long one Exits call waits in the shim.
 const exitPoll = 5 * time.Minute
 
-// watchShim starts the pod's exit watcher unless it runs.
-func (s *Server) watchShim(pod string) {
+// Watch starts the pod's exit watcher unless it runs. It runs until the pod's
+// shim is gone (and its containers settled) or the service closes.
+func (s *Service) Watch(pod Pod) {
 	s.watchMu.Lock()
 	defer s.watchMu.Unlock()
-	if s.watching[pod] {
+	if s.watching[pod.ID] {
 		return
 	}
-	s.watching[pod] = true
-	go s.followExits(pod)
+	s.watching[pod.ID] = true
+	s.watchers.Add(1)
+	go func() {
+		defer s.watchers.Done()
+		s.followExits(pod)
+	}()
 }
 
-func (s *Server) followExits(pod string) {
-	ctx := log.WithLogger(s.bg, log.G(s.bg).WithField("pod", pod))
+func (s *Service) followExits(pod Pod) {
+	ctx := log.WithLogger(s.bg, log.G(s.bg).WithField("pod", pod.ID))
 	defer func() {
 		s.watchMu.Lock()
-		delete(s.watching, pod)
+		delete(s.watching, pod.ID)
 		s.watchMu.Unlock()
 	}()
 	var seq uint64
-	var last *runner.Client
+	var last Shim
 	for ctx.Err() == nil {
-		shim, err := s.shims.Lookup(ctx, pod)
+		shim, err := s.runner.Lookup(ctx, pod.ID)
 		if err != nil {
 			s.shimGone(ctx, pod)
 			return
@@ -54,7 +57,7 @@ func (s *Server) followExits(pod string) {
 		if err != nil {
 			if !shim.Dead() && ctx.Err() == nil {
 				log.G(ctx).WithError(err).Warn("poll the shim for exits")
-				time.Sleep(time.Second)
+				sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -65,16 +68,26 @@ func (s *Server) followExits(pod string) {
 	}
 }
 
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // recordExit marks a created or running container exited, as the shim saw
 // it, with message (if any) in the same change: a status read in between
 // would show the exit without its explanation. A container already exited
 // keeps its record.
-func (s *Server) recordExit(ctx context.Context, id string, e runner.Exit, message string) {
-	_, err := s.updateContainer(id, func(c *container.Container) error {
-		if c.State == container.Exited {
+func (s *Service) recordExit(ctx context.Context, id string, e runner.Exit, message string) {
+	_, err := s.store.Update(id, func(c *Container) error {
+		if c.State == Exited {
 			return nil
 		}
-		c.State, c.ExitCode, c.FinishedAt, c.Reason = container.Exited, int32(e.Code), e.At, e.Reason
+		c.State, c.ExitCode, c.FinishedAt, c.Reason = Exited, int32(e.Code), e.At, e.Reason
 		if message != "" {
 			c.Message = message
 		}
@@ -100,18 +113,18 @@ func exitReason(code int) string {
 // shimGone settles the containers of a pod whose shim no longer runs: each
 // one's recorded exit if the shim wrote it, else its processes are killed
 // (nothing holds their stdio any more) and it is reported killed.
-func (s *Server) shimGone(ctx context.Context, pod string) {
-	for _, c := range s.containers.List(func(c *container.Container) bool { return c.PodID == pod }) {
-		if c.State == container.Exited {
+func (s *Service) shimGone(ctx context.Context, pod Pod) {
+	for _, c := range s.store.List(func(c *Container) bool { return c.PodID == pod.ID }) {
+		if c.State == Exited {
 			continue
 		}
-		if e, err := s.shims.RecordedExit(pod, c.ID); err == nil {
+		if e, err := s.runner.RecordedExit(pod.ID, c.ID); err == nil {
 			s.recordExit(ctx, c.ID, e, "")
 			continue
 		}
 		log.G(ctx).WithField("container", c.ID).Warn("the pod's shim is gone: killing what is left of the container")
-		if p, err := s.pods.Get(pod); err == nil {
-			if err := cgroups.Kill(cgroupParent(p)+"/"+c.ID, 10*time.Second); err != nil {
+		if pod.CgroupParent != "" {
+			if err := s.os.KillCgroup(CgroupPath(pod.CgroupParent, c.ID), 10*time.Second); err != nil {
 				log.G(ctx).WithError(err).Warn("kill the container's cgroup")
 			}
 		}
