@@ -50,7 +50,7 @@ type Attachment struct {
 const PodInterface = "eth0"
 
 func (m *Manager) config() *libcni.CNIConfig {
-	return libcni.NewCNIConfigWithCacheDir(m.opts.BinDirs, m.opts.CacheDir, &groupExec{})
+	return libcni.NewCNIConfigWithCacheDir(m.opts.BinDirs, m.opts.CacheDir, &groupExec{running: m.noteRunning})
 }
 
 func runtimeConf(p Pod, ifName string) *libcni.RuntimeConf {

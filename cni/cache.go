@@ -85,13 +85,15 @@ func (m *Manager) del(ctx context.Context, c cached, netns string) error {
 	return nil
 }
 
-// Collect detaches every cached or pending attachment whose pod is not in
+// Collect waits for the plugins a killed berthd left running (orphans.go),
+// then detaches every cached or pending attachment whose pod is not in
 // live (pods that vanished in a crash between ADD and their record, or whose
 // removal was interrupted), then asks the pod network's plugins to GC (CNI 1.1), which
 // also frees what a crash in the middle of an ADD left uncached: no IP stays
 // allocated for a pod that is gone. Failures are logged; the next start tries
 // again.
 func (m *Manager) Collect(ctx context.Context, live map[string]bool) {
+	m.awaitOrphans(ctx)
 	defer m.gc(ctx, live)
 	for _, c := range m.cachedAttachments(ctx, "") {
 		if !live[c.ContainerID] {

@@ -53,6 +53,8 @@ func (m *Manager) pluginTimeout() time.Duration {
 type groupExec struct {
 	invoke.RawExec
 	version.PluginDecoder
+	// running notes a started plugin until the returned func (orphans.go).
+	running func(pid int, deadline time.Time) func()
 }
 
 // ExecPlugin runs one plugin; a plugin that fails reports a CNI error.
@@ -66,7 +68,7 @@ func (e *groupExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []b
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		cmd.WaitDelay = waitDelay
-		err := cmd.Run()
+		err := e.run(ctx, cmd)
 		if err == nil {
 			return stdout.Bytes(), nil
 		}
@@ -83,6 +85,21 @@ func (e *groupExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []b
 		}
 	}
 	return nil, fmt.Errorf("CNI plugin %s: text file busy", pluginPath)
+}
+
+// run runs cmd, noted as running meanwhile.
+func (e *groupExec) run(ctx context.Context, cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if e.running != nil {
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(DefaultPluginTimeout)
+		}
+		defer e.running(cmd.Process.Pid, deadline)()
+	}
+	return cmd.Wait()
 }
 
 // pluginError is the CNI error a failed plugin printed, else what it wrote

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,13 +70,19 @@ func TestKilledDuringChurnLeavesNothing(t *testing.T) {
 	stop()
 	wait.Within(t, "the clients to stop", func() error { wg.Wait(); return nil })
 	t.Logf("%d cycles whole, %d calls succeeded, failed by code: %v", c.cycles.Load(), c.done.Load(), c.errs)
-
-	removeEverything(t, rc)
+	// A RunPodSandbox whose client gave up (the clients' stop cancels their
+	// calls) still makes its pod, for a retry to get: a graceful stop waits
+	// for it, and the restart lists it.
+	if code := b.Signal(t, syscall.SIGTERM, time.Minute); code != 0 {
+		t.Fatalf("berthd exited %d after SIGTERM", code)
+	}
+	b.Start(t, bin)
+	removeEverything(t, b)
 	assertNothingLeft(t, b, chainsBefore, cgroupsBefore)
 	// A start after all that finds nothing to recover or leave.
 	b.Kill(t)
 	b.Start(t, bin)
-	removeEverything(t, rc)
+	removeEverything(t, b)
 	assertNothingLeft(t, b, chainsBefore, cgroupsBefore)
 }
 
@@ -164,9 +171,11 @@ func (c *churn) cycle(ctx context.Context, name string) bool {
 }
 
 // removeEverything stops and removes every pod berthd lists, and every
-// container (none should be left without its pod).
-func removeEverything(t *testing.T, rc runtime.RuntimeServiceClient) {
+// container (none should be left without its pod), on a connection of its
+// own (the churn's may still be waiting to reconnect).
+func removeEverything(t *testing.T, b *util.Berthd) {
 	t.Helper()
+	rc, _ := b.Clients(t)
 	pods, err := rc.ListPodSandbox(callCtx(t), &runtime.ListPodSandboxRequest{})
 	if err != nil {
 		t.Fatal(err)
