@@ -39,8 +39,10 @@ func (m *Manager) noteRunning(pid int, deadline time.Time) func() {
 		return func() {} // it is gone already
 	}
 	path := filepath.Join(m.runningDir(), strconv.Itoa(pid))
-	if err := os.MkdirAll(m.runningDir(), 0o700); err == nil {
-		err = os.WriteFile(path, fmt.Appendf(nil, "%d %d\n", start, deadline.Unix()), 0o600)
+	// A note that cannot be written costs only the wait for this plugin
+	// after a crash; the plugin runs all the same.
+	if os.MkdirAll(m.runningDir(), 0o700) == nil {
+		_ = os.WriteFile(path, fmt.Appendf(nil, "%d %d\n", start, deadline.Unix()), 0o600)
 	}
 	return func() { _ = os.Remove(path) }
 }
