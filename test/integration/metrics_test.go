@@ -65,8 +65,8 @@ func TestCadvisorMetrics(t *testing.T) {
 	}
 	if fds, sockets := value("container_file_descriptors"), value("container_sockets"); !between(fds, fdsBefore, fdsAfter) ||
 		!between(sockets, socketsBefore, socketsAfter) || sockets < 1 {
-		t.Errorf("fds %d sockets %d, /proc says %d and %d before the call, %d and %d after", fds, sockets,
-			fdsBefore, socketsBefore, fdsAfter, socketsAfter)
+		t.Errorf("fds %d sockets %d, /proc says %d and %d before the call, %d and %d after; pids before the call: %s; the cgroup now (pid, command, fds): %s",
+			fds, sockets, fdsBefore, socketsBefore, fdsAfter, socketsAfter, procs, describeFDs(cg))
 	}
 	if user, sys, usage := value("container_cpu_user_seconds_total"), value("container_cpu_system_seconds_total"),
 		value("container_cpu_usage_seconds_total"); usage < 2 || absDiff(user+sys, usage) > 1 {
@@ -198,4 +198,29 @@ func procFDs(t *testing.T, procs string) (fds, sockets uint64) {
 		}
 	}
 	return fds, sockets
+}
+
+// describeFDs lists the processes of a container's cgroup with their open
+// files, for a failure's message.
+func describeFDs(cg string) string {
+	data, _ := os.ReadFile(cgroupProcsFile(cg))
+	var out []string
+	for _, pid := range strings.Fields(string(data)) {
+		cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		entries, _ := os.ReadDir("/proc/" + pid + "/fd")
+		var fds []string
+		for _, e := range entries {
+			target, _ := os.Readlink("/proc/" + pid + "/fd/" + e.Name())
+			fds = append(fds, e.Name()+"="+target)
+		}
+		out = append(out, fmt.Sprintf("%s %q %v", pid, strings.ReplaceAll(string(cmd), "\x00", " "), fds))
+	}
+	return strings.Join(out, "; ")
+}
+
+func cgroupProcsFile(cg string) string {
+	if util.Unified() {
+		return "/sys/fs/cgroup" + cg + "/cgroup.procs"
+	}
+	return "/sys/fs/cgroup/pids" + cg + "/cgroup.procs"
 }

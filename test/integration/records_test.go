@@ -19,6 +19,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/test/util"
+	"github.com/berth-cri/berth/test/wait"
 )
 
 // cgroupProcs lists the processes (pid → argv joined by spaces) whose cgroup
@@ -203,24 +204,16 @@ func TestExecSyncWhoseCallerGivesUpIsKilled(t *testing.T) {
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("ExecSync with a client deadline = %v", err)
 	}
-	execs := func() []int {
-		var pids []int
-		for pid, cmd := range cgroupProcs(pod, ctr) {
-			if cmd == "sleep 1000" {
-				pids = append(pids, pid)
-			}
-		}
-		return pids
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for len(execs()) > 0 && time.Now().Before(deadline) {
+	// The exec'd process may still be joining the container when the
+	// caller gives up (it shows as "berth-runtime init" until it execs
+	// "sleep 1000"; on a slow host that takes seconds): the runtime server
+	// kills it once its start returns. Only the container's init is left.
+	deadline := time.Now().Add(wait.Bound)
+	for len(cgroupProcs(pod, ctr)) > 1 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if pids := execs(); len(pids) > 0 {
-		t.Errorf("the exec'd sleep 1000 still runs in the container: %v", pids)
-	}
 	if procs := cgroupProcs(pod, ctr); len(procs) != 1 {
-		t.Errorf("the container's processes: %v, want only its init", procs)
+		t.Errorf("the container's processes: %v, want only its init (the exec'd sleep killed)", procs)
 	}
 	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatal(err)
