@@ -78,7 +78,7 @@ test-vm: build images ## integration tests and critest in a VM with cgroup v2 an
 	hack/test-vm.sh
 
 .PHONY: test
-test: deps build lint test-unit fuzz ## everything CI runs: deps, build, lint, unit, fuzz, integration, critest, the VM tests
+test: deps build lint test-unit fuzz test-install ## everything CI runs: deps, build, lint, unit, fuzz, integration, critest, the VM tests
 	hack/registry.sh start
 	trap 'hack/registry.sh stop' EXIT; $(MAKE) --no-print-directory test-integration critest test-vm
 
@@ -98,9 +98,16 @@ run: deps build ## install deps, build, and run berthd in the foreground (root)
 	bin/berthd
 
 .PHONY: install
-install: build ## install berthd, berth-shim and berth-runtime to /usr/local/bin and a default /etc/berth/berth.toml if none
-	install -D -m 0755 -t /usr/local/bin bin/berthd bin/berth-shim bin/berth-runtime
-	@if [ ! -e /etc/berth/berth.toml ]; then install -d -m 0755 /etc/berth; bin/berthd config default > /etc/berth/berth.toml; echo "wrote /etc/berth/berth.toml"; fi
+install: build ## install Berth on this node (hack/install.sh: binaries, berth.service enabled and started under systemd; config, crictl.yaml and CNI plugins where absent; DESTDIR, PREFIX)
+	hack/install.sh install
+
+.PHONY: uninstall
+uninstall: ## stop and remove what make install put here (changed configs, the state and running pods stay)
+	hack/install.sh uninstall
+
+.PHONY: test-install
+test-install: build ## make install and uninstall into a temp DESTDIR, checked (hack/test-install.sh)
+	hack/test-install.sh
 
 .PHONY: clean
 clean: ## remove build output

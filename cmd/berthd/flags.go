@@ -28,7 +28,7 @@ var overrides = []struct {
 	{"state", "state", "volatile state directory (default /run/berth)", func(c *config.Config) *string { return &c.State }},
 	{"listen", "listen", "CRI socket path (default /run/berth/berth.sock)", func(c *config.Config) *string { return &c.Listen }},
 	{"log-level", "log_level", "log level: trace, debug, info, warn, error (default info)", func(c *config.Config) *string { return &c.LogLevel }},
-	{"log-format", "log_format", "log format: text or json (default text)", func(c *config.Config) *string { return &c.LogFormat }},
+	{"log-format", "log_format", "log format: text, json or journald (default text)", func(c *config.Config) *string { return &c.LogFormat }},
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/containerd/log"
+	"github.com/sirupsen/logrus"
 
 	"github.com/berth-cri/berth/cri/config"
 	"github.com/berth-cri/berth/cri/serve"
@@ -105,6 +106,15 @@ func daemon(f *flags) error {
 func setupLogging(cfg *config.Config) error {
 	if err := log.SetLevel(cfg.LogLevel); err != nil {
 		return err
+	}
+	if cfg.LogFormat == "journald" {
+		hook, err := serve.NewJournalHook(serve.JournalSocket)
+		if err != nil {
+			return fmt.Errorf("log_format = \"journald\" (%s): %w", cfg.Source("log_format"), err)
+		}
+		logrus.AddHook(hook)
+		logrus.SetOutput(io.Discard)
+		return nil
 	}
 	format := log.TextFormat
 	if cfg.LogFormat == "json" {

@@ -17,7 +17,8 @@ type Config struct {
 	Listen string `toml:"listen" json:"listen"`
 	// LogLevel is a logrus level name.
 	LogLevel string `toml:"log_level" json:"log_level"`
-	// LogFormat is "text" or "json".
+	// LogFormat is "text", "json", or "journald" (native journal messages
+	// with the log fields as journal fields; the unit file sets it).
 	LogFormat string `toml:"log_format" json:"log_format"`
 	// CgroupDriver is "cgroupfs" or "systemd"; the kubelet must use the same.
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver"`

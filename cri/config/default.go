@@ -24,7 +24,9 @@ listen = {{q .Listen}}
 # Log level: trace, debug, info, warn, error, fatal or panic. Flag: --log-level.
 log_level = {{q .LogLevel}}
 
-# Log format: "text" or "json". Flag: --log-format.
+# Log format: "text", "json", or "journald" (each entry sent to the systemd
+# journal with its fields as journal fields: journalctl -u berth POD=<id>;
+# berth.service sets it). Flag: --log-format.
 log_format = {{q .LogFormat}}
 
 # Cgroup driver, "cgroupfs" or "systemd" (needs systemd as init). The kubelet's

@@ -40,8 +40,8 @@ func (c *Config) Validate() error {
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		bad("log_level", c.LogLevel, "must be one of trace, debug, info, warn, error, fatal, panic")
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("log_format", c.LogFormat, `must be "text" or "json"`)
+	if c.LogFormat != "text" && c.LogFormat != "json" && c.LogFormat != "journald" {
+		bad("log_format", c.LogFormat, `must be "text", "json" or "journald"`)
 	}
 	if c.CgroupDriver != CgroupfsDriver && c.CgroupDriver != SystemdDriver {
 		bad("cgroup_driver", c.CgroupDriver, `must be "cgroupfs" or "systemd"`)

@@ -26,7 +26,8 @@ const GracePeriod = 10 * time.Second
 
 // Serve serves CRI on l until ctx is cancelled, then stops gracefully: new
 // connections are refused, in-flight RPCs get GracePeriod to finish, and the
-// socket file is removed. It returns nil after a requested stop.
+// socket file is removed. It returns nil after a requested stop. Under
+// systemd it reports readiness and stopping (notify.go).
 func Serve(ctx context.Context, l *net.UnixListener, srv CRIServer) error {
 	g := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor),
@@ -39,11 +40,14 @@ func Serve(ctx context.Context, l *net.UnixListener, srv CRIServer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(l) }()
 	log.G(ctx).WithField("socket", path).Info("serving CRI")
+	// The socket listens: calls from here on are queued and answered.
+	notify(ctx, "READY=1", "STATUS=serving CRI on "+path)
 
 	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
+		notify(ctx, "STOPPING=1")
 		log.G(ctx).Info("stopping: waiting for in-flight RPCs")
 		stopGracefully(g)
 		err = <-errc

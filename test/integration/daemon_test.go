@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/test/util"
+	"github.com/berth-cri/berth/test/wait"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -232,5 +234,44 @@ func TestRefusesToRunAsNonRoot(t *testing.T) {
 	code, out = util.Run(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "config", "default")
 	if code != 0 || !strings.Contains(out, "[cni]") {
 		t.Fatalf("berthd config default as nobody: exit %d, %q", code, out)
+	}
+}
+
+// Under systemd (a Type=notify unit: $NOTIFY_SOCKET), berthd says READY=1
+// once its CRI socket answers, and STOPPING=1 when it begins to stop.
+func TestNotifiesSystemd(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	path := filepath.Join(t.TempDir(), "notify")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+	b := util.NewBerthd(t, "")
+	b.Start(t, bin)
+	read := func() string {
+		t.Helper()
+		buf := make([]byte, 4096)
+		if err := sock.SetReadDeadline(time.Now().Add(wait.Bound)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := sock.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v\n%s", err, b.Log())
+		}
+		return string(buf[:n])
+	}
+	if got := read(); got != "READY=1" {
+		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	if got := read(); got != "STATUS=serving CRI on "+b.Socket {
+		t.Fatalf("second notification %q, want the status naming the socket", got)
+	}
+	if code := b.Signal(t, syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, b.Log())
+	}
+	if got := read(); got != "STOPPING=1" {
+		t.Fatalf("notification at the stop %q, want STOPPING=1", got)
 	}
 }
