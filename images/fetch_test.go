@@ -484,3 +484,97 @@ func waitWaiters(t *testing.T, s *Service, chainID digest.Digest, n int) {
 	}
 	t.Fatalf("never %d pulls waiting for layer %s", n, chainID)
 }
+
+// A connection that goes quiet (no RST, no FIN: a dead peer) is cut after
+// half the stall timeout and resumed on a fresh one, before the layer's
+// stall timeout would fail the pull.
+func TestIdleConnectionResumed(t *testing.T) {
+	reg := newPullRegistry(t)
+	small, big := reg.bigImage(t)
+	var hung atomic.Bool
+	reg.watchBlob(big.blob, func(w http.ResponseWriter, req *http.Request, reg http.Handler) {
+		if !hung.CompareAndSwap(false, true) {
+			reg.ServeHTTP(w, req)
+			return
+		}
+		rec := httptest.NewRecorder()
+		reg.ServeHTTP(rec, req)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+		w.(http.Flusher).Flush()
+		<-req.Context().Done() // silent until the client gives up
+	})
+	s := rangedService(t)
+	s.opts.FetchConnections = 1
+	s.opts.ProgressTimeout = 2 * time.Second
+	img, err := s.Pull(context.Background(), reg.host+"/test/big:v1", remote.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertLayers(t, s, img, small, big)
+	if st := s.PullStats(); st.Resumed != 1 {
+		t.Fatalf("resumed %d requests, want 1", st.Resumed)
+	}
+}
+
+// memBlob serves ranges of an in-memory blob, as a registry with ranges does.
+func memBlob(data []byte, asked *[]string, mu *sync.Mutex) rangeFetcher {
+	return func(ctx context.Context, start, end int64) (*remote.BlobPart, error) {
+		if end < 0 {
+			end = int64(len(data))
+		}
+		mu.Lock()
+		*asked = append(*asked, fmt.Sprintf("%d-%d", start, end))
+		mu.Unlock()
+		return &remote.BlobPart{Body: io.NopCloser(bytes.NewReader(data[start:end])), Start: start, Ranged: true}, nil
+	}
+}
+
+// The chunks cover the blob exactly, whether its size is a multiple of the
+// chunk or not; a blob under the parallel threshold is one request.
+func TestDownloaderChunks(t *testing.T) {
+	const chunk = 1000
+	for _, size := range []int{4 * chunk, 4*chunk + 1, 2*chunk - 1, 2 * chunk, 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			s := newService(t, t.TempDir())
+			data := []byte(randomString(t, size))
+			d := digest.FromBytes(data)
+			in, err := s.content.Ingest(d, int64(size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			var asked []string
+			var mu sync.Mutex
+			_, w := watchProgress(context.Background(), 0, rateLimit{})
+			dl := &downloader{fetch: memBlob(data, &asked, &mu), in: in, blob: d, watch: w, resumed: new(atomic.Uint64),
+				plan: fetchPlan{chunk: chunk, conns: 3, minParallel: 2 * chunk}}
+			if err := dl.run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(in.Reader(context.Background()))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("reassembled %d bytes (%v), want the %d written", len(got), err, size)
+			}
+			if err := in.Commit(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			if size < 2*chunk {
+				want = []string{fmt.Sprintf("0-%d", size)}
+			} else {
+				for off := 0; off < size; off += chunk {
+					want = append(want, fmt.Sprintf("%d-%d", off, min(off+chunk, size)))
+				}
+			}
+			slices.Sort(asked)
+			slices.Sort(want)
+			if !slices.Equal(asked, want) {
+				t.Fatalf("asked %v, want %v", asked, want)
+			}
+		})
+	}
+}
