@@ -80,9 +80,9 @@ func TestLayerSyncedBeforeRecord(t *testing.T) {
 	}
 }
 
-// A failed sync leaves no record of the layer it was to make durable. A dir
-// renamed before its rename failed to sync stays until a retry adopts it or
-// the next start removes it, as no record owns it.
+// A failed sync leaves no record of the layer it was to make durable, and
+// no dir: one renamed before its rename failed to sync is removed again (a
+// crash there would leave it to start-up, as no record owns it).
 func TestLayerSyncFailureRecordsNothing(t *testing.T) {
 	boom := errors.New("injected sync failure")
 	for _, tt := range []struct {
@@ -101,8 +101,8 @@ func TestLayerSyncFailureRecordsNothing(t *testing.T) {
 			if !errors.Is(err, boom) {
 				t.Fatalf("pull = %v, want the sync failure", err)
 			}
-			if rec, _ := countLayers(t, s); rec != 0 {
-				t.Fatalf("%d layer records after every sync failed", rec)
+			if rec, dirs := countLayers(t, s); rec != 0 || dirs != 0 {
+				t.Fatalf("%d layer records and %d dirs after every sync failed", rec, dirs)
 			}
 			s.Close()
 			assertNothingStored(t, newService(t, s.opts.Root))

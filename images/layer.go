@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -19,46 +21,115 @@ import (
 	"github.com/berth-cri/berth/images/snapshot"
 )
 
+// applyFunc unpacks an uncompressed layer tar into dir (snapshot.Apply).
+type applyFunc func(ctx context.Context, dir string, r io.Reader, opts snapshot.ApplyOptions) (snapshot.ApplyStats, error)
+
 // ensureLayer makes layer i (whose record l the caller filled with chain ID,
 // parent, diff ID and blob) unpacked under layers/<chain id>. A layer already
-// unpacked is reused; a blob already stored is read locally; otherwise the
-// blob streams from the registry into the content store and, in the same
-// pass, through the decompressor into the unpacker. Both digests are checked
-// before the layer is committed (see commitLayer). The caller's lease keeps
-// the layer and its blob from GC; no lock is held here.
-func (s *Service) ensureLayer(ctx context.Context, r *remote.Resolved, i int, l *Layer, watch *progressWatch) error {
-	if rec, err := s.meta.layer(l.ChainID); err == nil {
-		if _, err := os.Stat(s.layerDir(l.ChainID)); err == nil {
-			*l = *rec
-			return nil
-		}
+// unpacked is reused; a layer that another pull is making is waited for
+// (one download and one unpack per chain ID, however many pulls need it);
+// otherwise this pull makes it (makeLayer). The caller's lease keeps the
+// layer and its blob from GC; no lock is held here.
+func (s *Service) ensureLayer(ctx context.Context, r *remote.Resolved, i int, l *Layer, p *pullProgress) error {
+	if rec, ok := s.unpacked(l.ChainID); ok {
+		*l = *rec
+		p.set(i, layerReused)
+		s.counters.layer("reused")
+		return nil
 	}
+	p.set(i, layerActive)
+	var how string
+	rec, joined, err := s.layerFlights.join(ctx, l.ChainID.String(), func(ctx context.Context) (*Layer, error) {
+		// A run that ended just before this one started may have made it.
+		if rec, ok := s.unpacked(l.ChainID); ok {
+			how = "reused"
+			return rec, nil
+		}
+		made := *l
+		var err error
+		how, err = s.makeLayer(ctx, r, i, &made)
+		return &made, err
+	})
+	switch {
+	case err != nil:
+		p.set(i, layerFailed)
+		if !joined {
+			s.counters.layer("failed")
+		}
+		return err
+	case joined:
+		how = "shared"
+	}
+	*l = *rec
+	p.done(i, how == "fetched" || how == "shared")
+	s.counters.layer(how)
+	return nil
+}
+
+// unpacked returns the record of a layer that is recorded and in place.
+func (s *Service) unpacked(chainID digest.Digest) (*Layer, bool) {
+	rec, err := s.meta.layer(chainID)
+	if err != nil {
+		return nil, false
+	}
+	if _, err := os.Stat(s.layerDir(chainID)); err != nil {
+		return nil, false
+	}
+	return rec, true
+}
+
+// makeLayer unpacks layer i into a tmp dir and commits it. A blob already
+// stored is read locally ("unpacked"); otherwise it is downloaded into the
+// content store and, as its bytes arrive, read behind the download through
+// the decompressor into the unpacker ("fetched"). Both digests are checked
+// before the layer is committed (see commitLayer). The layer's own progress
+// watch cancels it when its bytes stall or crawl. It runs once per chain ID
+// at a time (see ensureLayer), under its own lease, so it does not depend on
+// the pull that started it staying.
+func (s *Service) makeLayer(ctx context.Context, r *remote.Resolved, i int, l *Layer) (how string, retErr error) {
+	release := s.lease([]digest.Digest{l.ChainID, l.Blob})
+	defer release()
+	start := time.Now()
+	defer func() {
+		result := "ok"
+		if retErr != nil {
+			result = "failed"
+		}
+		s.counters.layerDone(result, time.Since(start))
+	}()
 	tmp, err := os.MkdirTemp(s.layersDir, tmpLayerPrefix)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", l.DiffID, err)
+		return "", fmt.Errorf("layer %s: %w", l.DiffID, err)
 	}
 	defer removeLayerDir(tmp) // a no-op once renamed
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
+		return "", err
 	}
-	src, commit, err := s.layerSource(ctx, r, i, watch)
+	lctx, watch := watchProgress(ctx, s.opts.ProgressTimeout, rateLimit{minRate: s.opts.MinRate, window: s.opts.MinRateWindow})
+	defer watch.stop()
+	watch.onRead = func(n int) { s.counters.bytes.Add(uint64(n)) }
+	src, finish, how, err := s.layerSource(lctx, r, i, l.ChainID, watch)
+	if err == nil {
+		defer src.Close()
+		var stats snapshot.ApplyStats
+		stats, err = unpack(lctx, s.apply, tmp, src, r.Layers[i].MediaType, l.DiffID)
+		l.Size, l.Inodes = stats.Bytes, stats.Inodes
+		if err == nil {
+			err = finish()
+		}
+	}
 	if err != nil {
-		return err
+		if lctx.Err() != nil && ctx.Err() == nil {
+			err = context.Cause(lctx) // the stall or rate check says more than "context canceled"
+		}
+		return "", fmt.Errorf("layer %s (blob %s): %w", l.DiffID, l.Blob, err)
 	}
-	defer src.Close()
-	stats, err := unpack(ctx, tmp, src, r.Layers[i].MediaType, l.DiffID)
-	if err != nil {
-		return fmt.Errorf("layer %s (blob %s): %w", l.DiffID, l.Blob, err)
-	}
-	if err := commit(); err != nil {
-		return err
-	}
-	l.Size, l.Inodes = stats.Bytes, stats.Inodes
 	if err := s.commitLayer(tmp, l); err != nil {
-		return err
+		return "", err
 	}
-	log.G(ctx).WithFields(log.Fields{"layer": l.ChainID, "bytes": l.Size}).Debug("unpacked layer")
-	return nil
+	log.G(ctx).WithFields(log.Fields{"layer": l.ChainID, "bytes": l.Size, "how": how,
+		"duration": time.Since(start).Round(time.Millisecond).String()}).Debug("unpacked layer")
+	return how, nil
 }
 
 // commitLayer makes the complete layer in tmp durable, then visible, then
@@ -68,33 +139,108 @@ func (s *Service) ensureLayer(ctx context.Context, r *remote.Resolved, i int, l 
 // then is the record committed. It is recorded at once, so a complete layer
 // always has a record: if the pull fails later, a retry reuses it, and GC
 // (Remove, or the next start) collects it if nothing does. A dir renamed
-// whose rename then fails to sync is left unrecorded: a retry adopts it
-// (syncing it again), start-up removes it otherwise; removing it here could
-// pull it from under a concurrent pull that found it in place.
+// whose rename or record then fails (a full disk, an I/O error) is removed
+// again, so that no layer dir goes unaccounted (ImageFsInfo counts layers
+// by their records); nothing else can be using it, as one chain ID is made
+// by one run at a time (layerFlights) and nothing uses a layer without its
+// record. A crash in between leaves it to start-up, which removes dirs
+// that no record owns.
 func (s *Service) commitLayer(tmp string, l *Layer) error {
 	if err := s.disk.fs(tmp); err != nil {
 		return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
 	}
-	// A concurrent pull of another image may have committed the same
-	// layer first; its dir is as good as ours (ours is then removed).
-	if err := os.Rename(tmp, s.layerDir(l.ChainID)); err != nil && !errors.Is(err, os.ErrExist) && !isNotEmpty(err) {
+	// A dir left in place by an earlier run that crashed before its
+	// record is as good as ours (ours is then removed).
+	dir := s.layerDir(l.ChainID)
+	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) && !isNotEmpty(err) {
 		return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
 	}
-	if err := s.disk.dir(s.layersDir); err != nil {
+	err := s.disk.dir(s.layersDir)
+	if err == nil {
+		err = s.meta.putLayer(l)
+	}
+	if err != nil {
+		if t, terr := s.moveToTrash(dir); terr == nil {
+			removeLayerDir(t)
+		}
 		return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
 	}
-	return s.meta.putLayer(l)
+	return nil
 }
 
-// layerSource returns the compressed blob to read: the stored copy, or the
-// registry's stream teed into the content store; commit verifies and stores
-// the teed copy once the stream has been read to its end.
-func (s *Service) layerSource(ctx context.Context, r *remote.Resolved, i int, watch *progressWatch) (io.ReadCloser, func() error, error) {
+// layerSource returns the compressed blob to read and finish, which checks
+// and stores it once it has been read to its end: the stored copy, or a
+// download into the content store (see download), or, for a blob whose
+// size the manifest does not give, the registry's one stream teed into it.
+func (s *Service) layerSource(ctx context.Context, r *remote.Resolved, i int, chainID digest.Digest, watch *progressWatch) (io.ReadCloser, func() error, string, error) {
 	desc := r.Layers[i]
 	if s.content.Has(desc.Digest) {
 		f, err := s.content.Open(desc.Digest)
-		return f, func() error { return nil }, err
+		return f, func() error { return nil }, "unpacked", err
 	}
+	if desc.Size <= 0 {
+		src, finish, err := s.streamSource(ctx, r, i, watch)
+		return src, finish, "fetched", err
+	}
+	src, finish, err := s.download(ctx, r, i, chainID, watch)
+	return src, finish, "fetched", err
+}
+
+// download starts fetching layer i's blob into an Ingest (in ranges over
+// several connections when it is large, see downloader) and returns the
+// reader that follows it; finish waits for the download and commits the
+// blob (size and digest checked); Close stops the download if it still
+// runs and removes whatever was not committed.
+func (s *Service) download(ctx context.Context, r *remote.Resolved, i int, chainID digest.Digest, watch *progressWatch) (io.ReadCloser, func() error, error) {
+	desc := r.Layers[i]
+	in, err := s.content.Ingest(desc.Digest, desc.Size)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &downloader{
+		fetch: func(ctx context.Context, start, end int64) (*remote.BlobPart, error) {
+			return r.FetchRange(ctx, i, start, end)
+		},
+		in: in, blob: desc.Digest, plan: s.fetchPlan(), watch: watch, resumed: &s.counters.resumed,
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	untrack := s.transfers.track(chainID, desc.Size, watch)
+	done := make(chan error, 1)
+	go func() {
+		err := d.run(dctx)
+		in.Fail(err)
+		done <- err
+	}()
+	var once sync.Once
+	var dlErr error
+	wait := func() error {
+		once.Do(func() { dlErr = <-done; untrack() })
+		return dlErr
+	}
+	finish := func() error {
+		if err := wait(); err != nil {
+			return err
+		}
+		return in.Commit(ctx)
+	}
+	src := &funcCloser{Reader: in.Reader(ctx), close: func() error {
+		cancel()
+		wait()
+		return in.Close()
+	}}
+	return src, finish, nil
+}
+
+type funcCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (f *funcCloser) Close() error { return f.close() }
+
+// streamSource is the registry's stream teed into the content store.
+func (s *Service) streamSource(ctx context.Context, r *remote.Resolved, i int, watch *progressWatch) (io.ReadCloser, func() error, error) {
+	desc := r.Layers[i]
 	w, err := s.content.Writer(ctx, desc.Digest, desc.Size)
 	if err != nil {
 		return nil, nil, err
@@ -123,23 +269,26 @@ func (t *teeCloser) Close() error {
 }
 
 // unpack decompresses src as mediaType says (or as its magic bytes say),
-// unpacks it into dir, reads both streams to their ends and checks the diff ID.
-func unpack(ctx context.Context, dir string, src io.Reader, mediaType string, diffID digest.Digest) (snapshot.ApplyStats, error) {
+// unpacks it into dir, reads both streams to their ends and checks the diff
+// ID. Decompression and the diff ID's hash run in a goroutine a few MiB
+// ahead of the unpacker (readAhead), which runs in the caller's.
+func unpack(ctx context.Context, apply applyFunc, dir string, src io.Reader, mediaType string, diffID digest.Digest) (snapshot.ApplyStats, error) {
 	br := bufio.NewReaderSize(src, 64<<10)
 	tarStream, closeFn, err := decompress(br, mediaType)
 	if err != nil {
 		return snapshot.ApplyStats{}, err
 	}
-	defer closeFn()
 	verifier := diffID.Verifier()
-	tee := io.TeeReader(tarStream, verifier)
-	stats, err := snapshot.Apply(ctx, dir, tee, snapshot.ApplyOptions{})
+	ra := newReadAhead(io.TeeReader(tarStream, verifier), readAheadSize, readAheadBuffers, closeFn)
+	defer ra.Close()
+	stats, err := apply(ctx, dir, ra, snapshot.ApplyOptions{})
 	if err != nil {
 		return stats, err
 	}
 	// Tar padding after the end marker belongs to the diff ID; trailing
-	// compressed bytes belong to the blob digest.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
+	// compressed bytes belong to the blob digest. Once readAhead is
+	// drained, its goroutine is done with br.
+	if _, err := io.Copy(io.Discard, ra); err != nil {
 		return stats, err
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
@@ -150,6 +299,9 @@ func unpack(ctx context.Context, dir string, src io.Reader, mediaType string, di
 	}
 	return stats, nil
 }
+
+// The unpacker's read-ahead: 4 MiB of uncompressed tar per layer.
+const readAheadSize, readAheadBuffers = 1 << 20, 4
 
 func decompress(br *bufio.Reader, mediaType string) (io.Reader, func(), error) {
 	kind := compressionOf(mediaType)

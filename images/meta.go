@@ -58,6 +58,10 @@ const metaSchemaKey, metaSchemaVersion = "schema", 1
 // so an image is never visible without its layers, nor a name without its image.
 type meta struct {
 	db *bolt.DB
+	// update commits a write transaction; op names it ("image", "layer",
+	// "delete image", "drop layers"). It is db.Update, and a seam where
+	// tests inject a failed commit (a full disk) at one kind of write.
+	update func(op string, fn func(*bolt.Tx) error) error
 }
 
 func openMeta(path string) (*meta, error) {
@@ -75,7 +79,7 @@ func openMeta(path string) (*meta, error) {
 		db.Close()
 		return nil, fmt.Errorf("image index %s: %w", path, err)
 	}
-	return &meta{db: db}, nil
+	return &meta{db: db, update: func(_ string, fn func(*bolt.Tx) error) error { return db.Update(fn) }}, nil
 }
 
 // checkSchema refuses an index written by a newer (or unknown) layout. An
@@ -143,7 +147,7 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 // image pulled again merges its names into the existing record.
 func (m *meta) commitImage(img *Image, names []string) (*Image, error) {
 	var stored *Image
-	err := m.db.Update(func(tx *bolt.Tx) error {
+	err := m.update("image", func(tx *bolt.Tx) error {
 		rec, err := getJSON[Image](tx.Bucket(bucketImages), img.ID)
 		if errors.Is(err, errdefs.ErrNotFound) {
 			rec, err = img, nil
@@ -252,7 +256,7 @@ func (m *meta) list() ([]*Image, error) {
 
 // deleteImage removes the image and all its names. A missing image is ErrNotFound.
 func (m *meta) deleteImage(id string) error {
-	return m.db.Update(func(tx *bolt.Tx) error {
+	return m.update("delete image", func(tx *bolt.Tx) error {
 		img, err := getJSON[Image](tx.Bucket(bucketImages), id)
 		if err != nil {
 			return fmt.Errorf("image %q: %w", id, err)
@@ -284,7 +288,7 @@ func (m *meta) layer(chainID digest.Digest) (*Layer, error) {
 // without records, which start-up removes.
 func (m *meta) dropUnusedLayers(keep map[digest.Digest]bool) ([]Layer, error) {
 	var unused []Layer
-	err := m.db.Update(func(tx *bolt.Tx) error {
+	err := m.update("drop layers", func(tx *bolt.Tx) error {
 		used, err := usedLayers(tx, keep)
 		if err != nil {
 			return err
@@ -379,7 +383,7 @@ func (m *meta) layers() ([]Layer, error) {
 
 // putLayer records a complete layer.
 func (m *meta) putLayer(l *Layer) error {
-	return m.db.Update(func(tx *bolt.Tx) error {
+	return m.update("layer", func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bucketLayers), l.ChainID.String(), l)
 	})
 }

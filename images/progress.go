@@ -5,20 +5,26 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// progressWatch cancels a pull whose bytes stop flowing for longer than the
-// timeout (every read that returns data pushes the deadline back), and one
-// whose bytes flow slower than minRate: a registry that trickles a byte now
-// and then never stalls, but never finishes either.
+// progressWatch cancels a context whose bytes stop flowing for longer than
+// the timeout (every read that returns data pushes the deadline back), and
+// one whose bytes flow slower than minRate: a registry that trickles a byte
+// now and then never stalls, but never finishes either. Each layer download
+// has its own (so both limits hold per layer, whatever the others do), and a
+// pull has one for what comes before the layers (resolving, the config).
 //
-// The rate is measured over windows of transfer: a window opens when a blob
-// download starts while none runs, and closes at the first read at least a
-// window long after it opened. Time with no download running (resolving,
-// syncing, waiting for a download slot) is not counted, and a read that
-// never comes is the stall timeout's to catch.
+// The rate is measured over windows of transfer: a window opens when a
+// connection of the download starts while none runs, and closes at the first
+// read at least a window long after it opened. Time with no connection
+// running (waiting to resume) is not counted, and a read that never comes is
+// the stall timeout's to catch.
 type progressWatch struct {
+	bytes  atomic.Int64 // read so far
+	onRead func(n int)  // also told of every read (the service's byte count)
+
 	mu      sync.Mutex
 	timer   *time.Timer
 	timeout time.Duration
@@ -64,10 +70,17 @@ func (w *progressWatch) touch() {
 	w.mu.Unlock()
 }
 
-func (w *progressWatch) stop() {
+// disarm stops the stall timer (the rate check only runs on reads).
+func (w *progressWatch) disarm() {
 	if w.timer != nil {
+		w.mu.Lock()
 		w.timer.Stop()
+		w.mu.Unlock()
 	}
+}
+
+func (w *progressWatch) stop() {
+	w.disarm()
 	w.cancel(nil)
 }
 
@@ -87,6 +100,10 @@ func (w *progressWatch) reader(r io.Reader) io.ReadCloser {
 // the minimum rate, and cancels the pull with it.
 func (w *progressWatch) read(n int) error {
 	w.touch()
+	w.bytes.Add(int64(n))
+	if w.onRead != nil {
+		w.onRead(n)
+	}
 	if w.minRate == 0 {
 		return nil
 	}

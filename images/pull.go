@@ -36,41 +36,59 @@ func (s *Service) Pull(ctx context.Context, ref string, auth remote.Auth) (*Imag
 func (s *Service) pull(ctx context.Context, name string, auth remote.Auth) (*Image, error) {
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("image", name))
 	start := time.Now()
-	ctx, watch := watchProgress(ctx, s.opts.ProgressTimeout, rateLimit{minRate: s.opts.MinRate, window: s.opts.MinRateWindow})
+	s.counters.active.Add(1)
+	defer s.counters.active.Add(-1)
+	// This watch covers what comes before the layers (resolving, the
+	// config); each layer download has its own (see makeLayer).
+	ctx, watch := watchProgress(ctx, s.opts.ProgressTimeout, rateLimit{})
 	defer watch.stop()
 
-	img, err := s.fetch(ctx, name, auth, watch)
+	img, p, err := s.fetch(ctx, name, auth, start, watch)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
-			err = cause // the stall or rate check says more than "context canceled"
+			err = cause // the stall check says more than "context canceled"
 		}
+		result := "failed"
+		if full, ok := diskFull(s.opts.Root, err); ok {
+			err, result = full, "disk_full"
+		}
+		s.counters.pullDone(result, time.Since(start))
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
-	log.G(ctx).WithFields(log.Fields{"id": img.ID, "duration": time.Since(start).String()}).Info("pulled image")
+	elapsed := time.Since(start)
+	s.counters.pullDone("ok", elapsed)
+	fields := log.Fields{"id": img.ID, "duration": elapsed.Round(time.Millisecond).String()}
+	if p != nil {
+		n := p.fetched()
+		fields["fetched"] = humanBytes(n)
+		fields["rate"] = humanBytes(int64(float64(n)/max(elapsed.Seconds(), 1e-3))) + "/s"
+	}
+	log.G(ctx).WithFields(fields).Info("pulled image")
 	return img, nil
 }
 
-func (s *Service) fetch(ctx context.Context, name string, auth remote.Auth, watch *progressWatch) (*Image, error) {
+func (s *Service) fetch(ctx context.Context, name string, auth remote.Auth, start time.Time, watch *progressWatch) (*Image, *pullProgress, error) {
 	r, err := s.registry.Resolve(ctx, name, s.platform(), auth)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	watch.touch()
 	rawConfig, err := s.config(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	watch.disarm()
 	var config ocispec.Image
 	if err := json.Unmarshal(rawConfig, &config); err != nil {
-		return nil, fmt.Errorf("image config %s: %v: %w", r.ConfigDigest, err, errdefs.ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("image config %s: %v: %w", r.ConfigDigest, err, errdefs.ErrInvalidArgument)
 	}
 	diffIDs := config.RootFS.DiffIDs
 	if len(diffIDs) != len(r.Layers) {
-		return nil, fmt.Errorf("manifest has %d layers but the config %d diff IDs: %w", len(r.Layers), len(diffIDs), errdefs.ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("manifest has %d layers but the config %d diff IDs: %w", len(r.Layers), len(diffIDs), errdefs.ErrInvalidArgument)
 	}
 	for _, d := range diffIDs {
 		if err := d.Validate(); err != nil {
-			return nil, fmt.Errorf("diff ID %q: %v: %w", d, err, errdefs.ErrInvalidArgument)
+			return nil, nil, fmt.Errorf("diff ID %q: %v: %w", d, err, errdefs.ErrInvalidArgument)
 		}
 	}
 	// identity.ChainIDs computes in place: give it a copy.
@@ -80,16 +98,20 @@ func (s *Service) fetch(ctx context.Context, name string, auth remote.Auth, watc
 	release := s.lease(pullContent(r, chainIDs))
 	defer release()
 	if err := s.putBlob(ctx, r.ManifestDigest, r.Manifest); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.putBlob(ctx, r.ConfigDigest, rawConfig); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	layers, err := s.unpackLayers(ctx, r, diffIDs, chainIDs, watch)
+	p := newPullProgress(&s.transfers, start, r, chainIDs)
+	stop := p.report(ctx, s.opts.ProgressInterval)
+	layers, err := s.unpackLayers(ctx, r, diffIDs, chainIDs, p)
+	stop()
 	if err != nil {
-		return nil, err
+		return nil, p, err
 	}
-	return s.record(ctx, name, r, config, layers)
+	img, err := s.record(ctx, name, r, config, layers)
+	return img, p, err
 }
 
 // pullContent is what a pull of r stores: its manifest, config, layer blobs
@@ -103,8 +125,11 @@ func pullContent(r *remote.Resolved, chainIDs []digest.Digest) []digest.Digest {
 }
 
 // unpackLayers makes sure every layer is unpacked, fetching the missing ones
-// in parallel (bounded by MaxConcurrentDownloads).
-func (s *Service) unpackLayers(ctx context.Context, r *remote.Resolved, diffIDs, chainIDs []digest.Digest, watch *progressWatch) ([]Layer, error) {
+// in parallel (bounded by MaxConcurrentDownloads). Layers are unpacked in
+// any order, each into a dir of its own (overlayfs stacks them at mount
+// time); only the records keep the order: the chain IDs and parents come
+// from the config's diff IDs, and the image lists its layers bottom first.
+func (s *Service) unpackLayers(ctx context.Context, r *remote.Resolved, diffIDs, chainIDs []digest.Digest, p *pullProgress) ([]Layer, error) {
 	layers := make([]Layer, len(diffIDs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, s.opts.MaxConcurrentDownloads))
@@ -113,7 +138,7 @@ func (s *Service) unpackLayers(ctx context.Context, r *remote.Resolved, diffIDs,
 		if i > 0 {
 			layers[i].Parent = chainIDs[i-1]
 		}
-		g.Go(func() error { return s.ensureLayer(gctx, r, i, &layers[i], watch) })
+		g.Go(func() error { return s.ensureLayer(gctx, r, i, &layers[i], p) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err

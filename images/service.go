@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-cri/berth/images/content"
 	"github.com/berth-cri/berth/images/remote"
+	"github.com/berth-cri/berth/images/snapshot"
 )
 
 // Options configure the image service; cmd/berthd fills them from berth.toml.
@@ -36,6 +37,18 @@ type Options struct {
 	// berthd measures over ProgressTimeout.
 	MinRate       int64
 	MinRateWindow time.Duration
+	// FetchChunkSize and FetchConnections shape the download of a large
+	// blob: in ranges of FetchChunkSize bytes over FetchConnections
+	// connections (16 MiB and 4 when zero), when it has at least
+	// FetchParallelMin bytes (when zero: one chunk per connection) and the
+	// registry serves ranges. FetchConnections 1 fetches every blob in one
+	// stream.
+	FetchChunkSize   int64
+	FetchConnections int
+	FetchParallelMin int64
+	// ProgressInterval is how often a running pull logs its progress
+	// (10s when zero).
+	ProgressInterval time.Duration
 	// Pinned are image names (any form) that RemoveImage refuses to remove.
 	Pinned []string
 	// Platform is the platform picked from multi-platform indexes.
@@ -60,6 +73,15 @@ type Service struct {
 	pulls     pullGroup
 	snapUsage usageCache
 	disk      diskSync
+
+	// layerFlights make the pulls that need the same layer (by chain ID)
+	// share its download and unpack; transfers are the downloads running,
+	// by chain ID, for the progress lines.
+	layerFlights group[*Layer]
+	transfers    transfers
+	counters     pullCounters
+	// apply unpacks a layer tar (snapshot.Apply; a seam for fault tests).
+	apply applyFunc
 }
 
 // New opens (or creates) the image store at opts.Root and cleans up what an
@@ -70,6 +92,8 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		layersDir:    filepath.Join(opts.Root, "layers"),
 		snapshotsDir: filepath.Join(opts.Root, "snapshots"),
 		disk:         osDiskSync,
+		layerFlights: group[*Layer]{settle: true},
+		apply:        snapshot.Apply,
 	}
 	for _, d := range []string{opts.Root, s.layersDir, s.snapshotsDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

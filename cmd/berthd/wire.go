@@ -116,6 +116,8 @@ func imageOptions(cfg *config.Config) (images.Options, error) {
 		Root:                   filepath.Join(cfg.Root, "images"),
 		Hosts:                  hosts,
 		MaxConcurrentDownloads: cfg.Image.MaxConcurrentDownloads,
+		FetchConnections:       cfg.Image.BlobFetchConnections,
+		FetchChunkSize:         cfg.Image.BlobFetchChunkSize,
 		ProgressTimeout:        time.Duration(cfg.Image.PullProgressTimeout),
 		MinRate:                cfg.Image.PullMinRate,
 		MinRateWindow:          time.Duration(cfg.Image.PullProgressTimeout),

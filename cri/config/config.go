@@ -59,6 +59,13 @@ type CNI struct {
 type Image struct {
 	// MaxConcurrentDownloads bounds the layers one pull downloads at once.
 	MaxConcurrentDownloads int `toml:"max_concurrent_downloads" json:"max_concurrent_downloads"`
+	// BlobFetchConnections is how many connections fetch one large blob at
+	// once, in ranges of BlobFetchChunkSize bytes (blobs of at least one
+	// chunk per connection; smaller ones, and registries without ranges,
+	// get one stream). 1 fetches every blob in one stream.
+	BlobFetchConnections int `toml:"blob_fetch_connections" json:"blob_fetch_connections"`
+	// BlobFetchChunkSize (bytes) is the size of those ranges.
+	BlobFetchChunkSize int64 `toml:"blob_fetch_chunk_size" json:"blob_fetch_chunk_size"`
 	// PullProgressTimeout cancels a pull whose bytes stall that long; "0s" disables it.
 	PullProgressTimeout Duration `toml:"pull_progress_timeout" json:"pull_progress_timeout"`
 	// PullMinRate (bytes/s) cancels a pull whose transfer rate over a window
@@ -142,6 +149,8 @@ func Default() *Config {
 		},
 		Image: Image{
 			MaxConcurrentDownloads: 3,
+			BlobFetchConnections:   4,
+			BlobFetchChunkSize:     16 << 20,
 			PullProgressTimeout:    Duration(time.Minute),
 			PullMinRate:            1024,
 			PinnedImages:           []string{},

@@ -64,14 +64,26 @@ plugin_timeout = {{q .CNI.PluginTimeout.String}}
 # Layers one pull downloads at once.
 max_concurrent_downloads = {{.Image.MaxConcurrentDownloads}}
 
-# A pull whose download makes no progress for this long is cancelled; "0s"
-# turns the check off.
+# A large layer blob is fetched over this many connections at once, in ranges
+# of blob_fetch_chunk_size bytes, and unpacked as its bytes arrive: blobs of at
+# least one chunk per connection (64 MiB by default), from registries that
+# serve ranges. Smaller blobs, and registries that do not, get one stream. A
+# dropped connection is resumed where it stopped. 1 turns ranges off.
+blob_fetch_connections = {{.Image.BlobFetchConnections}}
+
+# The size of those ranges, in bytes (1 MiB to 1 GiB). The blob goes to disk
+# as it arrives, so memory does not grow with the chunk or the blob.
+blob_fetch_chunk_size = {{.Image.BlobFetchChunkSize}}
+
+# A pull whose download of any one layer makes no progress for this long is
+# cancelled (and one connection idle for half of it is resumed on a fresh
+# one); "0s" turns the check off.
 pull_progress_timeout = {{q .Image.PullProgressTimeout.String}}
 
-# A pull whose layers arrive slower than this many bytes per second, measured
-# over each pull_progress_timeout of transfer, is cancelled: a registry that
-# trickles a byte now and then never stalls, but never finishes either. 0 (or
-# pull_progress_timeout = "0s") turns the check off.
+# A pull any of whose layers arrives slower than this many bytes per second,
+# measured over each pull_progress_timeout of transfer, is cancelled: a
+# registry that trickles a byte now and then never stalls, but never finishes
+# either. 0 (or pull_progress_timeout = "0s") turns the check off.
 pull_min_rate = {{.Image.PullMinRate}}
 
 # Images reported as pinned and never removed by RemoveImage.

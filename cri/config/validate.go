@@ -129,6 +129,12 @@ func (c *Config) validateImage(bad func(key string, value any, why string)) {
 	if c.Image.MaxConcurrentDownloads < 1 {
 		bad("image.max_concurrent_downloads", c.Image.MaxConcurrentDownloads, "must be at least 1")
 	}
+	if n := c.Image.BlobFetchConnections; n < 1 || n > 16 {
+		bad("image.blob_fetch_connections", n, "must be between 1 and 16")
+	}
+	if n := c.Image.BlobFetchChunkSize; n < 1<<20 || n > 1<<30 {
+		bad("image.blob_fetch_chunk_size", n, "must be between 1 MiB (1048576) and 1 GiB (1073741824)")
+	}
 	if c.Image.PullProgressTimeout < 0 {
 		bad("image.pull_progress_timeout", time.Duration(c.Image.PullProgressTimeout), "must not be negative (0s disables it)")
 	}

@@ -18,6 +18,16 @@
 //	if _, err := io.Copy(w, body); err != nil { return err }
 //	return w.Commit(ctx)        // verified, then visible
 //
+// A large blob downloaded in ranges over several connections goes through an
+// Ingest instead: the ranges are written at their offsets in any order, one
+// reader follows behind in order (hashing, and feeding the unpacker as the
+// bytes arrive), and Commit checks size and digest as above. The ingest file
+// is the buffer, so memory does not grow with the blob.
+//
+// Every write reaches the disk through the FS seam (an *os.File by
+// default); tests replace it to inject ENOSPC or EDQUOT at any write, and a
+// failed write leaves nothing once the writer is closed.
+//
 // Locking: writers of the same digest never share a file (each has its own
 // ingest file) and rename is atomic, so concurrent writers need no lock; the
 // usage counters are atomic. Deleting a blob while another goroutine commits

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,13 +19,35 @@ import (
 // Store is a content-addressed blob store.
 type Store struct {
 	root   string
+	fs     FS
 	bytes  atomic.Int64
 	inodes atomic.Int64
 }
 
+// File is an ingest file as the store writes it: an *os.File, or a fake
+// that injects faults (ENOSPC, EDQUOT) in tests.
+type File interface {
+	io.Writer
+	io.WriterAt
+	io.ReaderAt
+	Sync() error
+	Close() error
+	Name() string
+}
+
+// FS creates ingest files: the one seam between the store's writes and the
+// disk. Every byte of a blob reaches the disk through a File it created.
+type FS interface {
+	CreateTemp(dir, pattern string) (File, error)
+}
+
+type osFS struct{}
+
+func (osFS) CreateTemp(dir, pattern string) (File, error) { return os.CreateTemp(dir, pattern) }
+
 // New opens the store at root, creating its dirs, and counts what it holds.
 func New(root string) (*Store, error) {
-	s := &Store{root: root}
+	s := &Store{root: root, fs: osFS{}}
 	for _, d := range []string{s.blobDir(digest.SHA256), s.ingestDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create content dir %s: %w", d, err)
@@ -154,6 +177,10 @@ func (s *Store) Walk(fn func(digest.Digest) error) error {
 	return nil
 }
 
+// UseFS replaces the filesystem seam (tests inject write faults with it).
+// Call it before any writer exists.
+func (s *Store) UseFS(fs FS) { s.fs = fs }
+
 // Usage returns the bytes and inodes the committed blobs take, kept up to date
 // on commit and delete (no walk).
 func (s *Store) Usage() (bytes, inodes int64) {
@@ -182,17 +209,25 @@ func (s *Store) Writer(ctx context.Context, d digest.Digest, size int64) (*Write
 	if err := validate(d); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(s.ingestDir(), d.Encoded()[:12]+"-*")
+	f, err := s.createIngest(d)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{store: s, f: f, expected: d, size: size, hash: d.Algorithm().Hash()}, nil
+}
+
+func (s *Store) createIngest(d digest.Digest) (File, error) {
+	f, err := s.fs.CreateTemp(s.ingestDir(), d.Encoded()[:12]+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("start blob %s: %w", d, err)
 	}
-	return &Writer{store: s, f: f, expected: d, size: size, hash: d.Algorithm().Hash()}, nil
+	return f, nil
 }
 
 // Writer writes one blob through the ingest dir.
 type Writer struct {
 	store     *Store
-	f         *os.File
+	f         File
 	expected  digest.Digest
 	size      int64
 	hash      hash.Hash
@@ -226,25 +261,35 @@ func (w *Writer) Commit(ctx context.Context) error {
 	if got := digest.NewDigest(w.expected.Algorithm(), w.hash); got != w.expected {
 		return fmt.Errorf("blob %s: content has digest %s: %w", w.expected, got, errdefs.ErrFailedPrecondition)
 	}
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("sync blob %s: %w", w.expected, err)
+	committed, err := w.store.link(w.f, w.expected, w.written)
+	w.committed = committed
+	return err
+}
+
+// link makes the verified ingest file f durable and visible as blob d:
+// fsync, read-only, link into blobs/, fsync of the dir. committed is false
+// when another writer committed d first (which is no error).
+func (s *Store) link(f File, d digest.Digest, size int64) (committed bool, err error) {
+	if err := f.Sync(); err != nil {
+		return false, fmt.Errorf("sync blob %s: %w", d, err)
 	}
-	if err := os.Chmod(w.f.Name(), 0o444); err != nil {
-		return err
+	if err := os.Chmod(f.Name(), 0o444); err != nil {
+		return false, err
 	}
 	// link, unlike rename, fails when another writer committed the same
 	// blob first, so the usage is counted once; Close removes the ingest name.
-	target := w.store.path(w.expected)
-	if err := os.Link(w.f.Name(), target); err != nil {
+	target := s.path(d)
+	if err := os.Link(f.Name(), target); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("commit blob %s: %w", w.expected, err)
+		return false, fmt.Errorf("commit blob %s: %w", d, err)
 	}
-	w.committed = true
-	w.store.bytes.Add(w.written)
-	w.store.inodes.Add(1)
-	return syncDir(filepath.Dir(target))
+	s.bytes.Add(size)
+	s.inodes.Add(1)
+	// A failed sync leaves the blob visible: it is complete and verified,
+	// and another writer may already rely on it (its link saw ours).
+	return true, syncDir(filepath.Dir(target))
 }
 
 // Close removes the ingest file; an uncommitted blob is thereby aborted. It is

@@ -19,6 +19,12 @@
 //		...
 //	}
 //
+// FetchRange asks for part of a layer blob (HTTP Range) from the same
+// endpoint with the same credentials, checking only the framing (status,
+// Content-Range, Content-Length): the image service assembles ranges and
+// verifies the whole blob's digest and size itself. A registry that ignores
+// the range answers with the whole blob, and says so (BlobPart.Ranged).
+//
 // A Client is safe for concurrent use; it caches one http.Transport per
 // endpoint settings.
 package remote

@@ -66,7 +66,8 @@ type Resolved struct {
 	ConfigDigest      digest.Digest
 	Layers            []Layer
 
-	img v1.Image
+	img   v1.Image
+	blobs *blobClient
 }
 
 // Resolve finds ref (a normalised reference, tag or digest) for platform,
@@ -135,7 +136,12 @@ func (c *Client) resolveAt(ctx context.Context, e endpoint, ref name.Reference, 
 	if err != nil {
 		return nil, err
 	}
-	return describe(e.host, digest.Digest(desc.Digest.String()), img)
+	r, err := describe(e.host, digest.Digest(desc.Digest.String()), img)
+	if err != nil {
+		return nil, err
+	}
+	r.blobs = &blobClient{repo: ref.Context(), rt: rt, auth: a}
+	return r, nil
 }
 
 // onEndpoint moves ref's repository to endpoint e.
