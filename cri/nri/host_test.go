@@ -177,6 +177,27 @@ func TestRemoveSendsMissingStop(t *testing.T) {
 		"StopPodSandbox p", "RemovePodSandbox p", "RemoveContainer p/old", "StopContainer p/live"})
 }
 
+// A plugin that fails CreateContainer fails the creation; the undo's
+// RemoveContainer tells plugins the container is gone.
+func TestPluginFailsCreate(t *testing.T) {
+	h, socket := startHost(t, &fakeDomain{})
+	r := newRecorder()
+	r.adjust = func(c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+		return nil, nil, errors.New("induced failure")
+	}
+	connect(t, h, socket, "10", "failing", r, r.synced)
+	ctx := context.Background()
+	pod, ctr := testPod("p"), testContainer("p", "c", api.ContainerState_CONTAINER_CREATED)
+	adj, _, err := h.CreateContainer(ctx, pod, ctr)
+	if err == nil || !strings.Contains(err.Error(), "induced failure") || adj != nil {
+		t.Fatalf("CreateContainer = %v, %v; want the plugin's error", adj, err)
+	}
+	if err := h.RemoveContainer(ctx, pod, ctr); err != nil {
+		t.Fatal(err)
+	}
+	want(t, r.got(), []string{"CreateContainer p/c", "StopContainer p/c", "RemoveContainer p/c"})
+}
+
 func TestLatePluginIsSynchronised(t *testing.T) {
 	d := &fakeDomain{}
 	h, socket := startHost(t, d)
