@@ -38,8 +38,8 @@ type Domain interface {
 	EvictContainer(ctx context.Context, id, reason string) error
 }
 
-// Runtime name and default version that plugins see in Configure.
 const (
+	// RuntimeName is the runtime name plugins are told in Configure.
 	RuntimeName = "berth"
 	// listTimeout bounds Domain.List during a plugin's synchronisation.
 	listTimeout = 30 * time.Second
@@ -72,16 +72,10 @@ type Option func(*options)
 
 type options struct {
 	version string
-	extra   []adaptation.Option
 }
 
 // WithVersion sets the runtime version plugins are told (Berth's version).
 func WithVersion(v string) Option { return func(o *options) { o.version = v } }
-
-// withAdaptationOptions passes options to the nri library (tests).
-func withAdaptationOptions(opts ...adaptation.Option) Option {
-	return func(o *options) { o.extra = append(o.extra, opts...) }
-}
 
 // New makes a host for cfg. With cfg.Enable false it returns a Host whose
 // methods do nothing, so that cri/ calls the hooks unconditionally.
@@ -102,12 +96,10 @@ func New(cfg Config, d Domain, opts ...Option) (*Host, error) {
 	}
 	adaptation.SetPluginRegistrationTimeout(cfg.RegistrationTimeout)
 	adaptation.SetPluginRequestTimeout(cfg.RequestTimeout)
-	aopts := append([]adaptation.Option{
+	a, err := adaptation.New(RuntimeName, o.version, h.synchronise, h.updateFromPlugin,
 		adaptation.WithSocketPath(cfg.SocketPath),
 		adaptation.WithPluginPath(cfg.PluginPath),
-		adaptation.WithPluginConfigPath(cfg.PluginConfigPath),
-	}, o.extra...)
-	a, err := adaptation.New(RuntimeName, o.version, h.synchronise, h.updateFromPlugin, aopts...)
+		adaptation.WithPluginConfigPath(cfg.PluginConfigPath))
 	if err != nil {
 		return nil, fmt.Errorf("NRI host: %w", err)
 	}

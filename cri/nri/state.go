@@ -61,6 +61,6 @@ func (s *states) containerNeedsStop(c *api.Container) bool {
 // pod is one the caller found running).
 func (s *states) podNeedsStop(id string) bool { return s.pods[id] != stopped }
 
-// podStoppedBeforeRemove: RemovePodSandbox sends a Stop event first only
+// podRunning: RemovePodSandbox sends a Stop event first only
 // for a pod known to run; an unseen pod was stopped before a restart.
 func (s *states) podRunning(id string) bool { return s.pods[id] == running }
