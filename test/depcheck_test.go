@@ -89,6 +89,14 @@ var rules = []rule{
 		func(p string) bool { return anyUnder(p, "sandbox/cgroups") }},
 	{"CRI types stop at cri/ (and sandbox/spec, volumes as input)", importPrefix("k8s.io/cri-api"),
 		func(p string) bool { return anyUnder(p, "cri", "cmd", "test", "hack", "sandbox/spec", "volumes") }},
+	// NRI's API types are cri/'s business, as CRI's are.
+	{"containerd/nri only in cri/ and cmd/", importPrefix("github.com/containerd/nri"),
+		func(p string) bool { return anyUnder(p, "cri", "cmd", "test") }},
+	// The NRI host takes plain values and NRI types from cri/ and reaches the
+	// domains only through its Domain interface.
+	{"cri/nri imports no Berth package but cri/config", func(imp string) bool {
+		return strings.HasPrefix(imp, module+"/") && !anyUnder(imp, "cri/nri", "cri/config")
+	}, func(p string) bool { return !under(p, "cri/nri") }},
 	{"nothing imports cmd/", berth("cmd"), func(p string) bool { return false }},
 	{"nothing imports test/ but tests", berth("test"), func(p string) bool { return under(p, "test") }},
 	{"sandbox/ does not import sandbox/container", berth("sandbox/container"),
@@ -157,6 +165,10 @@ func TestDependencyRulesCatchViolations(t *testing.T) {
 		{module + "/sandbox/container", module + "/images"},
 		{module + "/sandbox/container", "k8s.io/cri-api/pkg/apis/runtime/v1"},
 		{module + "/sandbox/container", "google.golang.org/grpc"},
+		{module + "/sandbox/spec", "github.com/containerd/nri/pkg/api"},
+		{module + "/cri/nri", module + "/sandbox"},
+		{module + "/cri/nri", module + "/sandbox/container"},
+		{module + "/cri/nri", module + "/cri"},
 	}
 	for _, b := range bad {
 		caught := false

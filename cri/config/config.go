@@ -30,6 +30,8 @@ type Config struct {
 	Streaming Streaming `toml:"streaming" json:"streaming"`
 	// Metrics configures Berth's own Prometheus endpoint.
 	Metrics Metrics `toml:"metrics" json:"metrics"`
+	// NRI configures the Node Resource Interface host (cri/nri).
+	NRI NRI `toml:"nri" json:"nri"`
 	// Registries holds per-registry-host settings, keyed by host[:port].
 	Registries map[string]Registry `toml:"registries" json:"registries,omitempty"`
 	// RuntimeHandlers are the CRI runtime handlers besides the default one
@@ -96,6 +98,24 @@ type Metrics struct {
 	Address string `toml:"address" json:"address"`
 }
 
+// NRI is the [nri] table: the Node Resource Interface host that relays pod
+// and container events to NRI plugins and applies their adjustments. The
+// defaults are containerd 2.x's.
+type NRI struct {
+	// Enable runs the host; false: no plugin runs and every hook is a no-op.
+	Enable bool `toml:"enable" json:"enable"`
+	// SocketPath is the unix socket external plugins connect to.
+	SocketPath string `toml:"socket_path" json:"socket_path"`
+	// PluginPath holds pre-installed plugins that berthd starts itself.
+	PluginPath string `toml:"plugin_path" json:"plugin_path"`
+	// PluginConfigPath holds the pre-installed plugins' configuration.
+	PluginConfigPath string `toml:"plugin_config_path" json:"plugin_config_path"`
+	// PluginRegistrationTimeout bounds a plugin's registration.
+	PluginRegistrationTimeout Duration `toml:"plugin_registration_timeout" json:"plugin_registration_timeout"`
+	// PluginRequestTimeout bounds a plugin's handling of one event.
+	PluginRequestTimeout Duration `toml:"plugin_request_timeout" json:"plugin_request_timeout"`
+}
+
 // Registry is one [registries."host"] table.
 type Registry struct {
 	// Mirrors are endpoint URLs tried in order before the host itself.
@@ -156,6 +176,14 @@ func Default() *Config {
 			PinnedImages:           []string{},
 		},
 		Streaming: Streaming{Address: "127.0.0.1", Port: "0"},
+		NRI: NRI{
+			Enable:                    true,
+			SocketPath:                "/var/run/nri/nri.sock",
+			PluginPath:                "/opt/nri/plugins",
+			PluginConfigPath:          "/etc/nri/conf.d",
+			PluginRegistrationTimeout: Duration(5 * time.Second),
+			PluginRequestTimeout:      Duration(2 * time.Second),
+		},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -201,6 +202,15 @@ func TestValidateBadValues(t *testing.T) {
 		{"tls cert alone", func(c *Config) { c.Streaming.TLSCertFile = "/etc/berth/cert.pem" }, "streaming.tls_cert_file", "both"},
 		{"relative tls key", func(c *Config) { c.Streaming.TLSCertFile, c.Streaming.TLSKeyFile = "/c.pem", "k.pem" }, "streaming.tls_key_file", "absolute"},
 		{"metrics port", func(c *Config) { c.Metrics.Address = "127.0.0.1" }, "metrics.address", "ip:port"},
+		{"relative nri socket", func(c *Config) { c.NRI.SocketPath = "nri.sock" }, "nri.socket_path", "absolute"},
+		{"long nri socket", func(c *Config) { c.NRI.SocketPath = "/" + strings.Repeat("n", 120) }, "nri.socket_path", "at most"},
+		{"nri socket is the CRI socket", func(c *Config) { c.NRI.SocketPath = c.Listen }, "nri.socket_path", "differ from listen"},
+		{"empty nri socket", func(c *Config) { c.NRI.SocketPath = "" }, "nri.socket_path", "empty"},
+		{"nri plugin path", func(c *Config) { c.NRI.PluginPath = "/opt/nri/../plugins" }, "nri.plugin_path", "clean"},
+		{"nri plugin config path", func(c *Config) { c.NRI.PluginConfigPath = "conf.d" }, "nri.plugin_config_path", "absolute"},
+		{"nri registration timeout", func(c *Config) { c.NRI.PluginRegistrationTimeout = 0 }, "nri.plugin_registration_timeout", "positive"},
+		{"nri request timeout", func(c *Config) { c.NRI.PluginRequestTimeout = -1 }, "nri.plugin_request_timeout", "positive"},
+		{"nri disabled still validated", func(c *Config) { c.NRI.Enable, c.NRI.PluginPath = false, "plugins" }, "nri.plugin_path", "absolute"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,5 +326,26 @@ func TestBadDuration(t *testing.T) {
 	_, err := Load(path, true)
 	if err == nil || !strings.Contains(err.Error(), "pull_progress_timeout") || !strings.Contains(err.Error(), "soon") {
 		t.Fatalf("Load = %v, want an error naming the key and value", err)
+	}
+}
+
+// An [nri] table in a drop-in overrides only the keys it sets.
+func TestNRIDropIn(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "berth.d", "10-nri.toml"), "[nri]\nenable = false\nsocket_path = \"/run/berth/nri.sock\"\nplugin_request_timeout = \"500ms\"\n")
+	c, err := Load(filepath.Join(dir, "berth.toml"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Default().NRI
+	want.Enable, want.SocketPath, want.PluginRequestTimeout = false, "/run/berth/nri.sock", Duration(500*time.Millisecond)
+	if c.NRI != want {
+		t.Fatalf("nri = %+v, want %+v", c.NRI, want)
+	}
+	if src := c.Source("nri.socket_path"); !strings.Contains(src, "10-nri.toml") {
+		t.Fatalf("source of nri.socket_path = %q", src)
 	}
 }

@@ -114,6 +114,34 @@ tls_key_file = {{q .Streaming.TLSKeyFile}}
 # "ip:port" to serve them on, e.g. "127.0.0.1:9813"; empty: not served.
 address = {{q .Metrics.Address}}
 
+# NRI, the Node Resource Interface (as in containerd 2.x and CRI-O): plugins
+# see every pod and container event in order, and may adjust a container's
+# spec before it is created, update other containers' resources, or refuse.
+[nri]
+# Run the NRI host. false: no plugin is started or accepted, no event goes out.
+enable = {{.NRI.Enable}}
+
+# Unix socket that external plugins connect to (and critest -nri-socket).
+# containerd 2.x serves the same default path: berthd refuses to start while
+# another process answers on it (a stale socket file is replaced), so give
+# each runtime on a node a path of its own.
+socket_path = {{q .NRI.SocketPath}}
+
+# Pre-installed plugins, started by berthd: executables named <idx>-<name>
+# (two digits, then the plugin's name), e.g. 10-resource-policy.
+plugin_path = {{q .NRI.PluginPath}}
+
+# Configuration of the pre-installed plugins: <idx>-<name>.conf, else
+# <name>.conf, handed to the plugin when it is configured.
+plugin_config_path = {{q .NRI.PluginConfigPath}}
+
+# How long a plugin has to register once started or connected.
+plugin_registration_timeout = {{q .NRI.PluginRegistrationTimeout.String}}
+
+# How long a plugin has to answer one event; what a late answer does then
+# (fail the request or drop the plugin) is the plugin's failure policy.
+plugin_request_timeout = {{q .NRI.PluginRequestTimeout.String}}
+
 # Per-registry settings, one table per host[:port]; none by default. Example:
 #
 # [registries."registry.k8s.io"]

@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateCNI(bad)
 	c.validateImage(bad)
+	c.validateNRI(bad)
 	for name := range c.RuntimeHandlers {
 		if !handlerName.MatchString(name) {
 			bad(fmt.Sprintf("runtime_handlers.%q", name), name, "must be a lowercase RFC 1123 label of at most 63 characters, as a RuntimeClass handler is")
@@ -93,6 +94,29 @@ func (c *Config) validateCNI(bad func(key string, value any, why string)) {
 	}
 	if c.CNI.PluginTimeout <= 0 {
 		bad("cni.plugin_timeout", time.Duration(c.CNI.PluginTimeout), "must be positive, such as \"2m\"")
+	}
+}
+
+// validateNRI checks the [nri] keys even when enable = false, so that a typo
+// shows before the day NRI is turned on.
+func (c *Config) validateNRI(bad func(key string, value any, why string)) {
+	n := c.NRI
+	for _, kv := range [][2]string{{"nri.socket_path", n.SocketPath}, {"nri.plugin_path", n.PluginPath}, {"nri.plugin_config_path", n.PluginConfigPath}} {
+		if why := checkAbsPath(kv[1]); why != "" {
+			bad(kv[0], kv[1], why)
+		}
+	}
+	if len(n.SocketPath) > maxSocketPath {
+		bad("nri.socket_path", n.SocketPath, fmt.Sprintf("a unix socket path must be at most %d bytes", maxSocketPath))
+	}
+	if n.SocketPath == c.Listen {
+		bad("nri.socket_path", n.SocketPath, "must differ from listen, the CRI socket")
+	}
+	if n.PluginRegistrationTimeout <= 0 {
+		bad("nri.plugin_registration_timeout", time.Duration(n.PluginRegistrationTimeout), "must be positive, such as \"5s\"")
+	}
+	if n.PluginRequestTimeout <= 0 {
+		bad("nri.plugin_request_timeout", time.Duration(n.PluginRequestTimeout), "must be positive, such as \"2s\"")
 	}
 }
 
