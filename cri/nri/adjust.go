@@ -223,7 +223,8 @@ func adjustHooks(spec *specs.Spec, h *api.Hooks) {
 	if spec.Hooks == nil {
 		spec.Hooks = &specs.Hooks{}
 	}
-	add(&spec.Hooks.Prestart, h.GetPrestart()) //nolint:staticcheck // deprecated in the OCI spec, still run by runc
+	//lint:ignore SA1019 deprecated in the OCI spec, still sent by NRI plugins and run by runc
+	add(&spec.Hooks.Prestart, h.GetPrestart())
 	add(&spec.Hooks.CreateRuntime, h.GetCreateRuntime())
 	add(&spec.Hooks.CreateContainer, h.GetCreateContainer())
 	add(&spec.Hooks.StartContainer, h.GetStartContainer())

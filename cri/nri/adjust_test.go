@@ -141,7 +141,9 @@ func TestApplyAdjustment(t *testing.T) {
 				Poststart: h("/ps"), Poststop: h("/pst")})
 		}), func(t *testing.T, s *specs.Spec) {
 			hk := s.Hooks
-			got := []string{hk.Prestart[0].Path, hk.CreateRuntime[0].Path, hk.CreateContainer[0].Path, hk.StartContainer[0].Path, //nolint:staticcheck
+			//lint:ignore SA1019 the prestart hooks NRI sends are applied too
+			prestart := hk.Prestart
+			got := []string{prestart[0].Path, hk.CreateRuntime[0].Path, hk.CreateContainer[0].Path, hk.StartContainer[0].Path,
 				hk.Poststart[0].Path, hk.Poststop[0].Path}
 			want(t, got, []string{"/p", "/cr", "/cc", "/sc", "/ps", "/pst"})
 			want(t, *hk.Poststop[0].Timeout, 5)
