@@ -180,11 +180,8 @@ func (in *Ingest) Commit(ctx context.Context) error {
 		return fmt.Errorf("blob %s: ingest closed: %w", in.expected, errdefs.ErrFailedPrecondition)
 	}
 	defer in.Close()
-	if in.read != in.size {
-		return fmt.Errorf("blob %s: read %d of its %d bytes: %w", in.expected, in.read, in.size, errdefs.ErrFailedPrecondition)
-	}
-	if got := digest.NewDigest(in.expected.Algorithm(), in.hash); got != in.expected {
-		return fmt.Errorf("blob %s: content has digest %s: %w", in.expected, got, errdefs.ErrFailedPrecondition)
+	if err := verify(in.expected, in.hash, in.read, in.size); err != nil {
+		return err
 	}
 	committed, err := in.store.link(in.f, in.expected, in.size)
 	in.committed = committed

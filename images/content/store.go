@@ -255,11 +255,8 @@ func (w *Writer) Commit(ctx context.Context) error {
 		return fmt.Errorf("blob %s: writer closed: %w", w.expected, errdefs.ErrFailedPrecondition)
 	}
 	defer w.Close()
-	if w.size >= 0 && w.written != w.size {
-		return fmt.Errorf("blob %s: got %d bytes, want %d: %w", w.expected, w.written, w.size, errdefs.ErrFailedPrecondition)
-	}
-	if got := digest.NewDigest(w.expected.Algorithm(), w.hash); got != w.expected {
-		return fmt.Errorf("blob %s: content has digest %s: %w", w.expected, got, errdefs.ErrFailedPrecondition)
+	if err := verify(w.expected, w.hash, w.written, w.size); err != nil {
+		return err
 	}
 	committed, err := w.store.link(w.f, w.expected, w.written)
 	w.committed = committed
@@ -313,4 +310,16 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// verify checks a blob before it is committed: all its bytes (want < 0:
+// the size was not known) and their digest.
+func verify(expected digest.Digest, h hash.Hash, got, want int64) error {
+	if want >= 0 && got != want {
+		return fmt.Errorf("blob %s: got %d bytes, want %d: %w", expected, got, want, errdefs.ErrFailedPrecondition)
+	}
+	if d := digest.NewDigest(expected.Algorithm(), h); d != expected {
+		return fmt.Errorf("blob %s: content has digest %s: %w", expected, d, errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }
