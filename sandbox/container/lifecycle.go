@@ -147,8 +147,14 @@ func (s *Service) refresh(ctx context.Context, c *Container) *Container {
 	return updated
 }
 
+// markUnknown records that the container's state cannot be learnt; one the
+// exit watcher settled meanwhile (EXITED) keeps that, and the caller gets
+// it.
 func (s *Service) markUnknown(c *Container, why string) *Container {
 	updated, err := s.store.Update(c.ID, func(c *Container) error {
+		if c.State == Exited {
+			return nil
+		}
 		c.State, c.Message = Unknown, why
 		return nil
 	})

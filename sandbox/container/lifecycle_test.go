@@ -9,6 +9,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-cri/berth/test/wait"
 )
 
 func (h *harness) create(id string) *Container {
@@ -52,8 +54,9 @@ func TestStart(t *testing.T) {
 	}
 }
 
-// A start that fails (the shim refuses, or is gone) leaves the container
-// CREATED, for a retry or a remove.
+// A start that the shim refuses leaves the container CREATED, for a retry
+// or a remove. One whose shim is gone fails too, and the pod's exit watcher
+// settles the container as killed (it may do so before the start looks).
 func TestStartFailureKeepsItCreated(t *testing.T) {
 	for name, inject := range map[string]func(h *harness){
 		"shim start": func(h *harness) { h.run.inject("start", "c1") },
@@ -66,8 +69,15 @@ func TestStartFailureKeepsItCreated(t *testing.T) {
 			if err := h.svc.Start(context.Background(), "c1"); err == nil {
 				t.Fatal("started")
 			}
-			if c := h.get("c1"); c.State != Created || !c.StartedAt.IsZero() {
+			c := h.get("c1")
+			if !c.StartedAt.IsZero() || (c.State != Created && (name == "shim start" || c.State != Exited)) {
 				t.Fatalf("after a failed start: %+v", c)
+			}
+			if name == "shim gone" {
+				wait.Until(t, "the exit watcher to settle the container", func() bool { return h.get("c1").State == Exited })
+				if c := h.get("c1"); c.ExitCode != 137 || !c.StartedAt.IsZero() {
+					t.Fatalf("settled as %+v", c)
+				}
 			}
 		})
 	}
@@ -144,8 +154,15 @@ func TestStopFailures(t *testing.T) {
 	if err := h.svc.Stop(context.Background(), "c1", secs(10)); err != nil {
 		t.Fatal(err)
 	}
-	if c := h.get("c1"); c.State != Unknown || c.Message != "the pod's shim is gone" {
+	// Stop finds the shim gone and marks the container UNKNOWN, unless the
+	// pod's exit watcher settled it first; either way the watcher settles
+	// it, to one outcome: killed, in words that name the shim.
+	if c := h.get("c1"); c.State != Unknown && c.State != Exited {
 		t.Fatalf("after the shim died: %+v", c)
+	}
+	wait.Until(t, "the exit watcher to settle the container", func() bool { return h.get("c1").State == Exited })
+	if c := h.get("c1"); c.ExitCode != 137 || c.Message != "berth-shim of the pod exited; the container was killed" {
+		t.Fatalf("settled as %+v", c)
 	}
 }
 
