@@ -1,0 +1,273 @@
+package integration
+
+import (
+	"encoding/json"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/test/util"
+)
+
+// Sizes of the filesystem under berthd's root: busybox (about 3 MiB of
+// blob and 7 MiB unpacked) fits the small one; berth-test/big:1 (5 layers
+// of 24 MiB of noise, so 120 MiB of blobs and 120 MiB unpacked) fits only
+// the grown one.
+const (
+	smallDisk = "48m"
+	grownDisk = "384m"
+)
+
+// A pull that fills the disk fails with ResourceExhausted naming the image
+// and the full disk, and leaves the store whole: no download, no half
+// layer, a record for every layer dir and a dir for every record, no image,
+// usage that is what is on disk. berthd serves on; once there is room the
+// same pull succeeds, and a restart finds nothing to recover.
+func TestPullOnFullDisk(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	reg := testRegistry(t)
+	b := util.NewBerthd(t, mirrorConfig(reg))
+	mountSmallDisk(t, b.Root)
+	b.Start(t, bin)
+	rc, ic := b.Clients(t)
+	images := filepath.Join(b.Root, "images")
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: busyboxImage}}); err != nil {
+		t.Fatalf("busybox does not fit %s: %v", smallDisk, err)
+	}
+
+	big := reg + "/berth-test/big:1"
+	_, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: big}})
+	if st, _ := status.FromError(err); st.Code() != codes.ResourceExhausted ||
+		!strings.Contains(st.Message(), "berth-test/big:1") || !strings.Contains(st.Message(), "disk full") ||
+		!strings.Contains(st.Message(), images) {
+		t.Fatalf("pull of an image bigger than the disk = %v, want ResourceExhausted naming the image, the full disk and %s", err, images)
+	}
+	t.Logf("the full disk's error: %v", err)
+	checkStoreWhole(t, b, big)
+	if _, err := rc.Version(ctxT(t), &runtime.VersionRequest{}); err != nil {
+		t.Fatalf("Version after the full disk: %v", err)
+	}
+	list, err := ic.ListImages(ctxT(t), &runtime.ListImagesRequest{})
+	if err != nil || len(list.Images) != 1 || !slices.Contains(list.Images[0].RepoTags, busyboxImage) {
+		t.Fatalf("ListImages after the full disk = %v, %v; want busybox alone", list, err)
+	}
+
+	// Room made: the same pull succeeds.
+	if err := unix.Mount("tmpfs", b.Root, "tmpfs", unix.MS_REMOUNT, "size="+grownDisk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: big}}); err != nil {
+		t.Fatalf("pull with room again: %v", err)
+	}
+	st, err := ic.ImageStatus(ctxT(t), &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: big}})
+	if err != nil || st.Image == nil {
+		t.Fatalf("ImageStatus after the pull = %v, %v", st, err)
+	}
+	before := storeListing(t, images)
+	checkUsage(t, b)
+
+	// A restart finds nothing to recover: no line of recovery work in its
+	// log, and the store as it was.
+	logged := len(b.Log())
+	b.Signal(t, syscall.SIGTERM, 20*time.Second)
+	b.Start(t, bin)
+	restartLog := b.Log()[logged:]
+	for _, work := range []string{"removing unfinished download", "removing unowned", "dropping its record", "image lost"} {
+		if strings.Contains(restartLog, work) {
+			t.Errorf("the restart had recovery work (%q):\n%s", work, restartLog)
+		}
+	}
+	if after := storeListing(t, images); !slices.Equal(before, after) {
+		t.Errorf("the restart changed the store:\nbefore %v\nafter  %v", before, after)
+	}
+	_, ic = b.Clients(t)
+	list, err = ic.ListImages(ctxT(t), &runtime.ListImagesRequest{})
+	if err != nil || len(list.Images) != 2 {
+		t.Fatalf("ListImages after the restart = %v, %v; want busybox and big", list, err)
+	}
+}
+
+// mountSmallDisk mounts a tmpfs of smallDisk at dir, unmounted when the
+// test ends, whatever its result (after berthd is stopped: cleanups run
+// last in, first out).
+func mountSmallDisk(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+smallDisk+",mode=0711"); err != nil {
+		t.Fatalf("mount a tmpfs at %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+}
+
+// checkStoreWhole checks what a failed pull of image left: no download in
+// ingest/, no tmp layer dir, a record for every layer dir and a dir for
+// every layer record, no image record naming image, and ImageFsInfo's
+// usage what is on disk.
+func checkStoreWhole(t *testing.T, b *util.Berthd, image string) {
+	t.Helper()
+	images := filepath.Join(b.Root, "images")
+	if ingest := dirNames(t, filepath.Join(images, "ingest")); len(ingest) != 0 {
+		t.Errorf("ingest/ after the failed pull: %v", ingest)
+	}
+	layerDirs := dirNames(t, filepath.Join(images, "layers"))
+	for _, d := range layerDirs {
+		if strings.HasPrefix(d, "tmp-") {
+			t.Errorf("layer dir %s left after the failed pull", d)
+		}
+	}
+	layers, imgs := readRecords(t, images)
+	var recorded []string
+	for _, l := range layers {
+		recorded = append(recorded, strings.Replace(l, ":", "-", 1))
+	}
+	slices.Sort(recorded)
+	t.Logf("layer dirs after the failed pull: %v", layerDirs)
+	if !slices.Equal(layerDirs, recorded) {
+		t.Errorf("layer dirs %v, layer records %v", layerDirs, recorded)
+	}
+	for id, tags := range imgs {
+		if slices.Contains(tags, image) {
+			t.Errorf("image record %s for the failed pull of %s", id, image)
+		}
+	}
+	checkUsage(t, b)
+}
+
+// checkUsage compares ImageFsInfo's used bytes with a walk of the store:
+// the committed blobs' sizes and the layers' regular file content, each
+// file once (busybox's applets are hard links).
+func checkUsage(t *testing.T, b *util.Berthd) {
+	t.Helper()
+	images := filepath.Join(b.Root, "images")
+	var onDisk int64
+	seen := map[uint64]bool{}
+	for _, dir := range []string{"blobs", "layers"} {
+		err := filepath.WalkDir(filepath.Join(images, dir), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if ino := fi.Sys().(*syscall.Stat_t).Ino; !seen[ino] {
+				seen[ino] = true
+				onDisk += fi.Size()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, ic := b.Clients(t)
+	info, err := ic.ImageFsInfo(ctxT(t), &runtime.ImageFsInfoRequest{})
+	if err != nil || len(info.ImageFilesystems) != 1 {
+		t.Fatalf("ImageFsInfo = %v, %v", info, err)
+	}
+	if used := info.ImageFilesystems[0].UsedBytes.GetValue(); used != uint64(onDisk) {
+		t.Errorf("ImageFsInfo says %d bytes used, the store holds %d", used, onDisk)
+	}
+}
+
+// readRecords reads the layer records (chain IDs) and image records (ID →
+// repo tags) from a copy of the image index (berthd holds the index's
+// lock; it is idle, so the copy is consistent).
+func readRecords(t *testing.T, images string) (layers []string, imgs map[string][]string) {
+	t.Helper()
+	src, err := os.Open(filepath.Join(images, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	copyPath := filepath.Join(t.TempDir(), "meta.db")
+	dst, err := os.Create(copyPath)
+	if err == nil {
+		_, err = io.Copy(dst, src)
+		dst.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(copyPath, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	imgs = map[string][]string{}
+	err = db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket([]byte("layers")).ForEach(func(k, _ []byte) error {
+			layers = append(layers, string(k))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("images")).ForEach(func(k, v []byte) error {
+			if !strings.HasPrefix(string(k), "sha256:") { // the schema version
+				return nil
+			}
+			var img struct {
+				RepoTags []string `json:"repo_tags"`
+			}
+			if err := json.Unmarshal(v, &img); err != nil {
+				return err
+			}
+			imgs[string(k)] = img.RepoTags
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layers, imgs
+}
+
+// storeListing is every path under the images root but the index, sorted,
+// with each file's size.
+func storeListing(t *testing.T, images string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(images, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(images, p)
+		if rel == "meta.db" || rel == "." {
+			return nil
+		}
+		entry := rel
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			entry += " " + strconv.FormatInt(fi.Size(), 10)
+		}
+		out = append(out, entry)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
