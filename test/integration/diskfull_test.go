@@ -2,9 +2,11 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,14 +24,25 @@ import (
 	"github.com/berth-cri/berth/test/util"
 )
 
-// Sizes of the filesystem under berthd's root: busybox (about 3 MiB of
-// blob and 7 MiB unpacked) fits the small one; berth-test/big:1 (5 layers
-// of 24 MiB of noise, so 120 MiB of blobs and 120 MiB unpacked) fits only
-// the grown one.
+// The filesystem under berthd's root is diskSize; a ballast file of the
+// test's leaves diskFree of it free: busybox (about 3 MiB of blob and
+// 7 MiB unpacked) fits, berth-test/big:1 (5 layers of 24 MiB of noise, so
+// 120 MiB of blobs and 120 MiB unpacked) fits only once the ballast is
+// removed.
 const (
-	smallDisk = "48m"
-	grownDisk = "384m"
+	diskSize = 384 << 20
+	diskFree = 48 << 20
 )
+
+// A filesystem of the test's own: tmpfs, and ext4 on a loop device (what
+// nodes have: a journal, delayed allocation, blocks freed at commit).
+var smallDisks = []struct {
+	name  string
+	mount func(t *testing.T, dir string)
+}{
+	{"tmpfs", mountTmpfs},
+	{"ext4", mountExt4},
+}
 
 // A pull that fills the disk fails with ResourceExhausted naming the image
 // and the full disk, and leaves the store whole: no download, no half
@@ -39,13 +52,29 @@ const (
 func TestPullOnFullDisk(t *testing.T) {
 	bin := util.RequireIntegration(t)
 	reg := testRegistry(t)
-	b := util.NewBerthd(t, mirrorConfig(reg))
-	mountSmallDisk(t, b.Root)
+	for _, disk := range smallDisks {
+		t.Run(disk.name, func(t *testing.T) {
+			b := util.NewBerthd(t, mirrorConfig(reg))
+			if err := os.MkdirAll(b.Root, 0o711); err != nil {
+				t.Fatal(err)
+			}
+			disk.mount(t, b.Root)
+			ballast := fillDisk(t, b.Root)
+			pullOnFullDisk(t, b, bin, reg, func() {
+				if err := os.Remove(ballast); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+func pullOnFullDisk(t *testing.T, b *util.Berthd, bin, reg string, makeRoom func()) {
 	b.Start(t, bin)
 	rc, ic := b.Clients(t)
 	images := filepath.Join(b.Root, "images")
 	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: busyboxImage}}); err != nil {
-		t.Fatalf("busybox does not fit %s: %v", smallDisk, err)
+		t.Fatalf("busybox does not fit %d MiB: %v", diskFree>>20, err)
 	}
 
 	big := reg + "/berth-test/big:1"
@@ -66,9 +95,7 @@ func TestPullOnFullDisk(t *testing.T) {
 	}
 
 	// Room made: the same pull succeeds.
-	if err := unix.Mount("tmpfs", b.Root, "tmpfs", unix.MS_REMOUNT, "size="+grownDisk); err != nil {
-		t.Fatal(err)
-	}
+	makeRoom()
 	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: big}}); err != nil {
 		t.Fatalf("pull with room again: %v", err)
 	}
@@ -100,22 +127,77 @@ func TestPullOnFullDisk(t *testing.T) {
 	}
 }
 
-// mountSmallDisk mounts a tmpfs of smallDisk at dir, unmounted when the
-// test ends, whatever its result (after berthd is stopped: cleanups run
-// last in, first out).
-func mountSmallDisk(t *testing.T, dir string) {
+// mountTmpfs mounts a tmpfs of diskSize at dir, unmounted when the test
+// ends, whatever its result (after berthd is stopped: cleanups run last
+// in, first out).
+func mountTmpfs(t *testing.T, dir string) {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+smallDisk+",mode=0711"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0711", diskSize)); err != nil {
 		t.Fatalf("mount a tmpfs at %s: %v", dir, err)
 	}
-	t.Cleanup(func() {
+	t.Cleanup(func() { unmount(t, dir) })
+}
+
+// mountExt4 mounts an ext4 of diskSize (no blocks kept for root, which
+// berthd is) made on a sparse file of the test's, through a loop device
+// that goes with the unmount.
+func mountExt4(t *testing.T, dir string) {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, diskSize); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, "mkfs.ext4", "-q", "-F", "-m", "0", img)
+	runTool(t, "mount", "-o", "loop", img, dir)
+	t.Cleanup(func() { unmount(t, dir) })
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fillDisk allocates a ballast file in dir (beside berthd's dirs) that
+// leaves diskFree free, and returns its path.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	if free < 2*diskFree {
+		t.Fatalf("%s has %d bytes free", dir, free)
+	}
+	path := filepath.Join(dir, "ballast")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, free-diskFree); err != nil {
+		t.Fatalf("allocate the ballast: %v", err)
+	}
+	return path
+}
+
+// unmount unmounts what a test mounted at dir (lazily if it is still busy).
+func unmount(t *testing.T, dir string) {
+	if err := unix.Unmount(dir, 0); err != nil {
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
-	})
+	}
+}
+
+func runTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
 }
 
 // checkStoreWhole checks what a failed pull of image left: no download in
