@@ -54,13 +54,14 @@ func TestPullOnFullDisk(t *testing.T) {
 	reg := testRegistry(t)
 	for _, disk := range smallDisks {
 		t.Run(disk.name, func(t *testing.T) {
-			b := util.NewBerthd(t, mirrorConfig(reg))
+			metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			b := util.NewBerthd(t, "[metrics]\naddress = \""+metrics+"\"\n\n"+mirrorConfig(reg))
 			if err := os.MkdirAll(b.Root, 0o711); err != nil {
 				t.Fatal(err)
 			}
 			disk.mount(t, b.Root)
 			ballast := fillDisk(t, b.Root)
-			pullOnFullDisk(t, b, bin, reg, func() {
+			pullOnFullDisk(t, b, bin, reg, metrics, func() {
 				if err := os.Remove(ballast); err != nil {
 					t.Fatal(err)
 				}
@@ -69,7 +70,9 @@ func TestPullOnFullDisk(t *testing.T) {
 	}
 }
 
-func pullOnFullDisk(t *testing.T, b *util.Berthd, bin, reg string, makeRoom func()) {
+// pullOnFullDisk is TestPullOnFullDisk on one filesystem; makeRoom frees
+// room on it.
+func pullOnFullDisk(t *testing.T, b *util.Berthd, bin, reg, metrics string, makeRoom func()) {
 	b.Start(t, bin)
 	rc, ic := b.Clients(t)
 	images := filepath.Join(b.Root, "images")
@@ -86,6 +89,9 @@ func pullOnFullDisk(t *testing.T, b *util.Berthd, bin, reg string, makeRoom func
 	}
 	t.Logf("the full disk's error: %v", err)
 	checkStoreWhole(t, b, big)
+	if n := scrape(t, metrics)[`berth_image_pulls_total{result="disk_full"}`]; n != 1 {
+		t.Errorf("berth_image_pulls_total{result=\"disk_full\"} = %v, want 1", n)
+	}
 	if _, err := rc.Version(ctxT(t), &runtime.VersionRequest{}); err != nil {
 		t.Fatalf("Version after the full disk: %v", err)
 	}
