@@ -33,11 +33,6 @@ func (s *Server) PullImage(ctx context.Context, req *runtime.PullImageRequest) (
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("image", ref))
 	log.G(ctx).Info("pulling image")
 	img, err := s.puller.Pull(ctx, ref, authOf(req.GetAuth()))
-	if err != nil {
-		imagePulls.WithLabelValues("failed").Inc()
-	} else {
-		imagePulls.WithLabelValues("ok").Inc()
-	}
 	if errdefs.IsUnavailable(err) {
 		// The kubelet recognises an unreachable registry by this prefix
 		// ("RegistryUnavailable: ...") on an Unknown code.

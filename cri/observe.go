@@ -17,16 +17,14 @@ import (
 )
 
 // Berth's own metrics. The call metrics are the process's (every server in
-// it shares them); the state gauges are read from a server at each scrape.
+// it shares them); the state gauges and the pull metrics (observe_pulls.go)
+// are read from a server and its image service at each scrape.
 var (
 	callDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "berth", Name: "cri_call_duration_seconds",
 		Help:    "Duration of CRI calls, by method and gRPC code.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120},
 	}, []string{"method", "code"})
-	imagePulls = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "berth", Name: "image_pulls_total", Help: "Image pulls, by result (ok or failed).",
-	}, []string{"result"})
 )
 
 var (
@@ -66,8 +64,12 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 // StartMetrics serves Berth's metrics at http://addr/metrics until Close.
 func (s *Server) StartMetrics(addr string) error {
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{callDuration, imagePulls, stateCollector{s},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	cs := []prometheus.Collector{callDuration, stateCollector{s},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+	if s.pullStats != nil {
+		cs = append(cs, pullCollector{s.pullStats})
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}

@@ -28,8 +28,10 @@ type Options struct {
 	Network PodNetwork
 	// Images is the image store.
 	Images ImageStore
-	// Puller pulls images into it.
-	Puller ImagePuller
+	// Puller pulls images into it; PullStats are its pull counters, for
+	// the metrics endpoint.
+	Puller    ImagePuller
+	PullStats PullStatsSource
 	// Pods are the pod sandboxes.
 	Pods PodManager
 	// Containers are the container domain; Shims serve exec and attach
@@ -48,12 +50,13 @@ type Server struct {
 	runtime.UnimplementedRuntimeServiceServer
 	runtime.UnimplementedImageServiceServer
 
-	version string
-	config  *config.Config
-	network PodNetwork
-	images  ImageStore
-	puller  ImagePuller
-	pods    PodManager
+	version   string
+	config    *config.Config
+	network   PodNetwork
+	images    ImageStore
+	puller    ImagePuller
+	pullStats PullStatsSource
+	pods      PodManager
 
 	containers  ContainerService
 	shims       Shims
@@ -91,7 +94,7 @@ type Server struct {
 // New returns a Server. It starts nothing.
 func New(opts Options) *Server {
 	s := &Server{version: opts.Version, config: opts.Config, network: opts.Network, images: opts.Images,
-		puller: opts.Puller, pods: opts.Pods, podNames: newNames(), containerNames: newNames(),
+		puller: opts.Puller, pullStats: opts.PullStats, pods: opts.Pods, podNames: newNames(), containerNames: newNames(),
 		containers: opts.Containers, shims: opts.Shims, snapshots: opts.Snapshots, stateDir: opts.StateDir, stats: opts.Stats,
 		events: newEventHub()}
 	s.bg, s.stopBg = context.WithCancel(context.Background())

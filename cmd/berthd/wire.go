@@ -70,7 +70,7 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 	ctrs := container.NewService(container.Options{Store: containers, Runner: container.PoolRunner{Pool: shims},
 		Snapshots: cri.ContainerSnapshots{Images: imageStore}, OS: container.HostOS{}, StateDir: cfg.State})
 	srv := cri.New(cri.Options{Version: version, Config: cfg, Network: network,
-		Images: imageStore, Puller: imageStore, Pods: pods, Containers: ctrs, Snapshots: imageStore,
+		Images: imageStore, Puller: imageStore, PullStats: imageStore, Pods: pods, Containers: ctrs, Snapshots: imageStore,
 		Shims: shims, StateDir: cfg.State, Stats: stats})
 	srv.Recover(ctx)
 	if err := startServers(srv, cfg); err != nil {

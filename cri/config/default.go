@@ -109,7 +109,8 @@ tls_cert_file = {{q .Streaming.TLSCertFile}}
 tls_key_file = {{q .Streaming.TLSKeyFile}}
 
 # Berth's own metrics, for Prometheus: CRI call latencies by method and code,
-# image pulls, pods and containers by state, shims. Served at /metrics.
+# image pulls (results, durations, layers, bytes, resumes), pods and containers
+# by state, shims. Served at /metrics.
 [metrics]
 # "ip:port" to serve them on, e.g. "127.0.0.1:9813"; empty: not served.
 address = {{q .Metrics.Address}}

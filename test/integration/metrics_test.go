@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -103,6 +106,107 @@ func TestCadvisorMetrics(t *testing.T) {
 		t.Error("no packets sent on eth0")
 	}
 	checkHostOnlyMetrics(t, cg, ms)
+}
+
+// Berth's own metrics endpoint counts calls, pulls (with their bytes and
+// layers), pods and containers.
+func TestMetricsEndpoint(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	b := util.NewBerthd(t, "[metrics]\naddress = \""+addr+"\"\n\n"+mirrorConfig(testRegistry(t)))
+	b.Start(t, bin)
+	rc, ic := b.Clients(t)
+	before := scrape(t, addr)
+	for _, name := range []string{`berth_image_pulls_total{result="ok"}`, `berth_image_pull_fetched_bytes_total`, `berth_image_pulls_in_progress`} {
+		if v, ok := before[name]; !ok || v != 0 {
+			t.Errorf("before any pull: %s = %v (reported %v), want 0", name, v, ok)
+		}
+	}
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: busyboxImage}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.PullImage(ctxT(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: "registry.k8s.io/e2e-test-images/none:1"}}); err == nil {
+		t.Fatal("pull of a missing image succeeded")
+	}
+	// The bytes fetched are the busybox layers' blobs, each read once.
+	st, err := ic.ImageStatus(ctxT(t), &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: busyboxImage}, Verbose: true})
+	if err != nil || st.Image == nil {
+		t.Fatalf("ImageStatus = %v, %v", st, err)
+	}
+	var info struct {
+		Manifest struct {
+			Layers []struct {
+				Size int64 `json:"size"`
+			} `json:"layers"`
+		} `json:"manifest"`
+	}
+	if err := json.Unmarshal([]byte(st.Info["info"]), &info); err != nil || len(info.Manifest.Layers) == 0 {
+		t.Fatalf("image info: %v\n%s", err, st.Info["info"])
+	}
+	var layerBytes int64
+	for _, l := range info.Manifest.Layers {
+		layerBytes += l.Size
+	}
+	podCfg := podConfig("metrics")
+	pod := runPod(t, rc, podCfg)
+	startContainer(t, rc, pod, podCfg, "main", nil, "sleep", "100000")
+	got := scrape(t, addr)
+	for name, want := range map[string]float64{
+		`berth_cri_call_duration_seconds_count{code="OK",method="PullImage"}`:       1,
+		`berth_cri_call_duration_seconds_count{code="NotFound",method="PullImage"}`: 1,
+		`berth_cri_call_duration_seconds_count{code="OK",method="RunPodSandbox"}`:   1,
+		`berth_image_pulls_total{result="ok"}`:                                      1,
+		`berth_image_pulls_total{result="failed"}`:                                  1,
+		`berth_image_pulls_total{result="disk_full"}`:                               0,
+		`berth_image_pull_duration_seconds_count{result="ok"}`:                      1,
+		`berth_image_pull_layers_total{how="fetched"}`:                              float64(len(info.Manifest.Layers)),
+		`berth_image_pull_layer_duration_seconds_count{result="ok"}`:                float64(len(info.Manifest.Layers)),
+		`berth_image_pull_fetched_bytes_total`:                                      float64(layerBytes),
+		`berth_image_pull_resumes_total`:                                            0,
+		`berth_image_pulls_in_progress`:                                             0,
+		`berth_pods{state="READY"}`:                                                 1,
+		`berth_containers{state="RUNNING"}`:                                         1,
+		`berth_shims`:                                                               1,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (reported %v), want %v", name, v, ok, want)
+		}
+	}
+	if _, ok := got["go_goroutines"]; !ok {
+		t.Error("no go_goroutines: the Go collector is missing")
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertPodGone(t, b, pod)
+}
+
+// scrape reads Berth's metrics endpoint: each sample's value by its name
+// and labels as the text format has them.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %s %v\n%s", resp.Status, err, body)
+	}
+	samples := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("scrape: line %q: %v", line, err)
+		}
+		samples[line[:i]] = v
+	}
+	return samples
 }
 
 // checkHostOnlyMetrics checks the metrics only some hosts have against the
