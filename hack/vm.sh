@@ -40,7 +40,7 @@ INITRD="$VM_DIR/initrd-$VM_KERNEL_VERSION.gz"
 # /lib/modules): its scratch disk, overlayfs for rootfs mounts, what pod
 # networking uses.
 INITRD_MODULES=(virtio_pci 9pnet_virtio 9p virtio_net)
-VM_MODULES=(crc32c_generic virtio_blk ext4 overlay veth bridge br_netfilter nf_tables nft_chain_nat nft_compat xt_MASQUERADE xt_comment xt_mark
+VM_MODULES=(crc32c_generic virtio_blk ext4 loop overlay veth bridge br_netfilter nf_tables nft_chain_nat nft_compat xt_MASQUERADE xt_comment xt_mark
 	xt_addrtype xt_conntrack xt_multiport xt_nat xt_tcpudp nf_conntrack_netlink)
 VM_MODULE_LIST="$VM_DIR/modules-$VM_KERNEL_VERSION"
 
