@@ -1,0 +1,183 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/nri/pkg/api"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-cri/berth/cri/nri"
+	"github.com/berth-cri/berth/sandbox"
+	"github.com/berth-cri/berth/sandbox/container"
+)
+
+// NRIDomain is what the NRI host (cri/nri) needs of Berth: every pod and
+// container as NRI values, and updates that plugins ask for. Its methods
+// never call the host.
+func (s *Server) NRIDomain() *NRIDomain { return &NRIDomain{s: s} }
+
+// NRIDomain implements nri.Domain over the server's pods and containers.
+type NRIDomain struct{ s *Server }
+
+// List returns every pod and container Berth knows.
+func (d *NRIDomain) List(context.Context) ([]*api.PodSandbox, []*api.Container, error) {
+	var pods []*api.PodSandbox
+	for _, p := range d.s.pods.List() {
+		pods = append(pods, nriPod(p))
+	}
+	var ctrs []*api.Container
+	if d.s.containers != nil {
+		for _, c := range d.s.containers.List(nil) {
+			ctrs = append(ctrs, d.s.nriContainer(c))
+		}
+	}
+	return pods, ctrs, nil
+}
+
+// UpdateContainer applies resources a plugin asked for, as
+// UpdateContainerResources would, without NRI events.
+func (d *NRIDomain) UpdateContainer(ctx context.Context, id string, r *api.LinuxResources) error {
+	c, err := d.s.containers.Get(id)
+	if err != nil {
+		return err
+	}
+	oci := r.ToOCI()
+	if oci == nil {
+		return nil
+	}
+	u := container.ResourceUpdate{Linux: oci, Record: recordFromOCI(oci, c.Resources)}
+	if c.Resources != nil {
+		u.Previous = d.s.resources(criResources(c.Resources))
+	}
+	if err := d.s.containers.UpdateResources(ctx, id, u); err != nil {
+		return err
+	}
+	d.s.nriSpecs.update(id, func(sp *specs.Spec) {
+		if sp.Linux != nil {
+			sp.Linux.Resources = oci
+		}
+	})
+	return nil
+}
+
+// EvictContainer: Berth does not evict for plugins yet.
+func (d *NRIDomain) EvictContainer(_ context.Context, id, reason string) error {
+	return fmt.Errorf("evict container %s (%s): %w", id, reason, errdefs.ErrNotImplemented)
+}
+
+// recordFromOCI is the record of resources a plugin set, over what the
+// record had (oom_score_adj is the process's and stays).
+func recordFromOCI(r *specs.LinuxResources, prev *container.Resources) *container.Resources {
+	out := &container.Resources{}
+	if prev != nil {
+		out.OOMScoreAdj = prev.OOMScoreAdj
+	}
+	if c := r.CPU; c != nil {
+		out.CPUPeriod, out.CPUQuota, out.CPUShares = int64(deref(c.Period)), deref(c.Quota), int64(deref(c.Shares))
+		out.CpusetCPUs, out.CpusetMems = c.Cpus, c.Mems
+	}
+	if m := r.Memory; m != nil {
+		out.MemoryLimit, out.MemorySwapLimit = deref(m.Limit), deref(m.Swap)
+	}
+	for _, h := range r.HugepageLimits {
+		if out.Hugepages == nil {
+			out.Hugepages = map[string]uint64{}
+		}
+		out.Hugepages[h.Pagesize] = h.Limit
+	}
+	out.Unified = maps.Clone(r.Unified)
+	return out
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// nriPod is a pod as NRI plugins see it.
+func nriPod(p *sandbox.Pod) *api.PodSandbox {
+	out := &api.PodSandbox{Id: p.ID, Name: p.Spec.Name, Uid: p.Spec.UID, Namespace: p.Spec.Namespace,
+		Labels: maps.Clone(p.Spec.Labels), Annotations: maps.Clone(p.Spec.Annotations),
+		RuntimeHandler: p.Spec.RuntimeHandler,
+		Linux:          &api.LinuxPodSandbox{CgroupParent: cgroupParent(p), CgroupsPath: cgroupParent(p)}}
+	for _, kind := range []string{sandbox.NetNS, sandbox.IPCNS, sandbox.UTSNS} {
+		if path, ok := p.Pins[kind]; ok {
+			typ := kind
+			if kind == sandbox.NetNS {
+				typ = "network"
+			}
+			out.Linux.Namespaces = append(out.Linux.Namespaces, &api.LinuxNamespace{Type: typ, Path: path})
+		}
+	}
+	if p.Network != nil {
+		out.Ips = append(out.Ips, p.Network.IPs...)
+	}
+	return out
+}
+
+// nriContainer is a container as NRI plugins see it: its record, and the
+// spec it was created with while this berthd knows it.
+func (s *Server) nriContainer(c *container.Container) *api.Container {
+	out := &api.Container{Id: c.ID, PodSandboxId: c.PodID, Name: c.Name, State: nriState(c.State),
+		Labels: maps.Clone(c.Labels), Annotations: maps.Clone(c.Annotations),
+		CreatedAt: c.CreatedAt.UnixNano(), ExitCode: c.ExitCode, StatusReason: c.Reason, StatusMessage: c.Message,
+		Image: &api.Image{Name: c.Image}}
+	if !c.StartedAt.IsZero() {
+		out.StartedAt = c.StartedAt.UnixNano()
+	}
+	if !c.FinishedAt.IsZero() {
+		out.FinishedAt = c.FinishedAt.UnixNano()
+	}
+	s.nriSpecs.update(c.ID, func(sp *specs.Spec) { nri.ContainerSpec(out, sp) })
+	return out
+}
+
+func nriState(st container.State) api.ContainerState {
+	switch st {
+	case container.Created:
+		return api.ContainerState_CONTAINER_CREATED
+	case container.Running:
+		return api.ContainerState_CONTAINER_RUNNING
+	case container.Exited:
+		return api.ContainerState_CONTAINER_STOPPED
+	}
+	return api.ContainerState_CONTAINER_UNKNOWN
+}
+
+// specCache keeps the OCI spec each container was created with, for the
+// NRI events that follow its creation. It lives in memory: after a restart
+// plugins see such containers without their spec's part.
+type specCache struct {
+	mu sync.Mutex
+	m  map[string]*specs.Spec
+}
+
+func (c *specCache) put(id string, sp *specs.Spec) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*specs.Spec{}
+	}
+	c.m[id] = sp
+}
+
+func (c *specCache) update(id string, fn func(*specs.Spec)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sp := c.m[id]; sp != nil {
+		fn(sp)
+	}
+}
+
+func (c *specCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+}
