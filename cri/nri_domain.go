@@ -135,7 +135,24 @@ func (s *Server) nriContainer(c *container.Container) *api.Container {
 	if !c.FinishedAt.IsZero() {
 		out.FinishedAt = c.FinishedAt.UnixNano()
 	}
-	s.nriSpecs.update(c.ID, func(sp *specs.Spec) { nri.ContainerSpec(out, sp) })
+	s.nriSpecs.update(c.ID, func(sp *specs.Spec) {
+		nri.ContainerSpec(out, sp)
+		out.Annotations = mergeAnnotations(out.Annotations, sp.Annotations)
+	})
+	return out
+}
+
+// mergeAnnotations: the spec's annotations (the CRI ones, Berth's and what
+// plugins added) over the record's.
+func mergeAnnotations(rec, spec map[string]string) map[string]string {
+	if len(spec) == 0 {
+		return rec
+	}
+	out := maps.Clone(rec)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, spec)
 	return out
 }
 

@@ -2,7 +2,10 @@ package cri
 
 import (
 	"context"
+	"fmt"
+	"maps"
 
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -25,7 +28,17 @@ func logNRI(ctx context.Context, err error) {
 	}
 }
 
-// nriCtx is the pod and container of a container event.
+// nriRefused is a hook's error that fails an RPC: a plugin (or a validator)
+// refused, which the kubelet gets as FailedPrecondition with the plugin's
+// words (not the status the plugin's transport carried).
+func nriRefused(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s (refused by an NRI plugin): %w", err, errdefs.ErrFailedPrecondition)
+}
+
+// nriCtr is the pod and container of a container event.
 func (s *Server) nriCtr(c *container.Container) (*api.PodSandbox, *api.Container) {
 	ctr := s.nriContainer(c)
 	if p, err := s.pods.Get(c.PodID); err == nil {
@@ -41,7 +54,7 @@ func (s *Server) nriRunPod(ctx context.Context, p *sandbox.Pod, markReady func()
 	defer unblock()
 	if err := s.nri.RunPodSandbox(ctx, nriPod(p)); err != nil {
 		s.nriUndoPod(ctx, p)
-		return err
+		return nriRefused(err)
 	}
 	if err := markReady(); err != nil {
 		s.nriUndoPod(ctx, p)
@@ -89,12 +102,13 @@ func (n *nriCreate) adjust(ctx context.Context, spec *specs.Spec) error {
 	rec := n.rec
 	rec.State = container.Created
 	ctr := &api.Container{Id: rec.ID, PodSandboxId: rec.PodID, Name: rec.Name, State: api.ContainerState_CONTAINER_UNKNOWN,
-		Labels: rec.Labels, Annotations: rec.Annotations, Image: &api.Image{Name: rec.Image}}
+		Labels: maps.Clone(rec.Labels), Annotations: maps.Clone(rec.Annotations), Image: &api.Image{Name: rec.Image}}
 	nri.ContainerSpec(ctr, spec)
+	ctr.Annotations = mergeAnnotations(ctr.Annotations, spec.Annotations)
 	n.asked = true
 	adj, _, err := n.s.nri.CreateContainer(ctx, n.pod, ctr)
 	if err != nil {
-		return err
+		return nriRefused(err)
 	}
 	if err := nri.ApplyAdjustment(spec, adj); err != nil {
 		return err
@@ -119,7 +133,7 @@ func (n *nriCreate) done(ctx context.Context, c *container.Container, err error)
 		undo, cancel := cleanupContext(ctx)
 		defer cancel()
 		ctr := &api.Container{Id: n.rec.ID, PodSandboxId: n.rec.PodID, Name: n.rec.Name, State: api.ContainerState_CONTAINER_STOPPED,
-			Labels: n.rec.Labels, Annotations: n.rec.Annotations}
+			Labels: maps.Clone(n.rec.Labels), Annotations: maps.Clone(n.rec.Annotations)}
 		if n.spec != nil {
 			nri.ContainerSpec(ctr, n.spec)
 		}
@@ -134,7 +148,7 @@ func (s *Server) nriStart(ctx context.Context, c *container.Container, start fun
 	pod, ctr := s.nriCtr(c)
 	if err := s.nri.StartContainer(ctx, pod, ctr); err != nil {
 		s.nriStopped(ctx, c.ID, c)
-		return err
+		return nriRefused(err)
 	}
 	if err := start(); err != nil {
 		s.nriStopped(ctx, c.ID, c)
@@ -173,7 +187,7 @@ func (s *Server) nriUpdate(ctx context.Context, c *container.Container, asked *s
 	pod, ctr := s.nriCtr(c)
 	res, err := s.nri.UpdateContainer(ctx, pod, ctr, api.FromOCILinuxResources(asked, nil))
 	if err != nil {
-		return err
+		return nriRefused(err)
 	}
 	final := asked
 	if res != nil && s.nri.Enabled() {
@@ -199,7 +213,7 @@ func (s *Server) nriUpdate(ctx context.Context, c *container.Container, asked *s
 func (s *Server) nriUpdatePod(ctx context.Context, p *sandbox.Pod, overhead, resources *specs.LinuxResources, apply func() error) error {
 	pod := nriPod(p)
 	if err := s.nri.UpdatePodSandbox(ctx, pod, api.FromOCILinuxResources(overhead, nil), api.FromOCILinuxResources(resources, nil)); err != nil {
-		return err
+		return nriRefused(err)
 	}
 	if err := apply(); err != nil {
 		return err

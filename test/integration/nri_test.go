@@ -1,0 +1,202 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-cri/berth/test/util"
+)
+
+// recorder is an NRI plugin that records the events of the pods and
+// containers of the test (namespace "it") as "Event:name", adjusts every
+// container it is asked about (an env var, an annotation, a read-only bind
+// of mountSrc at /nri), and, as validator, refuses containers named
+// "forbidden".
+type recorder struct {
+	mountSrc string
+	synced   chan struct{}
+
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) add(event, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, event+":"+name)
+}
+
+func (r *recorder) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+func (r *recorder) Synchronize(context.Context, []*api.PodSandbox, []*api.Container) ([]*api.ContainerUpdate, error) {
+	close(r.synced)
+	return nil, nil
+}
+
+func (r *recorder) RunPodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("RunPodSandbox", p.GetName())
+	return nil
+}
+
+func (r *recorder) StopPodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("StopPodSandbox", p.GetName())
+	return nil
+}
+
+func (r *recorder) RemovePodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("RemovePodSandbox", p.GetName())
+	return nil
+}
+
+func (r *recorder) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	r.add("CreateContainer", c.GetName())
+	adj := &api.ContainerAdjustment{}
+	adj.AddEnv("NRI_ADDED", "by-recorder")
+	adj.AddAnnotation("nri.berth.test/added", "yes")
+	adj.AddMount(&api.Mount{Source: r.mountSrc, Destination: "/nri", Type: "bind", Options: []string{"rbind", "ro"}})
+	return adj, nil, nil
+}
+
+func (r *recorder) PostCreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	r.add("PostCreateContainer", c.GetName())
+	return nil
+}
+
+func (r *recorder) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	r.add("StartContainer", c.GetName())
+	return nil
+}
+
+func (r *recorder) PostStartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	name := c.GetName()
+	if c.GetAnnotations()["nri.berth.test/added"] == "yes" {
+		name += "+annotated"
+	}
+	r.add("PostStartContainer", name)
+	return nil
+}
+
+func (r *recorder) StopContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) ([]*api.ContainerUpdate, error) {
+	r.add("StopContainer", c.GetName())
+	return nil, nil
+}
+
+func (r *recorder) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	r.add("RemoveContainer", c.GetName())
+	return nil
+}
+
+func (r *recorder) ValidateContainerAdjustment(_ context.Context, req *api.ValidateContainerAdjustmentRequest) error {
+	if req.GetContainer().GetName() == "forbidden" {
+		return fmt.Errorf("containers named forbidden are not allowed here")
+	}
+	return nil
+}
+
+// connectRecorder connects a recorder to b's NRI socket and waits for its
+// synchronisation.
+func connectRecorder(t *testing.T, b *util.Berthd) *recorder {
+	t.Helper()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "marker"), []byte("mounted-by-nri\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{mountSrc: src, synced: make(chan struct{})}
+	s, err := stub.New(r, stub.WithPluginName("recorder"), stub.WithPluginIdx("10"), stub.WithSocketPath(b.NRISocket),
+		stub.WithOnClose(func() {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	select {
+	case <-r.synced:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the plugin was not synchronised")
+	}
+	return r
+}
+
+// An NRI plugin sees a pod's and its container's events in order, its
+// adjustment (env, annotation, mount) is in the running container, and a
+// validator's refusal fails CreateContainer with FailedPrecondition and
+// leaves nothing.
+func TestNRIPlugin(t *testing.T) {
+	b, _, rc := containerBerthd(t)
+	r := connectRecorder(t, b)
+
+	podCfg := podConfig("nri")
+	pod := runPod(t, rc, podCfg)
+	ctr := startContainer(t, rc, pod, podCfg, "app", nil, "sleep", "3600")
+
+	env := string(execSync(t, rc, ctr, "env").Stdout)
+	if !strings.Contains(env, "NRI_ADDED=by-recorder\n") {
+		t.Errorf("env in the container lacks the plugin's NRI_ADDED:\n%s", env)
+	}
+	if out := string(execSync(t, rc, ctr, "cat", "/nri/marker").Stdout); out != "mounted-by-nri\n" {
+		t.Errorf("the plugin's mount shows %q", out)
+	}
+	if res := execSync(t, rc, ctr, "touch", "/nri/x"); res.ExitCode == 0 {
+		t.Error("the plugin's read-only mount is writable")
+	}
+
+	_, err := rc.CreateContainer(ctxT(t), &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podCfg,
+		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "forbidden"},
+			Image: &runtime.ImageSpec{Image: busyboxImage}, Command: []string{"true"}}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "not allowed here") {
+		t.Errorf("CreateContainer of a refused container = %v; want FailedPrecondition with the validator's words", err)
+	}
+	list, lerr := rc.ListContainers(ctxT(t), &runtime.ListContainersRequest{})
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if len(list.Containers) != 1 || list.Containers[0].Id != ctr {
+		t.Errorf("containers after the refusal: %v; want only %s", list.Containers, ctr)
+	}
+	for _, dir := range []string{filepath.Join(b.Root, "containers"), filepath.Join(b.State, "containers")} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), ctr) {
+				t.Errorf("%s left in %s after the refusal", e.Name(), dir)
+			}
+		}
+	}
+
+	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: ctr, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RemoveContainer(ctxT(t), &runtime.RemoveContainerRequest{ContainerId: ctr}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.StopPodSandbox(ctxT(t), &runtime.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"RunPodSandbox:nri", "CreateContainer:app", "PostCreateContainer:app", "StartContainer:app",
+		"PostStartContainer:app+annotated", "CreateContainer:forbidden", "StopContainer:forbidden", "RemoveContainer:forbidden",
+		"StopContainer:app", "RemoveContainer:app", "StopPodSandbox:nri", "RemovePodSandbox:nri"}
+	if got := r.seen(); !slices.Equal(got, want) {
+		t.Errorf("events seen by the plugin:\n got %v\nwant %v", got, want)
+	}
+}
