@@ -3,11 +3,13 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,5 +200,43 @@ func TestNRIPlugin(t *testing.T) {
 		"StopContainer:app", "RemoveContainer:app", "StopPodSandbox:nri", "RemovePodSandbox:nri"}
 	if got := r.seen(); !slices.Equal(got, want) {
 		t.Errorf("events seen by the plugin:\n got %v\nwant %v", got, want)
+	}
+}
+
+// berthd refuses an NRI socket that another process serves (containerd 2.x
+// serves the default one), naming it, unless NRI is off; its own socket
+// goes when it stops.
+func TestNRISocketOfAnotherProcess(t *testing.T) {
+	bin := util.RequireIntegration(t)
+	b := util.NewBerthd(t, "")
+	l, err := net.Listen("unix", b.NRISocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := util.Run(t, bin, b.Args()...)
+	if code == 0 || !strings.Contains(out, "served by another process") || !strings.Contains(out, b.NRISocket) {
+		t.Fatalf("berthd on a served NRI socket: exit %d, output %q; want a refusal naming it", code, out)
+	}
+	if _, err := os.Lstat(b.Socket); !os.IsNotExist(err) {
+		t.Errorf("berthd created its CRI socket despite the refusal")
+	}
+
+	b.DropIn(t, "10-nri-off.toml", "[nri]\nenable = false\n")
+	b.Start(t, bin)
+	if code := b.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d with NRI off\n%s", code, b.Log())
+	}
+	l.Close() // removes the socket file
+
+	os.Remove(filepath.Join(b.Dir, "berth.d", "10-nri-off.toml"))
+	b.Start(t, bin)
+	if fi, err := os.Lstat(b.NRISocket); err != nil || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("berthd's NRI socket: %v, %v", fi, err)
+	}
+	if code := b.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, b.Log())
+	}
+	if _, err := os.Lstat(b.NRISocket); !os.IsNotExist(err) {
+		t.Errorf("NRI socket left after berthd stopped: %v", err)
 	}
 }
