@@ -69,19 +69,29 @@ func (d *NRIDomain) EvictContainer(_ context.Context, id, reason string) error {
 	return fmt.Errorf("evict container %s (%s): %w", id, reason, errdefs.ErrNotImplemented)
 }
 
-// recordFromOCI is the record of resources a plugin set, over what the
-// record had (oom_score_adj is the process's and stays).
+// recordFromOCI is the record of a container's resources once a plugin's
+// update r is applied over prev: the fields r sets replace prev's, the rest
+// (oom_score_adj among them: the process's) stay.
 func recordFromOCI(r *specs.LinuxResources, prev *container.Resources) *container.Resources {
 	out := &container.Resources{}
 	if prev != nil {
-		out.OOMScoreAdj = prev.OOMScoreAdj
+		*out = *prev
+		out.Hugepages, out.Unified = maps.Clone(prev.Hugepages), maps.Clone(prev.Unified)
 	}
 	if c := r.CPU; c != nil {
-		out.CPUPeriod, out.CPUQuota, out.CPUShares = int64(deref(c.Period)), deref(c.Quota), int64(deref(c.Shares))
-		out.CpusetCPUs, out.CpusetMems = c.Cpus, c.Mems
+		setFrom(&out.CPUPeriod, c.Period, func(v uint64) int64 { return int64(v) })
+		setFrom(&out.CPUQuota, c.Quota, func(v int64) int64 { return v })
+		setFrom(&out.CPUShares, c.Shares, func(v uint64) int64 { return int64(v) })
+		if c.Cpus != "" {
+			out.CpusetCPUs = c.Cpus
+		}
+		if c.Mems != "" {
+			out.CpusetMems = c.Mems
+		}
 	}
 	if m := r.Memory; m != nil {
-		out.MemoryLimit, out.MemorySwapLimit = deref(m.Limit), deref(m.Swap)
+		setFrom(&out.MemoryLimit, m.Limit, func(v int64) int64 { return v })
+		setFrom(&out.MemorySwapLimit, m.Swap, func(v int64) int64 { return v })
 	}
 	for _, h := range r.HugepageLimits {
 		if out.Hugepages == nil {
@@ -89,16 +99,19 @@ func recordFromOCI(r *specs.LinuxResources, prev *container.Resources) *containe
 		}
 		out.Hugepages[h.Pagesize] = h.Limit
 	}
-	out.Unified = maps.Clone(r.Unified)
+	if len(r.Unified) > 0 {
+		if out.Unified == nil {
+			out.Unified = map[string]string{}
+		}
+		maps.Copy(out.Unified, r.Unified)
+	}
 	return out
 }
 
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
+func setFrom[T any](dst *int64, v *T, conv func(T) int64) {
+	if v != nil {
+		*dst = conv(*v)
 	}
-	return *p
 }
 
 // nriPod is a pod as NRI plugins see it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -148,10 +149,10 @@ func TestNRIConversions(t *testing.T) {
 	}
 	r := (&api.LinuxResources{Cpu: &api.LinuxCPU{Shares: api.UInt64(512), Quota: api.Int64(50000), Period: api.UInt64(100000), Cpus: "0"},
 		Memory: &api.LinuxMemory{Limit: api.Int64(1 << 26)}}).ToOCI()
-	rec := recordFromOCI(r, &container.Resources{OOMScoreAdj: 10, CPUShares: 2})
-	want := container.Resources{CPUPeriod: 100000, CPUQuota: 50000, CPUShares: 512, MemoryLimit: 1 << 26, CpusetCPUs: "0", OOMScoreAdj: 10}
-	if rec.CPUPeriod != want.CPUPeriod || rec.CPUQuota != want.CPUQuota || rec.CPUShares != want.CPUShares ||
-		rec.MemoryLimit != want.MemoryLimit || rec.CpusetCPUs != want.CpusetCPUs || rec.OOMScoreAdj != want.OOMScoreAdj {
+	rec := recordFromOCI(r, &container.Resources{OOMScoreAdj: 10, CPUShares: 2, CpusetMems: "0", MemorySwapLimit: 1 << 27})
+	want := container.Resources{CPUPeriod: 100000, CPUQuota: 50000, CPUShares: 512, MemoryLimit: 1 << 26, CpusetCPUs: "0",
+		OOMScoreAdj: 10, CpusetMems: "0", MemorySwapLimit: 1 << 27}
+	if !reflect.DeepEqual(*rec, want) {
 		t.Errorf("recordFromOCI = %+v, want %+v", rec, want)
 	}
 }
