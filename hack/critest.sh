@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hack/critest.sh — runs critest v1.37.0 against a berthd of its own (temp root,
-# state, socket, CNI conf dir, bridge name), writes JUnit and JSON reports,
+# state, socket, CNI conf dir, bridge name, NRI socket: critest's 13 NRI specs
+# connect there as a plugin, -nri-socket), writes JUnit and JSON reports,
 # prints "critest: N passed, M failed, K skipped", and fails when a spec failed
 # or a spec named in test/critest/must-pass.txt did not pass.
 #

@@ -112,6 +112,18 @@ func (r *recorder) ValidateContainerAdjustment(_ context.Context, req *api.Valid
 	return nil
 }
 
+// waitEvent waits until the plugin has seen event.
+func waitEvent(t *testing.T, r *recorder, event string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(r.seen(), event) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin did not see %s; it saw %v", event, r.seen())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // connectRecorder connects a recorder to b's NRI socket and waits for its
 // synchronisation.
 func connectRecorder(t *testing.T, b *util.Berthd) *recorder {
@@ -138,10 +150,10 @@ func connectRecorder(t *testing.T, b *util.Berthd) *recorder {
 	return r
 }
 
-// An NRI plugin sees a pod's and its container's events in order, its
-// adjustment (env, annotation, mount) is in the running container, and a
-// validator's refusal fails CreateContainer with FailedPrecondition and
-// leaves nothing.
+// An NRI plugin sees a pod's and its containers' events in order (the
+// StopContainer of an init that exited by itself included), its adjustment
+// (env, annotation, mount) is in the running container, and a validator's
+// refusal fails CreateContainer with FailedPrecondition and leaves nothing.
 func TestNRIPlugin(t *testing.T) {
 	b, _, rc := containerBerthd(t)
 	r := connectRecorder(t, b)
@@ -183,6 +195,14 @@ func TestNRIPlugin(t *testing.T) {
 		}
 	}
 
+	// An init that exits by itself: the exit watcher sends StopContainer.
+	quick := startContainer(t, rc, pod, podCfg, "quick", nil, "sh", "-c", "sleep 1; exit 3")
+	waitExited(t, rc, quick)
+	waitEvent(t, r, "StopContainer:quick")
+	if _, err := rc.RemoveContainer(ctxT(t), &runtime.RemoveContainerRequest{ContainerId: quick}); err != nil {
+		t.Fatal(err)
+	}
+
 	if _, err := rc.StopContainer(ctxT(t), &runtime.StopContainerRequest{ContainerId: ctr, Timeout: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +217,8 @@ func TestNRIPlugin(t *testing.T) {
 	}
 	want := []string{"RunPodSandbox:nri", "CreateContainer:app", "PostCreateContainer:app", "StartContainer:app",
 		"PostStartContainer:app+annotated", "CreateContainer:forbidden", "StopContainer:forbidden", "RemoveContainer:forbidden",
-		"StopContainer:app", "RemoveContainer:app", "StopPodSandbox:nri", "RemovePodSandbox:nri"}
+		"CreateContainer:quick", "PostCreateContainer:quick", "StartContainer:quick", "PostStartContainer:quick+annotated",
+		"StopContainer:quick", "RemoveContainer:quick", "StopContainer:app", "RemoveContainer:app", "StopPodSandbox:nri", "RemovePodSandbox:nri"}
 	if got := r.seen(); !slices.Equal(got, want) {
 		t.Errorf("events seen by the plugin:\n got %v\nwant %v", got, want)
 	}
