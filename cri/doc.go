@@ -12,8 +12,8 @@
 // (the exit watcher's StopContainer comes from the container store's change
 // notifications); NRIDomain (nri_domain.go) lists pods and containers for a
 // plugin that registers and applies the updates plugins ask for. The spec a
-// container was created with is kept in memory for its later events (after
-// a restart, plugins see such a container without its spec's part).
+// container was created with (adjusted) is in its record (Container.Spec) and
+// cached in memory, with later resource updates, for its later events.
 //
 // RPCs that are not built yet fall through to the generated Unimplemented
 // servers, which answer codes.Unimplemented naming the method.

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"sync"
@@ -56,6 +57,7 @@ func (d *NRIDomain) UpdateContainer(ctx context.Context, id string, r *api.Linux
 	if err := d.s.containers.UpdateResources(ctx, id, u); err != nil {
 		return err
 	}
+	d.s.nriSpecs.load(c)
 	d.s.nriSpecs.update(id, func(sp *specs.Spec) {
 		if sp.Linux != nil {
 			sp.Linux.Resources = oci
@@ -148,6 +150,7 @@ func (s *Server) nriContainer(c *container.Container) *api.Container {
 	if !c.FinishedAt.IsZero() {
 		out.FinishedAt = c.FinishedAt.UnixNano()
 	}
+	s.nriSpecs.load(c)
 	s.nriSpecs.update(c.ID, func(sp *specs.Spec) {
 		nri.ContainerSpec(out, sp)
 		out.Annotations = mergeAnnotations(out.Annotations, sp.Annotations)
@@ -182,8 +185,9 @@ func nriState(st container.State) api.ContainerState {
 }
 
 // specCache keeps the OCI spec each container was created with, for the
-// NRI events that follow its creation. It lives in memory: after a restart
-// plugins see such containers without their spec's part.
+// NRI events that follow its creation, as resource updates change it. After
+// a restart it is loaded from the container's record (Container.Spec) on
+// first use.
 type specCache struct {
 	mu sync.Mutex
 	m  map[string]*specs.Spec
@@ -196,6 +200,26 @@ func (c *specCache) put(id string, sp *specs.Spec) {
 		c.m = map[string]*specs.Spec{}
 	}
 	c.m[id] = sp
+}
+
+// load caches the spec of ctr's record unless a spec is cached.
+func (c *specCache) load(ctr *container.Container) {
+	if len(ctr.Spec) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[ctr.ID] != nil {
+		return
+	}
+	var sp specs.Spec
+	if json.Unmarshal(ctr.Spec, &sp) != nil {
+		return
+	}
+	if c.m == nil {
+		c.m = map[string]*specs.Spec{}
+	}
+	c.m[ctr.ID] = &sp
 }
 
 func (c *specCache) update(id string, fn func(*specs.Spec)) {

@@ -196,6 +196,7 @@ func (s *Server) nriUpdate(ctx context.Context, c *container.Container, asked *s
 	if err := apply(final); err != nil {
 		return err
 	}
+	s.nriSpecs.load(c)
 	s.nriSpecs.update(c.ID, func(sp *specs.Spec) {
 		if sp.Linux != nil {
 			sp.Linux.Resources = final

@@ -31,8 +31,9 @@ type recorder struct {
 	mountSrc string
 	synced   chan struct{}
 
-	mu     sync.Mutex
-	events []string
+	mu         sync.Mutex
+	events     []string
+	syncedCtrs []*api.Container // what Synchronize reported
 }
 
 func (r *recorder) add(event, name string) {
@@ -47,7 +48,10 @@ func (r *recorder) seen() []string {
 	return slices.Clone(r.events)
 }
 
-func (r *recorder) Synchronize(context.Context, []*api.PodSandbox, []*api.Container) ([]*api.ContainerUpdate, error) {
+func (r *recorder) Synchronize(_ context.Context, _ []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	r.mu.Lock()
+	r.syncedCtrs = ctrs
+	r.mu.Unlock()
 	close(r.synced)
 	return nil, nil
 }
@@ -259,5 +263,39 @@ func TestNRISocketOfAnotherProcess(t *testing.T) {
 	}
 	if _, err := os.Lstat(b.NRISocket); !os.IsNotExist(err) {
 		t.Errorf("NRI socket left after berthd stopped: %v", err)
+	}
+}
+
+// A plugin that registers after berthd restarted is synchronised with the
+// containers as they were created, their spec's part (args, env as adjusted)
+// included.
+func TestNRISyncAfterRestart(t *testing.T) {
+	b, bin, rc := containerBerthd(t)
+	connectRecorder(t, b) // its adjustment is in the container's spec
+	podCfg := podConfig("nri-restart")
+	pod := runPod(t, rc, podCfg)
+	ctr := startContainer(t, rc, pod, podCfg, "app", nil, "sleep", "3600")
+	if code := b.Signal(t, syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, b.Log())
+	}
+	b.Start(t, bin)
+	rc, _ = b.Clients(t)
+	late := connectRecorder(t, b)
+	late.mu.Lock()
+	ctrs := late.syncedCtrs
+	late.mu.Unlock()
+	var found *api.Container
+	for _, c := range ctrs {
+		if c.GetId() == ctr {
+			found = c
+		}
+	}
+	if found == nil || found.GetState() != api.ContainerState_CONTAINER_RUNNING || !slices.Equal(found.GetArgs(), []string{"sleep", "3600"}) ||
+		!slices.Contains(found.GetEnv(), "NRI_ADDED=by-recorder") || found.GetLinux().GetCgroupsPath() == "" ||
+		found.GetAnnotations()["nri.berth.test/added"] != "yes" {
+		t.Fatalf("synchronised after a restart: %v", found)
+	}
+	if _, err := rc.RemovePodSandbox(ctxT(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
 	}
 }
