@@ -66,14 +66,21 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.containers.Create(ctx, container.CreateInput{
-		Pod: podFacts(pod), Record: containerRecord(id, pod, cfg, img, stopSignal, imageMounts),
+	rec := containerRecord(id, pod, cfg, img, stopSignal, imageMounts)
+	hooks := s.nriCreateStart(pod, rec)
+	c, err := s.containers.Create(ctx, container.CreateInput{
+		Pod: podFacts(pod), Record: rec,
 		MountLabel: labels.mount, ImageMounts: imageMounts, LogPath: cfg.GetLogPath(), SharedPID: sharedPID,
 		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
 		Build: func(b container.BuildInput) (*specs.Spec, error) {
-			return s.buildSpec(ctx, id, pod, img, cfg, b, labels)
+			sp, err := s.buildSpec(ctx, id, pod, img, cfg, b, labels)
+			if err != nil {
+				return nil, err
+			}
+			return sp, hooks.adjust(ctx, sp)
 		},
 	})
+	hooks.done(ctx, c, err)
 	if err != nil {
 		return nil, err
 	}

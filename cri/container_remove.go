@@ -31,5 +31,6 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtime.RemoveContain
 		s.containerNames.release(containerName(&runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}, podMetadata(p)), c.ID)
 	}
 	s.cpuSamples.forget(c.ID)
+	s.nriRemoved(ctx, c)
 	return &runtime.RemoveContainerResponse{}, nil
 }

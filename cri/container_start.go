@@ -20,7 +20,7 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 		return nil, err
 	}
 	defer releasePod()
-	if err := s.containers.Start(ctx, c.ID); err != nil {
+	if err := s.nriStart(ctx, c, func() error { return s.containers.Start(ctx, c.ID) }); err != nil {
 		return nil, err
 	}
 	return &runtime.StartContainerResponse{}, nil

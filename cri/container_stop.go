@@ -23,5 +23,6 @@ func (s *Server) StopContainer(ctx context.Context, req *runtime.StopContainerRe
 	if err := s.containers.Stop(ctx, c.ID, time.Duration(req.GetTimeout())*time.Second); err != nil {
 		return nil, err
 	}
+	s.nriStopped(ctx, c.ID, c)
 	return &runtime.StopContainerResponse{}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/sandbox/container"
@@ -24,11 +25,14 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 	if r == nil {
 		return &runtime.UpdateContainerResourcesResponse{}, nil
 	}
-	u := container.ResourceUpdate{Linux: s.resources(r), Record: recordResources(r)}
-	if c.Resources != nil {
-		u.Previous = s.resources(criResources(c.Resources))
-	}
-	if err := s.containers.UpdateResources(ctx, c.ID, u); err != nil {
+	err = s.nriUpdate(ctx, c, s.resources(r), func(linux *specs.LinuxResources) error {
+		u := container.ResourceUpdate{Linux: linux, Record: recordResources(r)}
+		if c.Resources != nil {
+			u.Previous = s.resources(criResources(c.Resources))
+		}
+		return s.containers.UpdateResources(ctx, c.ID, u)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &runtime.UpdateContainerResourcesResponse{}, nil

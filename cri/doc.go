@@ -7,6 +7,14 @@
 // (interceptor.go) give every call a request id and a context logger, log it
 // with its duration, and map those errors to gRPC codes once (errors.go).
 //
+// NRI: the handlers call the hooks of the NRI host (cri/nri, set by UseNRI)
+// in the order cri/nri/doc.go gives, through the helpers of nri_hooks.go
+// (the exit watcher's StopContainer comes from the container store's change
+// notifications); NRIDomain (nri_domain.go) lists pods and containers for a
+// plugin that registers and applies the updates plugins ask for. The spec a
+// container was created with (adjusted) is in its record (Container.Spec) and
+// cached in memory, with later resource updates, for its later events.
+//
 // RPCs that are not built yet fall through to the generated Unimplemented
 // servers, which answer codes.Unimplemented naming the method.
 //

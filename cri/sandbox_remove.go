@@ -45,6 +45,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 		return nil, err
 	}
 	container.ReleaseSELinuxLabel(p.Spec.SELinuxProcessLabel)
+	logNRI(ctx, s.nri.RemovePodSandbox(ctx, nriPod(p)))
 	s.podNames.release(podName(podMetadata(p)), p.ID)
 	return &runtime.RemovePodSandboxResponse{}, nil
 }
@@ -61,6 +62,7 @@ func (s *Server) removePodContainers(ctx context.Context, p *sandbox.Pod) error 
 		if _, gerr := s.containers.Get(c.ID); errdefs.IsNotFound(gerr) {
 			s.containerNames.release(containerName(&runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}, podMetadata(p)), c.ID)
 			s.cpuSamples.forget(c.ID)
+			s.nriRemoved(ctx, c)
 		}
 	}
 	if err != nil {

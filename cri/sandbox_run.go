@@ -71,7 +71,7 @@ func (s *Server) createPod(ctx context.Context, id string, spec sandbox.Spec, cf
 		s.undoPod(ctx, p)
 		return err
 	}
-	if err := s.pods.MarkReady(id); err != nil {
+	if err := s.nriRunPod(ctx, p, func() error { return s.pods.MarkReady(id) }); err != nil {
 		undo, cancel := cleanupContext(ctx)
 		defer cancel()
 		if derr := s.detachNetwork(undo, p); derr != nil {

@@ -33,6 +33,7 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbox
 	if err := s.stopPodContainers(ctx, p.ID); err != nil {
 		return nil, err
 	}
+	s.nriStopPod(ctx, p)
 	if err := s.detachNetwork(ctx, p); err != nil {
 		return nil, err
 	}

@@ -19,15 +19,21 @@ func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *runtime.Upd
 	if err != nil {
 		return nil, err
 	}
-	if p.Spec.CgroupParent != "" {
-		log.G(ctx).WithField("pod", p.ID).Debug("pod resized in the kubelet's cgroup")
-		return &runtime.UpdatePodSandboxResourcesResponse{}, nil
-	}
-	total := podTotal(req.GetResources(), req.GetOverhead())
-	if err := cgroups.Update(cgroupParent(p), s.resources(total)); err != nil {
+	err = s.nriUpdatePod(ctx, p, s.resources(req.GetOverhead()), s.resources(req.GetResources()), func() error {
+		if p.Spec.CgroupParent != "" {
+			log.G(ctx).WithField("pod", p.ID).Debug("pod resized in the kubelet's cgroup")
+			return nil
+		}
+		total := podTotal(req.GetResources(), req.GetOverhead())
+		if err := cgroups.Update(cgroupParent(p), s.resources(total)); err != nil {
+			return err
+		}
+		log.G(ctx).WithField("pod", p.ID).Info("updated pod resources")
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	log.G(ctx).WithField("pod", p.ID).Info("updated pod resources")
 	return &runtime.UpdatePodSandboxResourcesResponse{}, nil
 }
 

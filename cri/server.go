@@ -8,7 +8,9 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-cri/berth/cri/config"
+	"github.com/berth-cri/berth/cri/nri"
 	"github.com/berth-cri/berth/cri/streaming"
+	"github.com/berth-cri/berth/sandbox/container"
 	"github.com/berth-cri/berth/sandbox/spec"
 )
 
@@ -68,6 +70,11 @@ type Server struct {
 	metricsHTTP *http.Server
 	events      *eventHub
 
+	// nri relays pod and container events to NRI plugins (a disabled
+	// host until UseNRI); nriSpecs keeps the containers' specs for it.
+	nri      *nri.Host
+	nriSpecs specCache
+
 	podNames, containerNames *names
 
 	// bg lives as long as the server: the event dispatch runs in it.
@@ -98,6 +105,7 @@ func New(opts Options) *Server {
 		containers: opts.Containers, shims: opts.Shims, snapshots: opts.Snapshots, stateDir: opts.StateDir, stats: opts.Stats,
 		events: newEventHub()}
 	s.bg, s.stopBg = context.WithCancel(context.Background())
+	s.nri, _ = nri.New(nri.Config{}, nil) // disabled: never fails
 	if opts.Pods != nil {
 		for _, p := range opts.Pods.List() {
 			// Recovered pods keep their names.
@@ -105,7 +113,10 @@ func New(opts Options) *Server {
 		}
 	}
 	if opts.Containers != nil {
-		opts.Containers.SetNotify(s.events.changed)
+		opts.Containers.SetNotify(func(ch container.Change) {
+			s.events.changed(ch)
+			s.nriExited(ch)
+		})
 	}
 	if opts.Containers != nil && opts.Pods != nil {
 		for _, c := range opts.Containers.List(nil) {

@@ -68,7 +68,7 @@ trap cleanup EXIT
 start_berthd() {
 	local d="$WORK/berth"
 	mkdir -p "$d/net.d"
-	printf '[cni]\nconf_dir = "%s"\nbin_dirs = ["%s"]\ndefault_bridge = "berthbn0"\ndefault_subnet = "10.203.0.0/24"\n' \
+	printf '[cni]\nconf_dir = "%s"\nbin_dirs = ["%s"]\ndefault_bridge = "berthbn0"\ndefault_subnet = "10.203.0.0/24"\n\n[nri]\nenable = false\n' \
 		"$d/net.d" "$CNI_BIN_DIR" >"$d/berth.toml"
 	"$BERTH_REPO/bin/berthd" --config "$d/berth.toml" --root "$d/root" --state "$d/state" --listen "$d/berth.sock" \
 		--log-level debug >"$d/log" 2>&1 &

@@ -30,7 +30,7 @@ stop_daemon() {
 
 start_berthd() {
 	local d=$1
-	printf '[image]\nmax_concurrent_downloads = %s\n' "${BERTH_DOWNLOADS:-3}" >"$d/berth.toml"
+	printf '[image]\nmax_concurrent_downloads = %s\n\n[nri]\nenable = false\n' "${BERTH_DOWNLOADS:-3}" >"$d/berth.toml"
 	"$BERTH_REPO/bin/berthd" --config "$d/berth.toml" --root "$d/root" --state "$d/state" --listen "$d/berth.sock" \
 		--log-level warn >"$d/log" 2>&1 &
 	DAEMON_PID=$!

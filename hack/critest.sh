@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hack/critest.sh — runs critest v1.37.0 against a berthd of its own (temp root,
-# state, socket, CNI conf dir, bridge name), writes JUnit and JSON reports,
+# state, socket, CNI conf dir, bridge name, NRI socket: critest's 13 NRI specs
+# connect there as a plugin, -nri-socket), writes JUnit and JSON reports,
 # prints "critest: N passed, M failed, K skipped", and fails when a spec failed
 # or a spec named in test/critest/must-pass.txt did not pass.
 #
@@ -27,6 +28,7 @@ REPORT_DIR="${CRITEST_REPORT_DIR:-$BERTH_REPO/_output/critest}"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-critest.XXXXXX")
 chmod 711 "$WORK" # user-namespaced pods' roots walk the path to their rootfs
 SOCK="$WORK/state/berth.sock"
+NRI_SOCK="$WORK/nri.sock"
 BERTHD_PID=""
 STARTED_REGISTRY=""
 SHM_BEFORE="$WORK/shm-before"
@@ -74,6 +76,14 @@ conf_dir = "$WORK/net.d"
 bin_dirs = ["$CNI_BIN_DIR"]
 default_bridge = "$BRIDGE"
 default_subnet = "10.89.0.0/16"
+
+# critest's NRI specs connect to this socket as a plugin (-nri-socket);
+# its sync specs hold a plugin about 2 s, past the 2 s default.
+[nri]
+socket_path = "$NRI_SOCK"
+plugin_path = "$WORK/nri/plugins"
+plugin_config_path = "$WORK/nri/conf.d"
+plugin_request_timeout = "10s"
 TOML
 	# Mirror critest's registries to the local test registry once berthd
 	# supports registry mirrors (the image service).
@@ -120,7 +130,7 @@ log "running critest (reports in $REPORT_DIR)"
 set +e
 # shellcheck disable=SC2086
 TMPDIR="$WORK/tmp" "$CRITEST" \
-	--runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" \
+	--runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" -nri-socket "$NRI_SOCK" \
 	-ginkgo.junit-report="$REPORT_DIR/junit.xml" -ginkgo.json-report="$REPORT_DIR/report.json" \
 	-ginkgo.timeout=60m -ginkgo.no-color ${CRITEST_FOCUS:+-ginkgo.focus="$CRITEST_FOCUS"} ${SKIP:+-ginkgo.skip="$SKIP"} ${CRITEST_ARGS:-} \
 	>"$REPORT_DIR/critest.log" 2>&1

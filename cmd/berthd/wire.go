@@ -12,6 +12,7 @@ import (
 	"github.com/berth-cri/berth/cni"
 	"github.com/berth-cri/berth/cri"
 	"github.com/berth-cri/berth/cri/config"
+	"github.com/berth-cri/berth/cri/nri"
 	"github.com/berth-cri/berth/images"
 	"github.com/berth-cri/berth/images/remote"
 	"github.com/berth-cri/berth/sandbox"
@@ -73,12 +74,23 @@ func newServer(ctx context.Context, cfg *config.Config) (*cri.Server, func(), er
 		Images: imageStore, Puller: imageStore, PullStats: imageStore, Pods: pods, Containers: ctrs, Snapshots: imageStore,
 		Shims: shims, StateDir: cfg.State, Stats: stats})
 	srv.Recover(ctx)
-	if err := startServers(srv, cfg); err != nil {
+	host, err := nri.New(nri.FromConfig(cfg.NRI), srv.NRIDomain(), nri.WithVersion(version))
+	if err == nil {
+		srv.UseNRI(host)
+		err = host.Start(ctx) // after recovery, before serving
+	}
+	if err != nil {
 		srv.Close()
 		imageStore.Close()
 		return nil, nil, err
 	}
-	return srv, func() { srv.Close(); imageStore.Close() }, nil
+	if err := startServers(srv, cfg); err != nil {
+		host.Stop()
+		srv.Close()
+		imageStore.Close()
+		return nil, nil, err
+	}
+	return srv, func() { host.Stop(); srv.Close(); imageStore.Close() }, nil
 }
 
 func cniOptions(cfg *config.Config) cni.Options {

@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -57,6 +58,9 @@ type Container struct {
 	StopSignal int `json:"stop_signal,omitempty"`
 	// Config is the CRI config as JSON, kept for verbose status.
 	Config []byte `json:"config,omitempty"`
+	// Spec is the OCI spec the container was created with, as JSON, for
+	// NRI plugins' view of it after a restart of berthd.
+	Spec json.RawMessage `json:"spec,omitempty"`
 
 	State      State     `json:"state"`
 	CreatedAt  time.Time `json:"created_at"`

@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -122,6 +123,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (_ *Container, ret
 	}()
 	rec := in.Record
 	rec.LogPath, rec.User = logPath, processUser(spec.Process)
+	if rec.Spec, err = json.Marshal(spec); err != nil {
+		return nil, fmt.Errorf("container %s: spec: %w", id, err)
+	}
 	if err := s.store.Add(rec); err != nil {
 		return nil, err
 	}

@@ -30,6 +30,8 @@ type Berthd struct {
 	Socket  string
 	Config  string // path of the config file written for it
 	LogPath string
+	// NRISocket is its NRI host's socket (plugins connect there).
+	NRISocket string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -62,10 +64,11 @@ const (
 
 // NewBerthd prepares temp dirs and a config file for a berthd: the tests' own
 // CNI settings (an empty conf dir of its own, so the default network on
-// TestBridge/TestSubnet) after configTOML (which must not hold a [cni]
-// table: use DropIn to change CNI keys). Start runs it. The test's cleanup
-// removes the bridge and restores the host's ip_forward, which the bridge
-// plugin turns on.
+// TestBridge/TestSubnet) and its own NRI socket (NRISocket, no pre-installed
+// plugins) after configTOML (which must not hold a [cni] or [nri] table: use
+// DropIn to change their keys). Start runs it. The test's cleanup removes
+// the bridge and restores the host's ip_forward, which the bridge plugin
+// turns on.
 func NewBerthd(t *testing.T, configTOML string) *Berthd {
 	t.Helper()
 	// Short dir: socket paths are limited to 107 bytes.
@@ -101,6 +104,11 @@ func NewBerthd(t *testing.T, configTOML string) *Berthd {
 	}
 	base := fmt.Sprintf("\n[cni]\nconf_dir = %q\nbin_dirs = [\"/opt/cni/bin\"]\ndefault_bridge = %q\ndefault_subnet = %q\n\n",
 		filepath.Join(dir, "net.d"), TestBridge, TestSubnet)
+	// Every test berthd is an NRI host on a socket of its own, never the
+	// node's default one (containerd may serve it).
+	b.NRISocket = filepath.Join(dir, "nri.sock")
+	base += fmt.Sprintf("[nri]\nsocket_path = %q\nplugin_path = %q\nplugin_config_path = %q\n\n",
+		b.NRISocket, filepath.Join(dir, "nri", "plugins"), filepath.Join(dir, "nri", "conf.d"))
 	if err := os.WriteFile(b.Config, []byte(configTOML+"\n"+base), 0o644); err != nil {
 		t.Fatal(err)
 	}
