@@ -20,9 +20,7 @@ import (
 // once the create is over, and the create then ends well.
 func TestSlowCreateHoldsUpNoSibling(t *testing.T) {
 	rootfs, dir, cs := newTestContainers(t)
-	stop := make(chan struct{})
-	defer close(stop)
-	go cs.ReapOrphans(stop)
+	runReaper(t, cs)
 
 	// Without a PID namespace of its own, the sibling is killed by a helper,
 	// and its background sleep is orphaned to the subreaper.
@@ -100,4 +98,16 @@ func TestReaperWaitsForStartsInFlight(t *testing.T) {
 func awaitNoZombies(t *testing.T) {
 	t.Helper()
 	wait.Until(t, "the reaping of every zombie", func() bool { return len(zombieChildren(os.Getpid())) == 0 })
+}
+
+// runReaper runs cs's orphan reaper until the test ends, and waits for it to
+// return then: a reaper left running would reap the next test's zombies
+// (the test process is one subreaper for them all).
+func runReaper(t *testing.T, cs *Containers) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); cs.ReapOrphans(stop) }()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
 }

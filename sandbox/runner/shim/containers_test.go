@@ -199,9 +199,7 @@ func TestOrphansAreReaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go cs.ReapOrphans(stop)
+	runReaper(t, cs)
 	// Without a PID namespace of its own, the background sleep is orphaned
 	// to the subreaper when sh exits.
 	spec := testSpec(rootfs, "c3", "/bin/sh", "-c", "sleep 0.2 & exit 5")

@@ -24,9 +24,7 @@ func TestLeftoversDieBeforeTheExit(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			rootfs, dir, cs := newTestContainers(t)
-			stop := make(chan struct{})
-			defer close(stop)
-			go cs.ReapOrphans(stop)
+			runReaper(t, cs)
 			spec := testSpec(rootfs, name, "/bin/sh", "-c", script)
 			spec.Linux.Namespaces = spec.Linux.Namespaces[1:] // the host's PID namespace
 			end := filepath.Join(dir, "end")
