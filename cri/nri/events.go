@@ -17,6 +17,17 @@ import (
 // active reports whether hooks relay events now.
 func (h *Host) active() bool { return h.nri != nil && h.running.Load() }
 
+// relay sends one event through send, one at a time, if hooks relay events
+// now; its error names the event.
+func (h *Host) relay(event string, send func() error) error {
+	if !h.active() {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return eventError(event, send())
+}
+
 func eventError(event string, err error) error {
 	if err == nil {
 		return nil
@@ -28,35 +39,26 @@ func eventError(event string, err error) error {
 // and about to be recorded READY. An error (a plugin refused) fails the RPC,
 // whose undo then calls RemovePodSandbox.
 func (h *Host) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
-	if !h.active() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.states.pods[pod.GetId()] = running
-	return eventError("RunPodSandbox", h.nri.RunPodSandbox(ctx, &api.RunPodSandboxRequest{Pod: pod}))
+	return h.relay("RunPodSandbox", func() error {
+		h.states.pods[pod.GetId()] = running
+		return h.nri.RunPodSandbox(ctx, &api.RunPodSandboxRequest{Pod: pod})
+	})
 }
 
 // UpdatePodSandbox tells plugins of a pod's new resources (overhead and
 // total) before they are applied; an error fails the update.
 func (h *Host) UpdatePodSandbox(ctx context.Context, pod *api.PodSandbox, overhead, resources *api.LinuxResources) error {
-	if !h.active() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, err := h.nri.UpdatePodSandbox(ctx, &api.UpdatePodSandboxRequest{Pod: pod, OverheadLinuxResources: overhead, LinuxResources: resources})
-	return eventError("UpdatePodSandbox", err)
+	return h.relay("UpdatePodSandbox", func() error {
+		_, err := h.nri.UpdatePodSandbox(ctx, &api.UpdatePodSandboxRequest{Pod: pod, OverheadLinuxResources: overhead, LinuxResources: resources})
+		return err
+	})
 }
 
 // PostUpdatePodSandbox tells plugins that a pod's resources were updated.
 func (h *Host) PostUpdatePodSandbox(ctx context.Context, pod *api.PodSandbox) error {
-	if !h.active() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return eventError("PostUpdatePodSandbox", h.nri.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: pod}))
+	return h.relay("PostUpdatePodSandbox", func() error {
+		return h.nri.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: pod})
+	})
 }
 
 // StopPodSandbox tells plugins that a pod has stopped (its containers
@@ -81,18 +83,15 @@ func (h *Host) stopPod(ctx context.Context, pod *api.PodSandbox) error {
 // RemovePodSandbox tells plugins that a pod is gone; a pod that was never
 // stopped gets its StopPodSandbox event first.
 func (h *Host) RemovePodSandbox(ctx context.Context, pod *api.PodSandbox) error {
-	if !h.active() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.states.podRunning(pod.GetId()) {
-		if err := h.stopPod(ctx, pod); err != nil {
-			log.G(ctx).WithError(err).Warn("NRI stop before remove")
+	return h.relay("RemovePodSandbox", func() error {
+		if h.states.podRunning(pod.GetId()) {
+			if err := h.stopPod(ctx, pod); err != nil {
+				log.G(ctx).WithError(err).Warn("NRI stop before remove")
+			}
 		}
-	}
-	delete(h.states.pods, pod.GetId())
-	return eventError("RemovePodSandbox", h.nri.RemovePodSandbox(ctx, &api.RemovePodSandboxRequest{Pod: pod}))
+		delete(h.states.pods, pod.GetId())
+		return h.nri.RemovePodSandbox(ctx, &api.RemovePodSandboxRequest{Pod: pod})
+	})
 }
 
 // CreateContainer asks plugins about a container whose spec is built and
@@ -119,34 +118,25 @@ func (h *Host) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *ap
 
 // PostCreateContainer tells plugins that a container was created.
 func (h *Host) PostCreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
-	if !h.active() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return eventError("PostCreateContainer", h.nri.PostCreateContainer(ctx, &api.PostCreateContainerRequest{Pod: pod, Container: ctr}))
+	return h.relay("PostCreateContainer", func() error {
+		return h.nri.PostCreateContainer(ctx, &api.PostCreateContainerRequest{Pod: pod, Container: ctr})
+	})
 }
 
 // StartContainer tells plugins that a container is about to start; an error
 // fails the RPC (which then calls StopContainer).
 func (h *Host) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
-	if !h.active() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.states.containers[ctr.GetId()] = running
-	return eventError("StartContainer", h.nri.StartContainer(ctx, &api.StartContainerRequest{Pod: pod, Container: ctr}))
+	return h.relay("StartContainer", func() error {
+		h.states.containers[ctr.GetId()] = running
+		return h.nri.StartContainer(ctx, &api.StartContainerRequest{Pod: pod, Container: ctr})
+	})
 }
 
 // PostStartContainer tells plugins that a container runs.
 func (h *Host) PostStartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
-	if !h.active() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return eventError("PostStartContainer", h.nri.PostStartContainer(ctx, &api.PostStartContainerRequest{Pod: pod, Container: ctr}))
+	return h.relay("PostStartContainer", func() error {
+		return h.nri.PostStartContainer(ctx, &api.PostStartContainerRequest{Pod: pod, Container: ctr})
+	})
 }
 
 // UpdateContainer asks plugins about new resources for a container before
@@ -179,12 +169,9 @@ func (h *Host) UpdateContainer(ctx context.Context, pod *api.PodSandbox, ctr *ap
 // PostUpdateContainer tells plugins that a container's resources were
 // updated.
 func (h *Host) PostUpdateContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
-	if !h.active() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return eventError("PostUpdateContainer", h.nri.PostUpdateContainer(ctx, &api.PostUpdateContainerRequest{Pod: pod, Container: ctr}))
+	return h.relay("PostUpdateContainer", func() error {
+		return h.nri.PostUpdateContainer(ctx, &api.PostUpdateContainerRequest{Pod: pod, Container: ctr})
+	})
 }
 
 // StopContainer tells plugins that a container has stopped, whether the
